@@ -1,0 +1,82 @@
+import { z } from 'zod';
+
+export const API_GROUP = 'agyn.io';
+export const API_VERSION = 'v1alpha1';
+export const API_GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
+
+/** CEL expressions attached to a schema node; copied verbatim into the CRD. */
+export interface CelRule {
+  rule: string;
+  message: string;
+  fieldPath?: string;
+  reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';
+}
+
+export function withCel<T extends z.ZodType>(schema: T, rules: CelRule[]): T {
+  return schema.meta({ 'x-kubernetes-validations': rules }) as T;
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+export const dnsLabel = (description: string) =>
+  z.string().min(1).max(63).regex(DNS_LABEL).meta({ description });
+
+export const dnsSubdomain = (description: string) =>
+  z.string().min(1).max(253).regex(DNS_SUBDOMAIN).meta({ description });
+
+export const labelMap = (description: string) =>
+  z.record(z.string().max(317), z.string().max(63)).meta({ description, maxProperties: 64 });
+
+export const localObjectReference = z
+  .object({ name: dnsSubdomain('Name of the referenced object in the same namespace.') })
+  .meta({ description: 'A reference to an object in the same namespace.' });
+
+export const secretKeyReference = z
+  .object({
+    name: dnsSubdomain('Name of the Secret.'),
+    key: z.string().min(1).max(253).default('token').meta({ description: 'Key in the Secret.' }),
+  })
+  .meta({ description: 'A key of a Secret in the same namespace.' });
+
+export const conditionSchema = z.object({
+  type: z.string().max(316),
+  status: z.enum(['True', 'False', 'Unknown']),
+  reason: z.string().max(1024),
+  message: z.string().max(32768),
+  lastTransitionTime: z.string(),
+  observedGeneration: z.number().int().optional(),
+});
+export type Condition = z.infer<typeof conditionSchema>;
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  generation?: number;
+  resourceVersion?: string;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+  ownerReferences?: Array<{
+    apiVersion: string;
+    kind: string;
+    name: string;
+    uid: string;
+    controller?: boolean;
+    blockOwnerDeletion?: boolean;
+  }>;
+}
+
+/** Fixed label and annotation keys shared by everything the operator creates. */
+export const LABELS = {
+  managedBy: 'app.kubernetes.io/managed-by',
+  workloadId: 'agyn.io/workload-id',
+  runner: 'agyn.io/runner',
+  orchestratorManagedBy: 'agyn.dev/managed-by',
+} as const;
+export const MANAGED_BY_VALUE = 'k8s-runner';
+export const ORCHESTRATOR_MANAGED_BY_VALUE = 'agents-orchestrator';
+export const FIELD_MANAGER = 'k8s-runner';
