@@ -7,8 +7,9 @@ K8S_VERSION="${K8S_VERSION:-v1.36.4}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.14}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 HELM_VERSION="${HELM_VERSION:-v3.21.4}"
+KWOK_PATCH_LEVEL=p1
 CACHE_ROOT="${K8S_RUNNER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-runner}"
-BIN_DIR="$CACHE_ROOT/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
+BIN_DIR="$CACHE_ROOT/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-$KWOK_PATCH_LEVEL-helm-$HELM_VERSION"
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 
@@ -76,8 +77,20 @@ build_etcd() {
   build_with_progress etcd bash -c "cd '$mod' && go build -v -trimpath -ldflags '-s -w' -o '$WORK/out/etcd' go.etcd.io/etcd/server/v3"
 }
 
+# kwok's local exec copies stdin into the process but never closes the pipe, so a remote
+# process never reads EOF (`echo x | kubectl exec -i ... cat` hangs). We build kwok from
+# its module source with a one-line fix (close the pipe after the copy); the patch level
+# is part of the cache key (KWOK_PATCH_LEVEL above).
 build_kwok() {
-  build_with_progress kwok bash -c "GOBIN='$WORK/out' go install -v -trimpath -ldflags '-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION' sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  local src="$WORK/kwok-src"
+  (cd "$WORK" && mkdir -p dl && cd dl && go mod init k8s-runner.local/kwok-dl >/dev/null 2>&1 && \
+    go mod download "sigs.k8s.io/kwok@$KWOK_VERSION")
+  cp -r "$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION" "$src"
+  chmod -R u+w "$src"
+  local target="$src/pkg/utils/exec/exec.go"
+  grep -q '_, _ = io.Copy(inPipe, opt.In)' "$target" || { log "kwok source changed; stdin patch does not apply"; return 1; }
+  sed -i 's#_, _ = io.Copy(inPipe, opt.In)#_, _ = io.Copy(inPipe, opt.In)\n\t\t\t\t_ = inPipe.Close()#' "$target"
+  build_with_progress kwok bash -c "cd '$src' && go build -v -trimpath -ldflags '-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION' -o '$WORK/out/kwok' ./cmd/kwok"
 }
 
 build_helm() {

@@ -136,8 +136,12 @@ export const inlineFilesSchema = z.object({
     .max(MAX_INLINE_FILES),
 });
 
-const ALL_CONTAINERS =
-  '[self.main] + (has(self.sidecars) ? self.sidecars : []) + (has(self.initContainers) ? self.initContainers : [])';
+/** A CEL condition over main, every sidecar and every init container (`c` is the container). */
+function everyContainer(condition: string): string {
+  return `(${condition.replaceAll('c.', 'self.main.')}) && self.sidecars.all(c, ${condition}) && self.initContainers.all(c, ${condition})`;
+}
+
+const uniqueIn = (list: string) => `self.${list}.all(x, self.${list}.filter(y, y.name == x.name).size() == 1)`;
 
 export const agentWorkloadSpecSchema = withCel(
   z.object({
@@ -190,23 +194,23 @@ export const agentWorkloadSpecSchema = withCel(
   }),
   [
     {
-      rule: `cel.bind(names, (${ALL_CONTAINERS}).map(c, c.name), names.all(n, names.filter(m, m == n).size() == 1))`,
+      rule: [
+        '!self.sidecars.exists(x, x.name == self.main.name)',
+        '!self.initContainers.exists(x, x.name == self.main.name)',
+        'self.sidecars.all(s, !self.initContainers.exists(x, x.name == s.name))',
+        uniqueIn('sidecars'),
+        uniqueIn('initContainers'),
+      ].join(' && '),
       message: 'container names must be unique across main, sidecars and initContainers',
-      reason: 'FieldValueDuplicate',
     },
     {
-      rule: 'has(self.volumes) ? self.volumes.all(v, self.volumes.filter(w, w.name == v.name).size() == 1) : true',
+      rule: uniqueIn('volumes'),
       message: 'volume names must be unique',
       fieldPath: '.volumes',
-      reason: 'FieldValueDuplicate',
     },
     {
-      rule: `(${ALL_CONTAINERS}).all(c, !has(c.mounts) || c.mounts.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.volume)))`,
+      rule: everyContainer('!has(c.mounts) || c.mounts.all(m, self.volumes.exists(v, v.name == m.volume))'),
       message: 'every mount must name a volume declared in spec.volumes',
-    },
-    {
-      rule: `(${ALL_CONTAINERS}).all(c, !has(c.inlineFileMounts) || c.inlineFileMounts.all(p, has(self.inlineFiles) && self.inlineFiles.files.exists(f, f.path == p)))`,
-      message: 'every inlineFileMounts path must be declared in spec.inlineFiles.files',
     },
     {
       rule: '!(has(self.runnerRef) && has(self.runnerSelector))',

@@ -1,0 +1,372 @@
+import https from 'node:https';
+import http from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { KubeConfig } from '@kubernetes/client-node';
+import WebSocket from 'ws';
+import { KubeApiError } from './errors.ts';
+import { resourcePath, type ResourceType } from './resources.ts';
+import { TokenBucket } from './token-bucket.ts';
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    generation?: number;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    deletionTimestamp?: string;
+    creationTimestamp?: string;
+    finalizers?: string[];
+    ownerReferences?: Array<{
+      apiVersion: string;
+      kind: string;
+      name: string;
+      uid: string;
+      controller?: boolean;
+    }>;
+    managedFields?: unknown;
+  };
+}
+
+export interface KubeList<T> {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { resourceVersion?: string; continue?: string };
+  items: T[];
+}
+
+export interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+export interface KubeClientOptions {
+  /** Client-side limit; the API server's priority and fairness is the real guard. */
+  qps?: number;
+  burst?: number;
+  requestTimeoutMs?: number;
+  userAgent?: string;
+}
+
+export const APPLY_PATCH = 'application/apply-patch+yaml';
+export const MERGE_PATCH = 'application/merge-patch+json';
+export const JSON_PATCH = 'application/json-patch+json';
+
+/**
+ * A thin HTTP client for the Kubernetes API. It speaks JSON directly (no generated model
+ * serialisation), reuses connections, and exposes raw streams for watch, logs and exec.
+ */
+export class KubeClient {
+  readonly server: URL;
+  private readonly kubeConfig: KubeConfig;
+  private readonly agent: https.Agent | http.Agent;
+  private readonly streamAgent: https.Agent | http.Agent;
+  private readonly limiter: TokenBucket;
+  private readonly requestTimeoutMs: number;
+  private readonly userAgent: string;
+  private authCache?: { at: number; opts: https.RequestOptions };
+  readonly requestCounts = new Map<string, number>();
+
+  constructor(kubeConfig: KubeConfig, options: KubeClientOptions = {}) {
+    const cluster = kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    this.kubeConfig = kubeConfig;
+    this.server = new URL(cluster.server);
+    const secure = this.server.protocol === 'https:';
+    this.agent = secure
+      ? new https.Agent({ keepAlive: true, maxSockets: 64 })
+      : new http.Agent({ keepAlive: true, maxSockets: 64 });
+    this.streamAgent = secure
+      ? new https.Agent({ keepAlive: false })
+      : new http.Agent({ keepAlive: false });
+    this.limiter = new TokenBucket(options.qps ?? 200, options.burst ?? 400);
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.userAgent = options.userAgent ?? 'k8s-runner';
+  }
+
+  static fromEnvironment(kubeconfigPath?: string, options?: KubeClientOptions): KubeClient {
+    const kc = new KubeConfig();
+    if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
+    else kc.loadFromDefault();
+    return new KubeClient(kc, options);
+  }
+
+  get config(): KubeConfig {
+    return this.kubeConfig;
+  }
+
+  totalRequests(): number {
+    let n = 0;
+    for (const v of this.requestCounts.values()) n += v;
+    return n;
+  }
+
+  private async authOptions(): Promise<https.RequestOptions> {
+    const now = Date.now();
+    if (this.authCache && now - this.authCache.at < 30_000) return this.authCache.opts;
+    const opts: https.RequestOptions = {};
+    await this.kubeConfig.applyToHTTPSOptions(opts);
+    this.authCache = { at: now, opts };
+    return opts;
+  }
+
+  private buildUrl(path: string, query?: RequestOptions['query']): URL {
+    const url = new URL(path, this.server);
+    if (this.server.pathname !== '/' && !path.startsWith(this.server.pathname)) {
+      url.pathname = this.server.pathname.replace(/\/$/, '') + path;
+    }
+    for (const [k, v] of Object.entries(query ?? {})) {
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    }
+    return url;
+  }
+
+  private async open(
+    method: string,
+    path: string,
+    options: RequestOptions,
+    streaming: boolean,
+  ): Promise<IncomingMessage> {
+    await this.limiter.take();
+    const key = `${method} ${streaming ? 'stream' : 'request'}`;
+    this.requestCounts.set(key, (this.requestCounts.get(key) ?? 0) + 1);
+    const url = this.buildUrl(path, options.query);
+    const auth = await this.authOptions();
+    const payload =
+      options.body === undefined
+        ? undefined
+        : Buffer.from(
+            typeof options.body === 'string' ? options.body : JSON.stringify(options.body),
+          );
+    const headers: Record<string, string> = {
+      ...(auth.headers as Record<string, string> | undefined),
+      accept: 'application/json',
+      'user-agent': this.userAgent,
+    };
+    if (payload) {
+      headers['content-type'] = options.contentType ?? 'application/json';
+      headers['content-length'] = String(payload.length);
+    }
+    const transport = url.protocol === 'https:' ? https : http;
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      const req = transport.request(
+        url,
+        {
+          method,
+          headers,
+          agent: streaming ? this.streamAgent : this.agent,
+          ca: auth.ca,
+          cert: auth.cert,
+          key: auth.key,
+          rejectUnauthorized: auth.rejectUnauthorized,
+          signal: options.signal,
+        },
+        (res) => {
+          if ((res.statusCode ?? 500) >= 400) {
+            readBody(res)
+              .then((text) => reject(toApiError(res.statusCode ?? 500, text)))
+              .catch(reject);
+            return;
+          }
+          resolve(res);
+        },
+      );
+      const timeoutMs = options.timeoutMs ?? (streaming ? 0 : this.requestTimeoutMs);
+      if (timeoutMs > 0) {
+        req.setTimeout(timeoutMs, () =>
+          req.destroy(new KubeApiError(504, 'Timeout', `request timed out after ${timeoutMs} ms`)),
+        );
+      }
+      req.on('error', (err) =>
+        reject(
+          err instanceof KubeApiError ? err : new KubeApiError(0, 'NetworkError', err.message),
+        ),
+      );
+      if (payload) req.write(payload);
+      req.end();
+    });
+  }
+
+  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const res = await this.open(method, path, options, false);
+    const text = await readBody(res);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /** Opens a long-lived response (watch, follow logs); the caller consumes and destroys it. */
+  stream(path: string, options: RequestOptions = {}): Promise<IncomingMessage> {
+    return this.open('GET', path, options, true);
+  }
+
+  /** Opens a WebSocket to a subresource such as pods/exec. */
+  async webSocket(
+    path: string,
+    query: Array<[string, string]>,
+    protocols: string[],
+  ): Promise<WebSocket> {
+    await this.limiter.take();
+    this.requestCounts.set('GET websocket', (this.requestCounts.get('GET websocket') ?? 0) + 1);
+    const url = this.buildUrl(path);
+    for (const [k, v] of query) url.searchParams.append(k, v);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    const auth = await this.authOptions();
+    const ws = new WebSocket(url, protocols, {
+      headers: auth.headers as Record<string, string> | undefined,
+      ca: auth.ca,
+      cert: auth.cert,
+      key: auth.key,
+      rejectUnauthorized: auth.rejectUnauthorized,
+    });
+    return new Promise<WebSocket>((resolve, reject) => {
+      const onUnexpected = (_req: unknown, res: IncomingMessage): void => {
+        readBody(res)
+          .then((text) => reject(toApiError(res.statusCode ?? 500, text)))
+          .catch(reject);
+      };
+      ws.once('unexpected-response', onUnexpected);
+      ws.once('open', () => {
+        ws.off('unexpected-response', onUnexpected);
+        resolve(ws);
+      });
+      ws.once('error', (err) => reject(new KubeApiError(0, 'NetworkError', err.message)));
+    });
+  }
+
+  resource<T extends KubeObject>(type: ResourceType): ResourceClient<T> {
+    return new ResourceClient<T>(this, type);
+  }
+}
+
+export interface ListOptions {
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  continue?: string;
+  resourceVersion?: string;
+  signal?: AbortSignal;
+}
+
+export interface DeleteOptions {
+  gracePeriodSeconds?: number;
+  propagationPolicy?: 'Foreground' | 'Background' | 'Orphan';
+  preconditions?: { uid?: string; resourceVersion?: string };
+  dryRun?: boolean;
+}
+
+/** Typed verbs for one resource type. */
+export class ResourceClient<T extends KubeObject> {
+  constructor(
+    readonly client: KubeClient,
+    readonly type: ResourceType,
+  ) {}
+
+  path(namespace?: string, name?: string, subresource?: string): string {
+    return resourcePath(this.type, namespace, name, subresource);
+  }
+
+  get(namespace: string | undefined, name: string, signal?: AbortSignal): Promise<T> {
+    return this.client.request<T>('GET', this.path(namespace, name), { signal });
+  }
+
+  list(namespace: string | undefined, options: ListOptions = {}): Promise<KubeList<T>> {
+    const { signal, ...query } = options;
+    return this.client.request<KubeList<T>>('GET', this.path(namespace), { query, signal });
+  }
+
+  create(
+    namespace: string | undefined,
+    obj: T,
+    options: { dryRun?: boolean; fieldManager?: string } = {},
+  ): Promise<T> {
+    return this.client.request<T>('POST', this.path(namespace), {
+      body: obj,
+      query: { dryRun: options.dryRun ? 'All' : undefined, fieldManager: options.fieldManager },
+    });
+  }
+
+  /** Server-side apply under our own field manager; `force` only for fields we solely own. */
+  apply(
+    namespace: string | undefined,
+    name: string,
+    obj: unknown,
+    options: { fieldManager: string; force?: boolean; subresource?: string; dryRun?: boolean },
+  ): Promise<T> {
+    return this.client.request<T>('PATCH', this.path(namespace, name, options.subresource), {
+      body: obj,
+      contentType: APPLY_PATCH,
+      query: {
+        fieldManager: options.fieldManager,
+        force: options.force ? true : undefined,
+        dryRun: options.dryRun ? 'All' : undefined,
+      },
+    });
+  }
+
+  mergePatch(
+    namespace: string | undefined,
+    name: string,
+    patch: unknown,
+    subresource?: string,
+  ): Promise<T> {
+    return this.client.request<T>('PATCH', this.path(namespace, name, subresource), {
+      body: patch,
+      contentType: MERGE_PATCH,
+    });
+  }
+
+  jsonPatch(
+    namespace: string | undefined,
+    name: string,
+    ops: unknown[],
+    subresource?: string,
+  ): Promise<T> {
+    return this.client.request<T>('PATCH', this.path(namespace, name, subresource), {
+      body: ops,
+      contentType: JSON_PATCH,
+    });
+  }
+
+  replace(namespace: string | undefined, name: string, obj: T, subresource?: string): Promise<T> {
+    return this.client.request<T>('PUT', this.path(namespace, name, subresource), { body: obj });
+  }
+
+  delete(
+    namespace: string | undefined,
+    name: string,
+    options: DeleteOptions = {},
+  ): Promise<unknown> {
+    const { dryRun, ...rest } = options;
+    const hasBody = Object.keys(rest).length > 0;
+    return this.client.request('DELETE', this.path(namespace, name), {
+      body: hasBody ? { apiVersion: 'v1', kind: 'DeleteOptions', ...rest } : undefined,
+      query: { dryRun: dryRun ? 'All' : undefined },
+    });
+  }
+}
+
+async function readBody(res: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of res) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function toApiError(statusCode: number, text: string): KubeApiError {
+  try {
+    const status = JSON.parse(text) as { reason?: string; message?: string; details?: unknown };
+    return new KubeApiError(
+      statusCode,
+      status.reason ?? 'Unknown',
+      status.message ?? text,
+      status.details,
+    );
+  } catch {
+    return new KubeApiError(statusCode, 'Unknown', text.slice(0, 1024) || `HTTP ${statusCode}`);
+  }
+}

@@ -1,0 +1,346 @@
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+import type { KubeObject, ResourceClient } from './client.ts';
+import { KubeApiError, isGone } from './errors.ts';
+
+export interface InformerHandler<T> {
+  /** `initial` is true for objects delivered by the first list (the start-up backlog). */
+  onAdd?(obj: T, initial: boolean): void;
+  onUpdate?(oldObj: T, newObj: T): void;
+  onDelete?(obj: T): void;
+}
+
+export interface InformerOptions<T> {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  logger: Logger;
+  /** A watch that brings no event and no bookmark for this long is presumed dead. */
+  idleTimeoutMs?: number;
+  watchTimeoutSeconds?: number;
+  pageSize?: number;
+  maxBackoffMs?: number;
+  transform?: (obj: T) => T;
+}
+
+interface WatchEvent<T> {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: T & { code?: number; message?: string; reason?: string };
+}
+
+class WatchIdleError extends Error {}
+
+export function objectKey(obj: KubeObject): string {
+  const ns = obj.metadata?.namespace;
+  return ns ? `${ns}/${obj.metadata?.name}` : (obj.metadata?.name ?? '');
+}
+
+/**
+ * List-then-watch cache of one resource type. It relists on 410 Gone, restarts any
+ * failed or silent watch with capped backoff, and never stops on its own.
+ */
+export class Informer<T extends KubeObject> {
+  private readonly store = new Map<string, T>();
+  private readonly indexers = new Map<string, (obj: T) => string[]>();
+  private readonly indices = new Map<string, Map<string, Set<string>>>();
+  private readonly handlers: InformerHandler<T>[] = [];
+  private readonly options: Required<
+    Pick<InformerOptions<T>, 'idleTimeoutMs' | 'pageSize' | 'maxBackoffMs'>
+  > &
+    InformerOptions<T>;
+  private resourceVersion?: string;
+  private synced = false;
+  private syncWaiters: Array<() => void> = [];
+  private stopped = true;
+  private currentStream?: IncomingMessage;
+  private abort?: AbortController;
+  private loop?: Promise<void>;
+  readonly stats = { lists: 0, relistsOnGone: 0, watchRestarts: 0, idleRestarts: 0, events: 0 };
+
+  constructor(
+    private readonly resource: ResourceClient<T>,
+    options: InformerOptions<T>,
+  ) {
+    this.options = { idleTimeoutMs: 5 * 60_000, pageSize: 500, maxBackoffMs: 30_000, ...options };
+  }
+
+  get name(): string {
+    return this.resource.type.plural;
+  }
+
+  addHandler(handler: InformerHandler<T>): void {
+    this.handlers.push(handler);
+    if (this.synced) for (const obj of this.store.values()) handler.onAdd?.(obj, true);
+  }
+
+  addIndex(name: string, fn: (obj: T) => string[]): void {
+    this.indexers.set(name, fn);
+    const index = new Map<string, Set<string>>();
+    this.indices.set(name, index);
+    for (const [key, obj] of this.store) this.indexObject(name, fn, key, obj);
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  waitForSync(): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  get(namespace: string | undefined, name: string): T | undefined {
+    return this.store.get(namespace ? `${namespace}/${name}` : name);
+  }
+
+  getByKey(key: string): T | undefined {
+    return this.store.get(key);
+  }
+
+  list(): T[] {
+    return [...this.store.values()];
+  }
+
+  size(): number {
+    return this.store.size;
+  }
+
+  byIndex(name: string, value: string): T[] {
+    const keys = this.indices.get(name)?.get(value);
+    if (!keys) return [];
+    const out: T[] = [];
+    for (const key of keys) {
+      const obj = this.store.get(key);
+      if (obj) out.push(obj);
+    }
+    return out;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.abort = new AbortController();
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort?.abort();
+    this.currentStream?.destroy();
+    await this.loop;
+  }
+
+  /** Ends the current watch so the informer resumes or relists (used by fault tests). */
+  restartWatch(): void {
+    this.currentStream?.destroy(new WatchIdleError('watch restart requested'));
+  }
+
+  private async run(): Promise<void> {
+    let backoffMs = 250;
+    let needList = true;
+    while (!this.stopped) {
+      try {
+        if (needList) {
+          await this.listAndReplace();
+          needList = false;
+        }
+        await this.watchOnce();
+        backoffMs = 250;
+      } catch (err) {
+        if (this.stopped) break;
+        if (isGone(err)) {
+          this.stats.relistsOnGone++;
+          this.options.logger.info({ resource: this.name }, 'watch expired (410 Gone); relisting');
+          needList = true;
+          continue;
+        }
+        if (err instanceof WatchIdleError) {
+          this.stats.idleRestarts++;
+          this.options.logger.warn({ resource: this.name }, 'watch went silent; restarting it');
+          continue;
+        }
+        this.stats.watchRestarts++;
+        this.options.logger.warn(
+          { resource: this.name, err: errorMessage(err), retryInMs: backoffMs },
+          'list/watch failed; retrying',
+        );
+        await sleep(backoffMs * (0.8 + Math.random() * 0.4), this.abort?.signal);
+        backoffMs = Math.min(backoffMs * 2, this.options.maxBackoffMs);
+        if (this.resourceVersion === undefined) needList = true;
+      }
+    }
+  }
+
+  private async listAndReplace(): Promise<void> {
+    this.stats.lists++;
+    const fresh = new Map<string, T>();
+    let cont: string | undefined;
+    let rv: string | undefined;
+    do {
+      const page = await this.resource.list(this.options.namespace, {
+        labelSelector: this.options.labelSelector,
+        fieldSelector: this.options.fieldSelector,
+        limit: this.options.pageSize,
+        continue: cont,
+        signal: this.abort?.signal,
+      });
+      for (const item of page.items) {
+        const obj = this.prepare(item);
+        fresh.set(objectKey(obj), obj);
+      }
+      cont = page.metadata.continue || undefined;
+      rv = page.metadata.resourceVersion;
+    } while (cont);
+
+    const initial = !this.synced;
+    for (const [key, old] of this.store) {
+      if (!fresh.has(key)) {
+        this.remove(key, old);
+        for (const h of this.handlers) h.onDelete?.(old);
+      }
+    }
+    for (const [key, obj] of fresh) {
+      const old = this.store.get(key);
+      this.put(key, obj, old);
+      if (!old) for (const h of this.handlers) h.onAdd?.(obj, initial);
+      else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
+        for (const h of this.handlers) h.onUpdate?.(old, obj);
+    }
+    this.resourceVersion = rv;
+    if (!this.synced) {
+      this.synced = true;
+      for (const w of this.syncWaiters.splice(0)) w();
+    }
+  }
+
+  private async watchOnce(): Promise<void> {
+    const timeoutSeconds =
+      this.options.watchTimeoutSeconds ?? Math.floor(240 + Math.random() * 120);
+    const stream = await this.resource.client.stream(this.resource.path(this.options.namespace), {
+      query: {
+        watch: 1,
+        allowWatchBookmarks: true,
+        resourceVersion: this.resourceVersion,
+        timeoutSeconds,
+        labelSelector: this.options.labelSelector,
+        fieldSelector: this.options.fieldSelector,
+      },
+      signal: this.abort?.signal,
+    });
+    this.currentStream = stream;
+    let idleTimer: NodeJS.Timeout | undefined;
+    const armIdle = (): void => {
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(
+        () => stream.destroy(new WatchIdleError('no watch event or bookmark received')),
+        this.options.idleTimeoutMs,
+      );
+    };
+    armIdle();
+    let buffered = '';
+    try {
+      for await (const chunk of stream) {
+        armIdle();
+        buffered += (chunk as Buffer).toString('utf8');
+        let nl: number;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl).trim();
+          buffered = buffered.slice(nl + 1);
+          if (line) this.handleEvent(JSON.parse(line) as WatchEvent<T>);
+        }
+      }
+    } catch (err) {
+      if (err instanceof WatchIdleError || err instanceof KubeApiError) throw err;
+      if (this.stopped) return;
+      throw err;
+    } finally {
+      clearTimeout(idleTimer);
+      this.currentStream = undefined;
+    }
+  }
+
+  private handleEvent(event: WatchEvent<T>): void {
+    this.stats.events++;
+    if (event.type === 'ERROR') {
+      const status = event.object;
+      throw new KubeApiError(
+        status.code ?? 500,
+        status.reason ?? 'WatchError',
+        status.message ?? 'watch error',
+      );
+    }
+    const rv = event.object.metadata?.resourceVersion;
+    if (event.type === 'BOOKMARK') {
+      if (rv) this.resourceVersion = rv;
+      return;
+    }
+    const obj = this.prepare(event.object);
+    const key = objectKey(obj);
+    const old = this.store.get(key);
+    if (event.type === 'DELETED') {
+      if (old) this.remove(key, old);
+      for (const h of this.handlers) h.onDelete?.(obj);
+    } else {
+      this.put(key, obj, old);
+      if (old) {
+        if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
+          for (const h of this.handlers) h.onUpdate?.(old, obj);
+      } else {
+        for (const h of this.handlers) h.onAdd?.(obj, false);
+      }
+    }
+    if (rv) this.resourceVersion = rv;
+  }
+
+  private prepare(obj: T): T {
+    if (obj.metadata) delete obj.metadata.managedFields;
+    return this.options.transform ? this.options.transform(obj) : obj;
+  }
+
+  private put(key: string, obj: T, old: T | undefined): void {
+    if (old) this.unindex(key, old);
+    this.store.set(key, obj);
+    for (const [name, fn] of this.indexers) this.indexObject(name, fn, key, obj);
+  }
+
+  private remove(key: string, old: T): void {
+    this.unindex(key, old);
+    this.store.delete(key);
+  }
+
+  private indexObject(name: string, fn: (obj: T) => string[], key: string, obj: T): void {
+    const index = this.indices.get(name);
+    if (!index) return;
+    for (const value of fn(obj)) {
+      let keys = index.get(value);
+      if (!keys) index.set(value, (keys = new Set()));
+      keys.add(key);
+    }
+  }
+
+  private unindex(key: string, obj: T): void {
+    for (const [name, fn] of this.indexers) {
+      const index = this.indices.get(name);
+      if (!index) continue;
+      for (const value of fn(obj)) {
+        const keys = index.get(value);
+        keys?.delete(key);
+        if (keys && keys.size === 0) index.delete(value);
+      }
+    }
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

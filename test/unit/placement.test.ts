@@ -1,0 +1,279 @@
+import {
+  placeWorkload,
+  type PlacementCandidate,
+  type PlacementRequest,
+  type PlacementResult,
+} from '../../src/runner/placement.ts';
+
+const runners: PlacementCandidate[] = [
+  {
+    name: 'e-org2',
+    ready: true,
+    organizationId: 'o2',
+    labels: { region: 'eu', tier: 'gold' },
+    capabilities: ['gpu', 'docker'],
+  },
+  {
+    name: 'c-org1',
+    ready: true,
+    organizationId: 'o1',
+    labels: { region: 'eu', tier: 'gold' },
+    capabilities: ['gpu'],
+  },
+  { name: 'a-cluster', ready: true, labels: { region: 'eu' }, capabilities: ['docker'] },
+  {
+    name: 'd-org1-down',
+    ready: false,
+    organizationId: 'o1',
+    labels: { region: 'eu' },
+    capabilities: ['gpu', 'docker'],
+  },
+  { name: 'b-cluster-gpu', ready: true, labels: { region: 'us' }, capabilities: ['docker', 'gpu'] },
+];
+
+const first = (): number => 0;
+const place = (
+  request: Partial<PlacementRequest>,
+  list = runners,
+  random = first,
+): PlacementResult => placeWorkload({ capabilities: [], ...request }, list, random);
+
+/** Every runner a request can land on, by sweeping the random source over [0, 1). */
+function reachable(request: Partial<PlacementRequest>, list = runners): string[] {
+  const names = new Set<string>();
+  for (let i = 0; i < 100; i++) {
+    const result = place(request, list, () => i / 100);
+    if (result.placed) names.add(result.runner);
+  }
+  return [...names].sort();
+}
+
+describe('survivors of each filter', () => {
+  test.each<[string, Partial<PlacementRequest>, string[]]>([
+    [
+      'org o1: own runners and cluster-scoped, never o2',
+      { organizationId: 'o1' },
+      ['a-cluster', 'b-cluster-gpu', 'c-org1'],
+    ],
+    ['org o2', { organizationId: 'o2' }, ['a-cluster', 'b-cluster-gpu', 'e-org2']],
+    ['no org: cluster-scoped only', {}, ['a-cluster', 'b-cluster-gpu']],
+    ['blank org counts as none', { organizationId: '' }, ['a-cluster', 'b-cluster-gpu']],
+    ['unknown org: cluster-scoped only', { organizationId: 'o9' }, ['a-cluster', 'b-cluster-gpu']],
+    [
+      'gpu for o1 (not the unready o1 runner)',
+      { organizationId: 'o1', capabilities: ['gpu'] },
+      ['b-cluster-gpu', 'c-org1'],
+    ],
+    [
+      'gpu and docker for o2',
+      { organizationId: 'o2', capabilities: ['gpu', 'docker'] },
+      ['b-cluster-gpu', 'e-org2'],
+    ],
+    [
+      'gpu in us',
+      { organizationId: 'o2', capabilities: ['gpu'], selectorLabels: { region: 'us' } },
+      ['b-cluster-gpu'],
+    ],
+    [
+      'labels must all match',
+      { organizationId: 'o1', selectorLabels: { region: 'eu', tier: 'gold' } },
+      ['c-org1'],
+    ],
+    [
+      'org isolation although labels match',
+      { organizationId: 'o2', selectorLabels: { tier: 'gold' } },
+      ['e-org2'],
+    ],
+    ['duplicate capabilities', { capabilities: ['gpu', 'gpu'] }, ['b-cluster-gpu']],
+    [
+      'empty selector matches all',
+      { organizationId: 'o1', selectorLabels: {} },
+      ['a-cluster', 'b-cluster-gpu', 'c-org1'],
+    ],
+  ])('%s', (_name, request, expected) => {
+    expect(reachable(request)).toEqual(expected);
+  });
+});
+
+describe('the random pick', () => {
+  const request: Partial<PlacementRequest> = { organizationId: 'o1' };
+
+  test.each([
+    [0, 'a-cluster'],
+    [0.3333, 'a-cluster'],
+    [0.34, 'b-cluster-gpu'],
+    [0.67, 'c-org1'],
+    [0.9999, 'c-org1'],
+    [1, 'c-org1'],
+  ])('random() = %p → %s', (value, expected) => {
+    expect(place(request, runners, () => value)).toEqual({ placed: true, runner: expected });
+  });
+
+  test('is independent of the order of the runners', () => {
+    const reversed = [...runners].reverse();
+    for (const value of [0, 0.5, 0.9]) {
+      expect(place(request, reversed, () => value)).toEqual(place(request, runners, () => value));
+    }
+  });
+
+  test('draws once, only among survivors', () => {
+    let draws = 0;
+    const random = (): number => {
+      draws++;
+      return 0.99;
+    };
+    expect(place({ organizationId: 'o2', capabilities: ['gpu'] }, runners, random)).toEqual({
+      placed: true,
+      runner: 'e-org2',
+    });
+    expect(draws).toBe(1);
+  });
+});
+
+describe('no candidate', () => {
+  const down = runners.map((r) => ({ ...r, ready: false }));
+  const onlyOrgs = runners.filter((r) => r.organizationId !== undefined);
+
+  test.each<[string, Partial<PlacementRequest>, PlacementCandidate[], PlacementResult]>([
+    [
+      'no Runners at all',
+      { organizationId: 'o1' },
+      [],
+      { placed: false, filter: 'ready', message: 'no Runner is Ready (0 Runners)' },
+    ],
+    [
+      'none Ready',
+      { organizationId: 'o1' },
+      down,
+      { placed: false, filter: 'ready', message: 'no Runner is Ready (5 Runners)' },
+    ],
+    [
+      'scope, org workload',
+      { organizationId: 'o3' },
+      onlyOrgs,
+      {
+        placed: false,
+        filter: 'scope',
+        message:
+          'no Runner serves organization "o3" or the whole cluster (2 candidates after ready)',
+      },
+    ],
+    [
+      'scope, workload without org',
+      {},
+      onlyOrgs,
+      {
+        placed: false,
+        filter: 'scope',
+        message:
+          'no Runner is cluster-scoped, as the workload has no organizationId (2 candidates after ready)',
+      },
+    ],
+    [
+      'labels',
+      { selectorLabels: { tier: 'gold' } },
+      runners,
+      {
+        placed: false,
+        filter: 'labels',
+        message: 'no Runner matches labels {tier=gold} (2 candidates after scope)',
+      },
+    ],
+    [
+      'capabilities',
+      { organizationId: 'o1', selectorLabels: { region: 'eu' }, capabilities: ['gpu', 'docker'] },
+      runners,
+      {
+        placed: false,
+        filter: 'capabilities',
+        message: 'no Runner offers capabilities [gpu, docker] (2 candidates after labels)',
+      },
+    ],
+    [
+      'capabilities with labels matching another org only',
+      { organizationId: 'o1', selectorLabels: { tier: 'gold' }, capabilities: ['docker'] },
+      runners,
+      {
+        placed: false,
+        filter: 'capabilities',
+        message: 'no Runner offers capabilities [docker] (1 candidate after labels)',
+      },
+    ],
+  ])('%s', (_name, request, list, expected) => {
+    expect(place(request, list)).toEqual(expected);
+  });
+});
+
+describe('runnerRef', () => {
+  test.each<[string, Partial<PlacementRequest>, PlacementResult]>([
+    [
+      'own org runner',
+      { organizationId: 'o1', runnerRef: 'c-org1' },
+      { placed: true, runner: 'c-org1' },
+    ],
+    [
+      'cluster runner for an org',
+      { organizationId: 'o1', runnerRef: 'a-cluster' },
+      { placed: true, runner: 'a-cluster' },
+    ],
+    [
+      'cluster runner without org',
+      { runnerRef: 'b-cluster-gpu', capabilities: ['gpu'] },
+      { placed: true, runner: 'b-cluster-gpu' },
+    ],
+    [
+      'not found',
+      { organizationId: 'o1', runnerRef: 'nope' },
+      { placed: false, filter: 'runnerRef', message: 'Runner "nope" not found' },
+    ],
+    [
+      'not Ready',
+      { organizationId: 'o1', runnerRef: 'd-org1-down' },
+      { placed: false, filter: 'ready', message: 'Runner "d-org1-down" is not Ready' },
+    ],
+    [
+      "another org's runner",
+      { organizationId: 'o1', runnerRef: 'e-org2' },
+      {
+        placed: false,
+        filter: 'scope',
+        message: 'Runner "e-org2" serves organization "o2", not "o1"',
+      },
+    ],
+    [
+      'an org runner for a workload without org',
+      { runnerRef: 'c-org1' },
+      {
+        placed: false,
+        filter: 'scope',
+        message: 'Runner "c-org1" serves organization "o1" and the workload has no organizationId',
+      },
+    ],
+    [
+      'missing capability',
+      { organizationId: 'o1', runnerRef: 'a-cluster', capabilities: ['docker', 'gpu'] },
+      {
+        placed: false,
+        filter: 'capabilities',
+        message: 'Runner "a-cluster" does not offer capabilities [gpu]',
+      },
+    ],
+    [
+      'blank runnerRef means placement',
+      { organizationId: 'o2', runnerRef: '', selectorLabels: { tier: 'gold' } },
+      { placed: true, runner: 'e-org2' },
+    ],
+  ])('%s', (_name, request, expected) => {
+    expect(place(request)).toEqual(expected);
+  });
+
+  test('does not draw', () => {
+    const random = (): number => {
+      throw new Error('random must not be called');
+    };
+    expect(place({ organizationId: 'o1', runnerRef: 'c-org1' }, runners, random)).toEqual({
+      placed: true,
+      runner: 'c-org1',
+    });
+  });
+});
