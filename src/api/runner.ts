@@ -2,6 +2,7 @@ import { z } from 'zod';
 import {
   conditionSchema,
   dnsLabel,
+  dnsSubdomain,
   labelMap,
   localObjectReference,
   secretKeyReference,
@@ -40,6 +41,13 @@ export const storageClassEntrySchema = z.object({
   deprecated: z.boolean().default(false),
 });
 
+const caSecretReference = z
+  .object({
+    name: dnsSubdomain('Name of the Secret.'),
+    key: z.string().min(1).max(253).default('ca.crt').meta({ description: 'Key in the Secret.' }),
+  })
+  .meta({ description: 'A key of a Secret in the same namespace holding a PEM CA bundle.' });
+
 export const DOCKER_IMPLEMENTATIONS = ['rootless', 'privileged', 'kata-qemu', 'kata-fc'] as const;
 export type DockerImplementation = (typeof DOCKER_IMPLEMENTATIONS)[number];
 
@@ -69,7 +77,7 @@ export const runnerSpecSchema = withCel(
         .max(2048)
         .regex(/^(https?|grpcs?):\/\/[^\s/]+.*$/)
         .meta({ description: 'Platform gateway URL; https/grpcs use TLS.' }),
-      caSecretRef: secretKeyReference
+      caSecretRef: caSecretReference
         .optional()
         .meta({ description: 'CA bundle (key default ca.crt) to verify the gateway.' }),
     }),

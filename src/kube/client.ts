@@ -239,6 +239,12 @@ export class KubeClient {
     });
   }
 
+  /** Closes pooled connections so the process can exit. */
+  close(): void {
+    this.agent.destroy();
+    this.streamAgent.destroy();
+  }
+
   resource<T extends KubeObject>(type: ResourceType): ResourceClient<T> {
     return new ResourceClient<T>(this, type);
   }

@@ -1,0 +1,229 @@
+import type { Condition } from '../api/common.ts';
+import { jsonEqual, setCondition } from '../api/conditions.ts';
+import type { RunnerStatus } from '../api/runner.ts';
+import { GatewayError, type GatewayMethod } from './gateway-client.ts';
+
+export const RUNNER_CONDITIONS = {
+  enrolled: 'Enrolled',
+  catalogReported: 'CatalogReported',
+  ready: 'Ready',
+} as const;
+
+/** Condition reasons of the failure modes; each has its own reason and message. */
+export type RunnerFailureReason =
+  | 'TokenSecretMissing'
+  | 'TokenEmpty'
+  | 'TokenRejected'
+  | 'PlatformError'
+  | 'GatewayUnreachable'
+  | 'MalformedResponse'
+  | 'IdentityRejected'
+  | 'CASecretMissing'
+  | 'GatewayConfigInvalid'
+  | 'IdentitySecretConflict';
+
+export interface Failure {
+  reason: RunnerFailureReason;
+  message: string;
+}
+
+export interface ClassifiedGatewayError extends Failure {
+  /** The platform no longer accepts the identity or token: enroll again. */
+  identityRejected: boolean;
+  /** The platform does not implement the method (an older platform). */
+  unimplemented: boolean;
+}
+
+const REJECTED_CODES = new Set(['NOT_FOUND', 'UNAUTHENTICATED', 'PERMISSION_DENIED']);
+const UNREACHABLE_CODES = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED']);
+
+/** Maps a failed gateway call to a condition reason and message (GatewayError details are redacted). */
+export function classifyGatewayError(err: unknown): ClassifiedGatewayError {
+  if (!(err instanceof GatewayError)) {
+    const message = err instanceof Error ? err.message : String(err);
+    return {
+      reason: 'GatewayConfigInvalid',
+      message: `cannot call the platform gateway: ${message}`,
+      identityRejected: false,
+      unimplemented: false,
+    };
+  }
+  const what = `${err.method} failed with ${err.code}${err.details === '' ? '' : `: ${err.details}`}`;
+  const enrolling = err.method === 'EnrollRunner';
+  const base = { identityRejected: false, unimplemented: false };
+  if (err.code === 'MALFORMED_RESPONSE') {
+    return { ...base, reason: 'MalformedResponse', message: `the platform gateway answered ${what}` };
+  }
+  if (UNREACHABLE_CODES.has(err.code)) {
+    return { ...base, reason: 'GatewayUnreachable', message: `the platform gateway is unreachable (${what})` };
+  }
+  if (REJECTED_CODES.has(err.code)) {
+    return enrolling
+      ? { ...base, reason: 'TokenRejected', message: `the platform rejected the service token (${what})` }
+      : {
+          ...base,
+          identityRejected: true,
+          reason: 'IdentityRejected',
+          message: `the platform rejected the enrolled identity (${what}); enrolling again`,
+        };
+  }
+  if (err.code === 'INVALID_ARGUMENT' && enrolling) {
+    return { ...base, reason: 'TokenEmpty', message: `the platform refused the service token as empty or invalid (${what})` };
+  }
+  return {
+    ...base,
+    unimplemented: err.code === 'UNIMPLEMENTED',
+    reason: 'PlatformError',
+    message: `the platform failed (${what})`,
+  };
+}
+
+export function isGatewayMethodError(err: unknown, method: GatewayMethod): err is GatewayError {
+  return err instanceof GatewayError && err.method === method;
+}
+
+export interface BackoffOptions {
+  /** Delay after the first failure. */
+  initialMs: number;
+  /** Cap of the delay. */
+  maxMs: number;
+}
+
+/** Capped exponential backoff: initialMs after the first failure, doubling, at most maxMs. */
+export function backoffMs(failures: number, options: BackoffOptions): number {
+  if (failures <= 0) return 0;
+  const exponent = Math.min(failures - 1, 52);
+  return Math.min(options.initialMs * 2 ** exponent, options.maxMs);
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s}s`;
+  return `${Math.round(s / 60)}m`;
+}
+
+export interface EnrolledIdentity {
+  runnerId: string;
+  identityId: string;
+  serviceName: string;
+  secretName: string;
+  enrolledAt?: string;
+}
+
+export type CatalogFacts =
+  | { state: 'reported'; reportedAt?: string; summary: string }
+  | { state: 'unsupported'; message: string }
+  /** everReported: this identity's catalog was reported before, only a later change is missing. */
+  | { state: 'failed'; failure: Failure; everReported: boolean };
+
+export type RunnerFacts =
+  | { enrolled: true; identity: EnrolledIdentity; catalog: CatalogFacts }
+  | { enrolled: false; failure: Failure };
+
+/** The status fields the runner controller owns (status.workloads belongs to others). */
+export const OWNED_STATUS_FIELDS = [
+  'observedGeneration',
+  'conditions',
+  'runnerId',
+  'identityId',
+  'serviceName',
+  'identitySecretRef',
+  'enrolledAt',
+  'catalogReportedAt',
+  'scope',
+] as const satisfies ReadonlyArray<keyof RunnerStatus>;
+
+export type OwnedRunnerStatus = Pick<RunnerStatus, (typeof OWNED_STATUS_FIELDS)[number]>;
+
+/**
+ * The status a Runner should have given what reconcile found. Conditions keep their
+ * lastTransitionTime unless their status flips, so an unchanged outcome yields an equal status.
+ */
+export function desiredRunnerStatus(
+  current: RunnerStatus | undefined,
+  facts: RunnerFacts,
+  generation: number | undefined,
+  scope: string,
+  now: Date,
+): OwnedRunnerStatus {
+  let conditions: Condition[] | undefined = current?.conditions;
+  const set = (type: string, status: Condition['status'], reason: string, message: string): void => {
+    conditions = setCondition(conditions, { type, status, reason, message }, generation, now);
+  };
+
+  if (!facts.enrolled) {
+    set(RUNNER_CONDITIONS.enrolled, 'False', facts.failure.reason, facts.failure.message);
+    set(RUNNER_CONDITIONS.catalogReported, 'False', 'NotEnrolled', 'the catalog is reported once the Runner is enrolled');
+    set(RUNNER_CONDITIONS.ready, 'False', facts.failure.reason, facts.failure.message);
+    return { observedGeneration: generation, conditions, scope };
+  }
+
+  const { identity, catalog } = facts;
+  set(
+    RUNNER_CONDITIONS.enrolled,
+    'True',
+    'Enrolled',
+    `enrolled with the platform as service "${identity.serviceName}" (identity id "${identity.identityId}")`,
+  );
+  let catalogReportedAt: string | undefined;
+  switch (catalog.state) {
+    case 'reported':
+      catalogReportedAt = catalog.reportedAt;
+      set(RUNNER_CONDITIONS.catalogReported, 'True', 'CatalogReported', catalog.summary);
+      set(RUNNER_CONDITIONS.ready, 'True', 'Ready', 'enrolled and catalog reported');
+      break;
+    case 'unsupported':
+      set(RUNNER_CONDITIONS.catalogReported, 'False', 'CatalogUnsupported', catalog.message);
+      set(RUNNER_CONDITIONS.ready, 'True', 'Ready', `enrolled; ${catalog.message}`);
+      break;
+    case 'failed':
+      set(RUNNER_CONDITIONS.catalogReported, 'False', catalog.failure.reason, catalog.failure.message);
+      // A catalog change that cannot be reported yet must not take the runner's workloads
+      // down: only a catalog never reported for this identity keeps the runner not Ready.
+      if (catalog.everReported) {
+        set(
+          RUNNER_CONDITIONS.ready,
+          'True',
+          'Ready',
+          `enrolled; the latest catalog change is not reported yet (${catalog.failure.reason})`,
+        );
+      } else {
+        set(RUNNER_CONDITIONS.ready, 'False', catalog.failure.reason, catalog.failure.message);
+      }
+      break;
+  }
+  return {
+    observedGeneration: generation,
+    conditions,
+    runnerId: identity.runnerId,
+    identityId: identity.identityId,
+    serviceName: identity.serviceName,
+    identitySecretRef: { name: identity.secretName },
+    enrolledAt: identity.enrolledAt,
+    catalogReportedAt,
+    scope,
+  };
+}
+
+/**
+ * The merge patch of status that turns `current` into `desired` (owned fields only, absent
+ * ones removed), or undefined when they already agree.
+ */
+export function runnerStatusPatch(
+  current: RunnerStatus | undefined,
+  desired: OwnedRunnerStatus,
+): Record<string, unknown> | undefined {
+  const patch: Record<string, unknown> = {};
+  for (const field of OWNED_STATUS_FIELDS) {
+    const want = desired[field];
+    const have = current?.[field];
+    if (jsonEqual(want, have)) continue;
+    patch[field] = want === undefined ? null : want;
+  }
+  return Object.keys(patch).length === 0 ? undefined : patch;
+}
+
+export function isRunnerReady(status: RunnerStatus | undefined): boolean {
+  return status?.conditions?.some((c) => c.type === RUNNER_CONDITIONS.ready && c.status === 'True') ?? false;
+}

@@ -1,0 +1,550 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { IPod } from 'kubernetes-models/v1/Pod';
+import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
+import type { ISecret } from 'kubernetes-models/v1/Secret';
+import type { AgentWorkload, AgentWorkloadStatus, WorkloadPhase } from '../api/agentworkload.ts';
+import { API_GROUP_VERSION, LABELS, MANAGED_BY_VALUE } from '../api/common.ts';
+import { jsonEqual } from '../api/conditions.ts';
+import type { KubeClient, KubeObject, ResourceClient } from '../kube/client.ts';
+import { Controller } from '../kube/controller.ts';
+import { isAlreadyExists, isConflict, isNotFound } from '../kube/errors.ts';
+import { Informer, objectKey } from '../kube/informer.ts';
+import { AGENT_WORKLOADS, EVENTS, PODS, PVCS, SECRETS } from '../kube/resources.ts';
+import { containerStatesFromPod } from './container-states.ts';
+import { desiredStatus, type StatusFacts } from './desired-status.ts';
+import { classifyWorkload } from './health.ts';
+import {
+  buildPersistentVolumeClaim,
+  buildPod,
+  inlineFilesSecretName,
+  pullSecretName,
+  WorkloadConfigError,
+} from './pod-builder.ts';
+import type { RunnerSettings } from './runner-settings.ts';
+import type { RunnerDirectory, WorkloadStateSink } from './seams.ts';
+
+export const WORKLOAD_FINALIZER = 'agyn.io/workload-cleanup';
+export const POD_SPEC_HASH_ANNOTATION = 'agyn.io/pod-spec-hash';
+/** AgentWorkload annotations with these prefixes are copied onto its Pod. */
+export const POD_ANNOTATION_PREFIXES = ['pod.agyn.io/', 'sim.agyn.io/'];
+
+type Pod = IPod & KubeObject;
+type Pvc = IPersistentVolumeClaim & KubeObject;
+type Secret = ISecret & KubeObject;
+
+export interface WorkloadControllerOptions {
+  client: KubeClient;
+  logger: Logger;
+  runners: RunnerDirectory;
+  /** Watch one namespace, or all when undefined. */
+  namespace?: string;
+  workers?: number;
+  stateSink?: WorkloadStateSink;
+  /** Shared informers (e.g. with the gRPC shim); created here when absent. */
+  informers?: Partial<WorkloadInformers>;
+  now?: () => Date;
+}
+
+export interface WorkloadInformers {
+  workloads: Informer<AgentWorkload & KubeObject>;
+  pods: Informer<Pod>;
+  pvcs: Informer<Pvc>;
+  secrets: Informer<Secret>;
+}
+
+export function createWorkloadInformers(client: KubeClient, logger: Logger, namespace?: string): WorkloadInformers {
+  const managed = `${LABELS.managedBy}=${MANAGED_BY_VALUE}`;
+  return {
+    workloads: new Informer(client.resource<AgentWorkload & KubeObject>(AGENT_WORKLOADS), { namespace, logger }),
+    pods: new Informer(client.resource<Pod>(PODS), { namespace, logger, labelSelector: managed }),
+    pvcs: new Informer(client.resource<Pvc>(PVCS), { namespace, logger }),
+    secrets: new Informer(client.resource<Secret>(SECRETS), { namespace, logger, labelSelector: managed }),
+  };
+}
+
+export function workloadIdOf(workload: AgentWorkload): string {
+  return workload.spec.workloadId ?? workload.metadata.uid ?? '';
+}
+
+function controllerOwner(obj: KubeObject): string | undefined {
+  const ref = obj.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'AgentWorkload');
+  return ref && obj.metadata?.namespace ? `${obj.metadata.namespace}/${ref.name}` : undefined;
+}
+
+function hashOf(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
+}
+
+/**
+ * Materializes each AgentWorkload as a Pod (plus PVCs, adopted Secrets) and keeps its
+ * status true. Level-based: every reconcile starts from the caches, never from memory,
+ * except the moment a Pod was first seen missing.
+ */
+export class WorkloadController {
+  readonly informers: WorkloadInformers;
+  private readonly controller: Controller;
+  private readonly client: KubeClient;
+  private readonly logger: Logger;
+  private readonly runners: RunnerDirectory;
+  private readonly now: () => Date;
+  private readonly workloads: ResourceClient<AgentWorkload & KubeObject>;
+  private readonly pods: ResourceClient<Pod>;
+  private readonly pvcs: ResourceClient<Pvc>;
+  private readonly secrets: ResourceClient<Secret>;
+  private readonly events: ResourceClient<KubeObject>;
+  private readonly podMissingSince = new Map<string, Date>();
+  private readonly stateSink?: WorkloadStateSink;
+
+  constructor(private readonly options: WorkloadControllerOptions) {
+    this.client = options.client;
+    this.logger = options.logger.child({ controller: 'agentworkload' });
+    this.runners = options.runners;
+    this.now = options.now ?? (() => new Date());
+    this.stateSink = options.stateSink;
+    const created = createWorkloadInformers(options.client, this.logger, options.namespace);
+    this.informers = { ...created, ...options.informers };
+    this.workloads = this.client.resource(AGENT_WORKLOADS);
+    this.pods = this.client.resource(PODS);
+    this.pvcs = this.client.resource(PVCS);
+    this.secrets = this.client.resource(SECRETS);
+    this.events = this.client.resource(EVENTS);
+    this.controller = new Controller({
+      name: 'agentworkload',
+      workers: options.workers ?? 4,
+      logger: this.logger,
+      reconcile: (key) => this.reconcile(key),
+    });
+
+    this.informers.workloads.addHandler({
+      onAdd: (aw, initial) => this.controller.enqueue(objectKey(aw), { initial }),
+      onUpdate: (_old, aw) => this.controller.enqueue(objectKey(aw)),
+      onDelete: (aw) => this.podMissingSince.delete(objectKey(aw)),
+    });
+    const enqueueOwner = (obj: KubeObject): void => {
+      const owner = controllerOwner(obj);
+      if (owner) this.controller.enqueue(owner);
+    };
+    this.informers.pods.addHandler({
+      onAdd: (pod, initial) => {
+        const owner = controllerOwner(pod);
+        if (owner) this.controller.enqueue(owner, { initial });
+      },
+      onUpdate: (_old, pod) => enqueueOwner(pod),
+      onDelete: (pod) => enqueueOwner(pod),
+    });
+    this.runners.onChange(() => {
+      for (const aw of this.informers.workloads.list()) this.controller.enqueue(objectKey(aw));
+    });
+  }
+
+  /** Starts the informers this controller created and waits for them to sync. */
+  async startInformers(): Promise<void> {
+    const all = [this.informers.workloads, this.informers.pods, this.informers.pvcs, this.informers.secrets];
+    for (const informer of all) informer.start();
+    await Promise.all(all.map((i) => i.waitForSync()));
+  }
+
+  hasSynced(): boolean {
+    return [this.informers.workloads, this.informers.pods, this.informers.pvcs, this.informers.secrets].every((i) =>
+      i.hasSynced(),
+    );
+  }
+
+  start(): void {
+    this.controller.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.controller.stop();
+  }
+
+  async stopInformers(): Promise<void> {
+    await Promise.all(
+      [this.informers.workloads, this.informers.pods, this.informers.pvcs, this.informers.secrets].map((i) => i.stop()),
+    );
+  }
+
+  get queue() {
+    return this.controller.queue;
+  }
+
+  private async reconcile(key: string): Promise<{ requeueAfterMs?: number } | void> {
+    const aw = this.informers.workloads.getByKey(key);
+    if (!aw) return;
+    const namespace = aw.metadata.namespace ?? '';
+    const podName = aw.metadata.name;
+    const pod = this.informers.pods.get(namespace, podName);
+
+    if (aw.metadata.deletionTimestamp) return this.finalize(aw, pod);
+    if (!aw.metadata.finalizers?.includes(WORKLOAD_FINALIZER)) {
+      await this.workloads.mergePatch(namespace, podName, {
+        metadata: {
+          finalizers: [...(aw.metadata.finalizers ?? []), WORKLOAD_FINALIZER],
+          resourceVersion: aw.metadata.resourceVersion,
+        },
+      });
+      return;
+    }
+
+    const log = this.logger.child({ workload: key, workloadId: workloadIdOf(aw) });
+    const facts = await this.observe(aw, pod, log);
+    await this.writeStatus(aw, facts.status);
+    if (facts.requeueAfterMs !== undefined) return { requeueAfterMs: Math.max(10, facts.requeueAfterMs) };
+  }
+
+  private async observe(
+    aw: AgentWorkload & KubeObject,
+    pod: Pod | undefined,
+    log: Logger,
+  ): Promise<{ status: StatusFacts; requeueAfterMs?: number }> {
+    const key = objectKey(aw);
+    const now = this.now();
+    const current = aw.status ?? {};
+    const sameGeneration = current.observedGeneration === aw.metadata.generation;
+    const base: StatusFacts = {
+      phase: current.phase ?? 'Pending',
+      podName: aw.metadata.name,
+      workloadId: workloadIdOf(aw),
+      runner: current.runner ?? pod?.metadata?.labels?.[LABELS.runner] ?? undefined,
+      startTime: current.startTime,
+      containers: current.containers,
+      reason: current.reason,
+      message: current.message,
+    };
+    const podAlive = pod && !pod.metadata?.deletionTimestamp ? pod : undefined;
+
+    if (aw.spec.stopped) {
+      this.podMissingSince.delete(key);
+      if (pod) {
+        if (!pod.metadata?.deletionTimestamp) await this.deleteIgnoringMissing(this.pods, pod);
+        return { status: { ...base, phase: 'Stopping', reason: undefined, message: 'deleting the Pod', startTime: undefined } };
+      }
+      return {
+        status: { ...base, phase: 'Stopped', reason: undefined, message: 'stopped', containers: undefined, startTime: undefined },
+      };
+    }
+
+    // Failed and completed workloads stay so until their spec changes.
+    if (sameGeneration && (current.phase === 'Failed' || current.phase === 'Stopped')) {
+      if (podAlive) base.containers = containerStatesFromPod(podAlive, aw.spec);
+      return { status: base };
+    }
+
+    // Placement: once a runner is chosen it never changes while the Pod exists.
+    let runner: RunnerSettings | undefined;
+    if (base.runner !== undefined) {
+      runner = this.runners.settings(base.runner);
+    } else {
+      const decision = this.runners.place(aw);
+      if (!decision.placed) {
+        return {
+          status: {
+            ...base,
+            phase: 'Pending',
+            reason: undefined,
+            message: decision.message,
+            placed: { ok: false, reason: `No${capitalize(decision.filter)}Match`, message: decision.message },
+          },
+        };
+      }
+      runner = decision.runner;
+      base.runner = runner.name;
+    }
+    const placed = { ok: true, reason: 'Placed', message: `placed on Runner ${JSON.stringify(base.runner)}` };
+
+    // A runner that stopped being Ready takes its workloads with it after the grace.
+    if (base.runner) {
+      const since = this.runners.notReadySince(base.runner);
+      const graceMs = (runner?.health.runtimeLostGraceSeconds ?? 30) * 1000;
+      if (since && (current.phase === 'Running' || current.phase === 'Starting' || podAlive)) {
+        const left = since.getTime() + graceMs - now.getTime();
+        if (left <= 0) {
+          return {
+            status: {
+              ...base,
+              placed,
+              phase: 'Failed',
+              reason: 'runtime_lost',
+              message: `Runner ${JSON.stringify(base.runner)} not Ready since ${since.toISOString()}`,
+            },
+          };
+        }
+        if (!runner) return { status: { ...base, placed }, requeueAfterMs: left };
+      }
+    }
+    if (!runner) {
+      return {
+        status: {
+          ...base,
+          placed,
+          phase: 'Pending',
+          message: `Runner ${JSON.stringify(base.runner)} does not exist`,
+        },
+      };
+    }
+
+    let desiredPod: IPod;
+    try {
+      desiredPod = this.desiredPod(aw, runner);
+    } catch (err) {
+      if (err instanceof WorkloadConfigError) {
+        return {
+          status: { ...base, placed, phase: 'Failed', reason: 'config_invalid', message: `${err.message} (${err.field})` },
+        };
+      }
+      throw err;
+    }
+    const specHash = desiredPod.metadata?.annotations?.[POD_SPEC_HASH_ANNOTATION];
+
+    if (pod && !isOwnedBy(pod, aw)) {
+      return {
+        status: {
+          ...base,
+          placed,
+          phase: 'Failed',
+          reason: 'config_invalid',
+          message: `Pod ${JSON.stringify(pod.metadata?.name)} exists and belongs to another owner`,
+        },
+      };
+    }
+
+    if (!podAlive) {
+      const wasStarted = current.phase === 'Running' || current.phase === 'Starting';
+      const lostPodExisted = wasStarted && current.startTime !== undefined && sameGeneration;
+      if (lostPodExisted || pod) {
+        // The Pod vanished (or is being deleted) behind our back while it should run.
+        const since = this.podMissingSince.get(key) ?? (pod?.metadata?.deletionTimestamp ? new Date(pod.metadata.deletionTimestamp) : now);
+        this.podMissingSince.set(key, since);
+        const verdict = classifyWorkload({
+          containers: current.containers ?? [],
+          podExists: false,
+          podMissingSince: since,
+          startTime: new Date(current.startTime ?? now.toISOString()),
+          now,
+          thresholds: runner.health,
+          restartPolicy: aw.spec.restartPolicy,
+          wasRunning: current.phase === 'Running',
+        });
+        if (verdict.phase === 'Failed') this.podMissingSince.delete(key);
+        return {
+          status: { ...base, placed, phase: verdict.phase, reason: verdict.reason, message: verdict.message },
+          requeueAfterMs: verdict.recheckAfterMs,
+        };
+      }
+      this.podMissingSince.delete(key);
+      await this.ensureVolumes(aw, runner);
+      await this.adoptSecrets(aw);
+      try {
+        await this.pods.create(aw.metadata.namespace, desiredPod as Pod);
+        log.info({ pod: aw.metadata.name, runner: runner.name }, 'created Pod');
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+      }
+      return {
+        status: {
+          ...base,
+          placed,
+          phase: 'Starting',
+          reason: undefined,
+          message: 'Pod created',
+          startTime: now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+          containers: undefined,
+        },
+        requeueAfterMs: runner.health.startGraceSeconds * 1000,
+      };
+    }
+
+    this.podMissingSince.delete(key);
+    if (podAlive.metadata?.annotations?.[POD_SPEC_HASH_ANNOTATION] !== specHash) {
+      log.info({ pod: podAlive.metadata?.name }, 'spec changed; replacing the Pod');
+      await this.deleteIgnoringMissing(this.pods, podAlive);
+      return {
+        status: {
+          ...base,
+          placed,
+          phase: 'Starting',
+          reason: undefined,
+          message: 'replacing the Pod after a spec change',
+          startTime: undefined,
+          containers: undefined,
+        },
+      };
+    }
+
+    const containers = containerStatesFromPod(podAlive, aw.spec);
+    const startTime = base.startTime ?? podAlive.metadata?.creationTimestamp ?? now.toISOString();
+    const scheduled = podAlive.status?.conditions?.find((c) => c.type === 'PodScheduled');
+    const verdict = classifyWorkload({
+      containers,
+      podPhase: podAlive.status?.phase,
+      podReason: podAlive.status?.reason ?? (scheduled?.status === 'False' ? scheduled.reason : undefined),
+      podMessage: podAlive.status?.message ?? (scheduled?.status === 'False' ? scheduled.message : undefined),
+      podExists: true,
+      startTime: new Date(startTime),
+      now,
+      thresholds: runner.health,
+      restartPolicy: aw.spec.restartPolicy,
+      wasRunning: current.phase === 'Running',
+    });
+    return {
+      status: {
+        ...base,
+        placed,
+        phase: verdict.phase,
+        reason: verdict.reason,
+        message: verdict.message ?? (verdict.phase === 'Running' ? 'all containers running' : 'starting'),
+        startTime,
+        containers,
+      },
+      requeueAfterMs: verdict.recheckAfterMs,
+    };
+  }
+
+  private desiredPod(aw: AgentWorkload & KubeObject, runner: RunnerSettings): IPod {
+    const pod = buildPod({ workload: aw, workloadId: workloadIdOf(aw), podName: aw.metadata.name, runner });
+    const passthrough = Object.entries(aw.metadata.annotations ?? {}).filter(([k]) =>
+      POD_ANNOTATION_PREFIXES.some((p) => k.startsWith(p)),
+    );
+    const metadata = pod.metadata ?? {};
+    const annotations: Record<string, string> = { ...(metadata.annotations ?? {}), ...Object.fromEntries(passthrough) };
+    annotations[POD_SPEC_HASH_ANNOTATION] = hashOf({ spec: pod.spec, labels: metadata.labels, annotations });
+    return { ...pod, metadata: { ...metadata, annotations } };
+  }
+
+  private async ensureVolumes(aw: AgentWorkload & KubeObject, runner: RunnerSettings): Promise<void> {
+    const input = { workload: aw, workloadId: workloadIdOf(aw), podName: aw.metadata.name, runner };
+    for (const volume of aw.spec.volumes) {
+      if (volume.kind !== 'Persistent') continue;
+      const name = volume.persistentName ?? volume.name;
+      if (this.informers.pvcs.get(aw.metadata.namespace, name)) continue;
+      try {
+        await this.pvcs.create(aw.metadata.namespace, buildPersistentVolumeClaim(input, volume) as Pvc);
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+      }
+    }
+  }
+
+  /** Secrets the shim created for this workload become owned by it (garbage-collected with it). */
+  private async adoptSecrets(aw: AgentWorkload & KubeObject): Promise<void> {
+    const names = new Set([pullSecretName(aw.metadata.name), inlineFilesSecretName(aw.metadata.name)]);
+    if (aw.spec.imagePullSecretRef) names.add(aw.spec.imagePullSecretRef.name);
+    if (aw.spec.inlineFiles) names.add(aw.spec.inlineFiles.secretRef.name);
+    for (const name of names) {
+      const secret = this.informers.secrets.get(aw.metadata.namespace, name);
+      if (!secret || secret.metadata?.labels?.[LABELS.workloadId] !== workloadIdOf(aw)) continue;
+      if (secret.metadata?.ownerReferences?.some((r) => r.uid === aw.metadata.uid)) continue;
+      try {
+        await this.secrets.mergePatch(aw.metadata.namespace, name, {
+          metadata: {
+            ownerReferences: [...(secret.metadata?.ownerReferences ?? []), ownerReference(aw)],
+            resourceVersion: secret.metadata?.resourceVersion,
+          },
+        });
+      } catch (err) {
+        if (!isNotFound(err) && !isConflict(err)) throw err;
+      }
+    }
+  }
+
+  private async finalize(aw: AgentWorkload & KubeObject, pod: Pod | undefined): Promise<void> {
+    if (!aw.metadata.finalizers?.includes(WORKLOAD_FINALIZER)) return;
+    if (pod && isOwnedBy(pod, aw) && !pod.metadata?.deletionTimestamp) await this.deleteIgnoringMissing(this.pods, pod);
+    for (const secret of this.informers.secrets.list()) {
+      if (secret.metadata?.namespace === aw.metadata.namespace && isOwnedBy(secret, aw)) {
+        await this.deleteIgnoringMissing(this.secrets, secret);
+      }
+    }
+    if (aw.spec.deleteVolumesWithWorkload) {
+      for (const pvc of this.informers.pvcs.list()) {
+        if (pvc.metadata?.namespace === aw.metadata.namespace && isOwnedBy(pvc, aw)) {
+          await this.deleteIgnoringMissing(this.pvcs, pvc);
+        }
+      }
+    }
+    await this.workloads.mergePatch(aw.metadata.namespace, aw.metadata.name, {
+      metadata: {
+        finalizers: aw.metadata.finalizers.filter((f) => f !== WORKLOAD_FINALIZER),
+        resourceVersion: aw.metadata.resourceVersion,
+      },
+    });
+    this.podMissingSince.delete(objectKey(aw));
+  }
+
+  private async writeStatus(aw: AgentWorkload & KubeObject, facts: StatusFacts): Promise<void> {
+    const now = this.now();
+    const next = desiredStatus(aw, facts, now);
+    const previous = aw.status ?? {};
+    if (jsonEqual(previous, next)) return;
+    const patch: Record<string, unknown> = { ...next };
+    for (const field of Object.keys(previous)) if (!(field in next)) patch[field] = null;
+    await this.workloads.mergePatch(aw.metadata.namespace, aw.metadata.name, { status: patch }, 'status');
+    if (previous.phase !== next.phase || previous.reason !== next.reason) {
+      this.recordEvent(aw, next);
+    }
+    if (previous.phase !== next.phase || !jsonEqual(previous.containers, next.containers)) {
+      this.stateSink?.workloadChanged(aw, next);
+    }
+  }
+
+  private recordEvent(aw: AgentWorkload & KubeObject, status: AgentWorkloadStatus): void {
+    const phase = status.phase as WorkloadPhase;
+    const warning = phase === 'Failed';
+    const now = this.now().toISOString();
+    const event = {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { name: `${aw.metadata.name}.${randomBytes(6).toString('hex')}`, namespace: aw.metadata.namespace },
+      involvedObject: {
+        apiVersion: API_GROUP_VERSION,
+        kind: 'AgentWorkload',
+        name: aw.metadata.name,
+        namespace: aw.metadata.namespace,
+        uid: aw.metadata.uid,
+        resourceVersion: aw.metadata.resourceVersion,
+      },
+      reason: warning ? (status.reason ?? 'Failed') : phase,
+      message: status.message ?? phase,
+      type: warning ? 'Warning' : 'Normal',
+      source: { component: 'k8s-runner' },
+      reportingComponent: 'k8s-runner',
+      reportingInstance: 'k8s-runner',
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    };
+    this.events.create(aw.metadata.namespace, event).catch((err: unknown) => {
+      this.logger.debug({ err: (err as Error).message }, 'could not record an Event');
+    });
+  }
+
+  private async deleteIgnoringMissing(resource: ResourceClient<KubeObject>, obj: KubeObject): Promise<void> {
+    try {
+      await resource.delete(obj.metadata?.namespace, obj.metadata?.name ?? '', {
+        preconditions: { uid: obj.metadata?.uid },
+      });
+    } catch (err) {
+      if (!isNotFound(err) && !isConflict(err)) throw err;
+    }
+  }
+}
+
+function isOwnedBy(obj: KubeObject, aw: AgentWorkload): boolean {
+  return obj.metadata?.ownerReferences?.some((r) => r.uid === aw.metadata.uid) ?? false;
+}
+
+function ownerReference(aw: AgentWorkload) {
+  return {
+    apiVersion: API_GROUP_VERSION,
+    kind: 'AgentWorkload',
+    name: aw.metadata.name,
+    uid: aw.metadata.uid ?? '',
+    controller: false,
+    blockOwnerDeletion: true,
+  };
+}
+
+function capitalize(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
