@@ -1,7 +1,7 @@
 import type { Condition } from '../api/common.ts';
 import { jsonEqual, setCondition } from '../api/conditions.ts';
 import type { RunnerStatus } from '../api/runner.ts';
-import { GatewayError, type GatewayMethod } from './gateway-client.ts';
+import { GatewayError } from './gateway-client.ts';
 
 export const RUNNER_CONDITIONS = {
   enrolled: 'Enrolled',
@@ -48,18 +48,30 @@ export function classifyGatewayError(err: unknown): ClassifiedGatewayError {
       unimplemented: false,
     };
   }
-  const what = `${err.method} failed with ${err.code}${err.details === '' ? '' : `: ${err.details}`}`;
+  const what = err.message;
   const enrolling = err.method === 'EnrollRunner';
   const base = { identityRejected: false, unimplemented: false };
   if (err.code === 'MALFORMED_RESPONSE') {
-    return { ...base, reason: 'MalformedResponse', message: `the platform gateway answered ${what}` };
+    return {
+      ...base,
+      reason: 'MalformedResponse',
+      message: `the platform gateway sent a malformed response (${what})`,
+    };
   }
   if (UNREACHABLE_CODES.has(err.code)) {
-    return { ...base, reason: 'GatewayUnreachable', message: `the platform gateway is unreachable (${what})` };
+    return {
+      ...base,
+      reason: 'GatewayUnreachable',
+      message: `the platform gateway is unreachable (${what})`,
+    };
   }
   if (REJECTED_CODES.has(err.code)) {
     return enrolling
-      ? { ...base, reason: 'TokenRejected', message: `the platform rejected the service token (${what})` }
+      ? {
+          ...base,
+          reason: 'TokenRejected',
+          message: `the platform rejected the service token (${what})`,
+        }
       : {
           ...base,
           identityRejected: true,
@@ -68,7 +80,11 @@ export function classifyGatewayError(err: unknown): ClassifiedGatewayError {
         };
   }
   if (err.code === 'INVALID_ARGUMENT' && enrolling) {
-    return { ...base, reason: 'TokenEmpty', message: `the platform refused the service token as empty or invalid (${what})` };
+    return {
+      ...base,
+      reason: 'TokenEmpty',
+      message: `the platform refused the service token as empty (${what})`,
+    };
   }
   return {
     ...base,
@@ -76,10 +92,6 @@ export function classifyGatewayError(err: unknown): ClassifiedGatewayError {
     reason: 'PlatformError',
     message: `the platform failed (${what})`,
   };
-}
-
-export function isGatewayMethodError(err: unknown, method: GatewayMethod): err is GatewayError {
-  return err instanceof GatewayError && err.method === method;
 }
 
 export interface BackoffOptions {
@@ -148,13 +160,23 @@ export function desiredRunnerStatus(
   now: Date,
 ): OwnedRunnerStatus {
   let conditions: Condition[] | undefined = current?.conditions;
-  const set = (type: string, status: Condition['status'], reason: string, message: string): void => {
+  const set = (
+    type: string,
+    status: Condition['status'],
+    reason: string,
+    message: string,
+  ): void => {
     conditions = setCondition(conditions, { type, status, reason, message }, generation, now);
   };
 
   if (!facts.enrolled) {
     set(RUNNER_CONDITIONS.enrolled, 'False', facts.failure.reason, facts.failure.message);
-    set(RUNNER_CONDITIONS.catalogReported, 'False', 'NotEnrolled', 'the catalog is reported once the Runner is enrolled');
+    set(
+      RUNNER_CONDITIONS.catalogReported,
+      'False',
+      'NotEnrolled',
+      'the catalog is reported once the Runner is enrolled',
+    );
     set(RUNNER_CONDITIONS.ready, 'False', facts.failure.reason, facts.failure.message);
     return { observedGeneration: generation, conditions, scope };
   }
@@ -178,7 +200,12 @@ export function desiredRunnerStatus(
       set(RUNNER_CONDITIONS.ready, 'True', 'Ready', `enrolled; ${catalog.message}`);
       break;
     case 'failed':
-      set(RUNNER_CONDITIONS.catalogReported, 'False', catalog.failure.reason, catalog.failure.message);
+      set(
+        RUNNER_CONDITIONS.catalogReported,
+        'False',
+        catalog.failure.reason,
+        catalog.failure.message,
+      );
       // A catalog change that cannot be reported yet must not take the runner's workloads
       // down: only a catalog never reported for this identity keeps the runner not Ready.
       if (catalog.everReported) {
@@ -225,5 +252,8 @@ export function runnerStatusPatch(
 }
 
 export function isRunnerReady(status: RunnerStatus | undefined): boolean {
-  return status?.conditions?.some((c) => c.type === RUNNER_CONDITIONS.ready && c.status === 'True') ?? false;
+  return (
+    status?.conditions?.some((c) => c.type === RUNNER_CONDITIONS.ready && c.status === 'True') ??
+    false
+  );
 }

@@ -1,0 +1,188 @@
+import {
+  ResponderBuilder,
+  Server,
+  ServerInterceptingCall,
+  ServerListenerBuilder,
+  status,
+  type ServerInterceptor,
+} from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { KubeClient } from '../kube/client.ts';
+import { grpcServerHandledTotal, grpcServerHandlingSeconds } from '../observability/metrics.ts';
+import { RunnerServiceService, type RunnerServiceServer } from '../gen/agynio/api/runner/v1/runner.ts';
+import { authProblem, serverCredentials, type AuthOptions } from './auth.ts';
+import type { ShimCaches } from './caches.ts';
+import { codeName } from './errors.ts';
+import { streamEvents } from './events.ts';
+import { cancelExecution, exec, putArchive } from './exec.ts';
+import { ExecRegistry } from './exec-registry.ts';
+import { streamWorkloadLogs } from './logs.ts';
+import { bidiStreaming, serverStreaming, unary, type ShimContext } from './rpc.ts';
+import { listVolumes, listWorkloadsByVolume, removeVolume } from './volumes.ts';
+import {
+  findWorkloadsByLabels,
+  getWorkloadLabels,
+  inspectWorkload,
+  listWorkloads,
+  ready,
+  removeWorkload,
+  startWorkload,
+  stopWorkload,
+  touchWorkload,
+} from './workloads.ts';
+
+export type { AuthOptions } from './auth.ts';
+
+/** docker-runner's receive limit; upstream k8s-runner kept gRPC's 4 MiB. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_GRPC_PORT = 50051;
+const SHUTDOWN_GRACE_MS = 5_000;
+
+export interface RunnerGrpcServerOptions {
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  kube: KubeClient;
+  caches: ShimCaches;
+  /** Where gRPC-created workloads live (the caches' namespace). */
+  workloadNamespace: string;
+  runnerName?: string;
+  auth: AuthOptions;
+  logger: Logger;
+  maxMessageBytes?: number;
+}
+
+export interface RunnerGrpcServer {
+  port: number;
+  stop(): Promise<void>;
+}
+
+export function createRunnerService(shim: ShimContext): RunnerServiceServer {
+  return {
+    ready: unary(shim, 'Ready', () => ready()),
+    startWorkload: unary(shim, 'StartWorkload', (req, ctx) => startWorkload(shim, req, ctx)),
+    stopWorkload: unary(shim, 'StopWorkload', (req, ctx) => stopWorkload(shim, req, ctx)),
+    removeWorkload: unary(shim, 'RemoveWorkload', (req, ctx) => removeWorkload(shim, req, ctx)),
+    inspectWorkload: unary(shim, 'InspectWorkload', (req) => inspectWorkload(shim, req)),
+    getWorkloadLabels: unary(shim, 'GetWorkloadLabels', (req) => getWorkloadLabels(shim, req)),
+    listWorkloads: unary(shim, 'ListWorkloads', () => listWorkloads(shim)),
+    findWorkloadsByLabels: unary(shim, 'FindWorkloadsByLabels', (req) => findWorkloadsByLabels(shim, req)),
+    listWorkloadsByVolume: unary(shim, 'ListWorkloadsByVolume', (req) => listWorkloadsByVolume(shim, req)),
+    listVolumes: unary(shim, 'ListVolumes', () => listVolumes(shim)),
+    removeVolume: unary(shim, 'RemoveVolume', (req) => removeVolume(shim, req)),
+    touchWorkload: unary(shim, 'TouchWorkload', (req) => touchWorkload(shim, req)),
+    putArchive: unary(shim, 'PutArchive', (req, ctx) => putArchive(shim, req, ctx)),
+    streamWorkloadLogs: serverStreaming(shim, 'StreamWorkloadLogs', (req, sink, ctx) =>
+      streamWorkloadLogs(shim, req, sink, ctx),
+    ),
+    streamEvents: serverStreaming(shim, 'StreamEvents', (req, sink, ctx) => streamEvents(shim, req, sink, ctx)),
+    exec: bidiStreaming(shim, 'Exec', (call, ctx) => exec(shim, call, ctx)),
+    cancelExecution: unary(shim, 'CancelExecution', (req) => cancelExecution(shim, req)),
+  };
+}
+
+function splitPath(path: string): { service: string; method: string } {
+  const match = /^\/([^/]+)\/([^/]+)$/.exec(path);
+  return match ? { service: match[1]!, method: match[2]! } : { service: 'unknown', method: path };
+}
+
+/** Authentication (before the request is read) and the grpc_server_* metrics, for every call. */
+function shimInterceptor(auth: AuthOptions, logger: Logger): ServerInterceptor {
+  return (descriptor, call) => {
+    const labels = splitPath(descriptor.path);
+    const startedAt = process.hrtime.bigint();
+    let recorded = false;
+    const record = (code: number): void => {
+      if (recorded) return;
+      recorded = true;
+      grpcServerHandledTotal.inc({ grpc_service: labels.service, grpc_method: labels.method, grpc_code: codeName(code) });
+      grpcServerHandlingSeconds.observe(
+        { grpc_service: labels.service, grpc_method: labels.method },
+        Number(process.hrtime.bigint() - startedAt) / 1e9,
+      );
+    };
+    const listener = new ServerListenerBuilder()
+      .withOnReceiveMetadata((metadata, next) => {
+        let problem: string | undefined;
+        try {
+          problem = authProblem(auth, metadata, call, logger);
+        } catch (err) {
+          logger.error({ err }, 'authentication check failed');
+          problem = 'authentication failed';
+        }
+        if (problem) {
+          record(status.UNAUTHENTICATED);
+          call.sendStatus({ code: status.UNAUTHENTICATED, details: problem });
+          return;
+        }
+        next(metadata);
+      })
+      .withOnCancel(() => record(status.CANCELLED))
+      .build();
+    const responder = new ResponderBuilder()
+      .withStart((next) => next(listener))
+      .withSendStatus((st, next) => {
+        record(st.code);
+        next(st);
+      })
+      .build();
+    return new ServerInterceptingCall(call, responder);
+  };
+}
+
+export async function startRunnerGrpcServer(options: RunnerGrpcServerOptions): Promise<RunnerGrpcServer> {
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const logger = options.logger.child({ component: 'grpc' });
+  if (options.caches.namespace !== options.workloadNamespace) {
+    throw new Error(
+      `the shim caches watch namespace ${options.caches.namespace}, not the workload namespace ${options.workloadNamespace}`,
+    );
+  }
+  if (options.auth.mode === 'insecure') {
+    logger.warn('gRPC listener without authentication (explicitly configured)');
+  } else if (options.auth.mode === 'token' && options.auth.certPem === undefined) {
+    logger.warn('gRPC bearer tokens travel over plain text: configure certPem/keyPem');
+  }
+  const execs = new ExecRegistry();
+  const shim: ShimContext = {
+    kube: options.kube,
+    caches: options.caches,
+    namespace: options.workloadNamespace,
+    runnerName: options.runnerName,
+    logger,
+    execs,
+    maxMessageBytes,
+  };
+  const server = new Server({
+    'grpc.max_receive_message_length': maxMessageBytes,
+    'grpc.max_send_message_length': maxMessageBytes,
+    interceptors: [shimInterceptor(options.auth, logger)],
+  });
+  server.addService(RunnerServiceService, createRunnerService(shim));
+  const address = `${options.host ?? '0.0.0.0'}:${options.port ?? DEFAULT_GRPC_PORT}`;
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(address, serverCredentials(options.auth), (err, bound) => (err ? reject(err) : resolve(bound)));
+  });
+  logger.info({ address, port, auth: options.auth.mode }, 'gRPC RunnerService listening');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    port,
+    stop(): Promise<void> {
+      stopping ??= (async () => {
+        execs.cancelAll();
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            server.forceShutdown();
+            resolve();
+          }, SHUTDOWN_GRACE_MS);
+          server.tryShutdown(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      })();
+      return stopping;
+    },
+  };
+}
