@@ -236,6 +236,7 @@ class ExecRun implements CancellableExec {
   private timers: NodeJS.Timeout[] = [];
   private idleTimer?: NodeJS.Timeout;
   private idleFired = false;
+  private readonly grace = new Delay(CLOSE_GRACE_MS);
 
   constructor(
     private readonly shim: ShimContext,
@@ -293,10 +294,7 @@ class ExecRun implements CancellableExec {
         if (this.recorded) session.close();
         for (const op of this.pending.splice(0)) op(session);
         if (this.pendingResize) session.resize(this.pendingResize.cols, this.pendingResize.rows);
-        result = await Promise.race([
-          session.result,
-          this.terminated.then(() => delay(CLOSE_GRACE_MS)).then(() => undefined),
-        ]);
+        result = await Promise.race([session.result, this.terminated.then(() => this.grace.wait())]);
         session.close();
       } catch (err) {
         result = { exitCode: -1, error: err instanceof Error ? err.message : String(err) };
@@ -322,6 +320,7 @@ class ExecRun implements CancellableExec {
       });
     } finally {
       execs.unregister(this.executionId, this);
+      this.grace.cancel();
       for (const timer of this.timers) clearTimeout(timer);
       clearTimeout(this.idleTimer);
       this.call.off('data', onData);
@@ -448,7 +447,9 @@ class ExecRun implements CancellableExec {
         },
         { onStdout: () => {}, onStderr: () => {} },
       );
-      await Promise.race([killer.result, delay(CLOSE_GRACE_MS)]);
+      const grace = new Delay(CLOSE_GRACE_MS);
+      await Promise.race([killer.result, grace.wait()]);
+      grace.cancel();
       killer.close();
     } catch (err) {
       this.ctx.logger.info({ err, executionId: this.executionId }, 'could not kill an exec process');
@@ -456,8 +457,24 @@ class ExecRun implements CancellableExec {
   }
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** A timer to race against, cleared when no longer needed. */
+class Delay {
+  private timer?: NodeJS.Timeout;
+  private resolve?: () => void;
+
+  constructor(private readonly ms: number) {}
+
+  wait(): Promise<undefined> {
+    return new Promise((resolve) => {
+      this.resolve = () => resolve(undefined);
+      this.timer = setTimeout(this.resolve, this.ms);
+    });
+  }
+
+  cancel(): void {
+    clearTimeout(this.timer);
+    this.resolve?.();
+  }
 }
 
 export function cancelExecution(shim: ShimContext, req: CancelExecutionRequest): Promise<CancelExecutionResponse> {

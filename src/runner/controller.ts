@@ -8,7 +8,7 @@ import {
   MANAGED_BY_VALUE,
   type Condition,
 } from '../api/common.ts';
-import type { Runner, RunnerSpec } from '../api/runner.ts';
+import type { Runner, RunnerSpec, RunnerStatus } from '../api/runner.ts';
 import type { KubeClient, KubeObject, ResourceClient } from '../kube/client.ts';
 import { Controller, type ReconcileResult } from '../kube/controller.ts';
 import { isNotFound } from '../kube/errors.ts';
@@ -39,6 +39,7 @@ import {
   type CatalogFacts,
   type EnrolledIdentity,
   type Failure,
+  type OwnedRunnerStatus,
   type RunnerFacts,
 } from './runner-status.ts';
 import { runnerSpecOf } from './spec.ts';
@@ -83,6 +84,8 @@ interface Outcome {
 /** An identity stored in a Runner's identity Secret that matches the current token. */
 interface StoredIdentity {
   secretName: string;
+  /** uid of the Secret it is stored in; undefined until saved. */
+  secretUid?: string;
   data: Record<string, string>;
   identityId: string;
   serviceName: string;
@@ -113,6 +116,8 @@ interface RunnerMemo {
   /** Catalog digest a gateway answered UNIMPLEMENTED for. */
   catalogUnsupported?: string;
   gateway?: { key: string; client: GatewayClient };
+  /** Status last written, until the informer delivers the Runner again (read-your-writes). */
+  writtenStatus?: OwnedRunnerStatus;
 }
 
 const SECRET_REF_INDEX = 'secretRefs';
@@ -198,6 +203,8 @@ export class RunnerController implements ReportTargetSource {
     this.runnerInformer.addHandler({
       onAdd: (r, initial) => this.enqueue(objectKey(r), { initial }),
       onUpdate: (old, r) => {
+        const memo = this.memos.get(r.metadata.name);
+        if (memo) memo.writtenStatus = undefined;
         const changed =
           old.metadata.uid !== r.metadata.uid ||
           old.metadata.generation !== r.metadata.generation ||
@@ -338,7 +345,7 @@ export class RunnerController implements ReportTargetSource {
     const spec = runnerSpecOf(runner);
     const memo = this.memo(runner);
     const outcome = await this.converge(runner, spec, memo, signal);
-    await this.writeStatus(runner, spec, outcome.facts);
+    await this.writeStatus(runner, spec, memo, outcome.facts);
     runnerEnrolledGauge.set({ runner: name }, outcome.facts.enrolled ? 1 : 0);
     return outcome.requeueAfterMs === undefined ? {} : { requeueAfterMs: outcome.requeueAfterMs };
   }
@@ -361,14 +368,20 @@ export class RunnerController implements ReportTargetSource {
 
     // About to call the gateway: the fingerprint of what the cache showed decides whether
     // this is a retry that must wait for its backoff.
-    const fingerprint = JSON.stringify([
-      runner.metadata.generation,
-      inputs.tokenHash,
-      inputs.caHash,
+    const fingerprintOf = (view: Inputs, identitySecretUid: string, usable: boolean): string =>
+      JSON.stringify([
+        runner.metadata.generation,
+        view.tokenHash,
+        view.caHash,
+        identitySecretUid,
+        usable,
+        memo.rejectedRunnerId ?? '',
+      ]);
+    let fingerprint = fingerprintOf(
+      inputs,
       inputs.identitySecret?.metadata?.uid ?? '',
       identity !== undefined,
-      memo.rejectedRunnerId ?? '',
-    ]);
+    );
     const nowMs = this.now().getTime();
     if (memo.lastOutcome && memo.fingerprint === fingerprint && nowMs < memo.notBefore) {
       return { facts: memo.lastOutcome.facts, requeueAfterMs: memo.notBefore - nowMs };
@@ -383,6 +396,12 @@ export class RunnerController implements ReportTargetSource {
     identity = this.usableIdentity(runner, inputs, memo);
     if (identity && this.catalogSettled(identity, catalogHash, memo))
       return this.succeeded(memo, identity, catalog, catalogHash);
+    // A failure below is remembered with what the cache will show once it has caught up.
+    fingerprint = fingerprintOf(
+      inputs,
+      inputs.identitySecret?.metadata?.uid ?? '',
+      identity !== undefined,
+    );
 
     const conflict = this.identitySecretConflict(runner, inputs.identitySecret);
     if (conflict) return this.failed(memo, { enrolled: false, failure: conflict }, fingerprint);
@@ -438,6 +457,8 @@ export class RunnerController implements ReportTargetSource {
     } catch (err) {
       const failure = classifyGatewayError(err);
       if (unsaved) identity = await this.writeIdentity(runner, identity, inputs.tokenHash);
+      if (failure.identityRejected) memo.rejectedRunnerId = identity.runnerId;
+      fingerprint = fingerprintOf(inputs, identity.secretUid ?? '', !failure.identityRejected);
       if (failure.unimplemented) {
         memo.catalogUnsupported = catalogHash;
         this.logger.warn(
@@ -447,7 +468,6 @@ export class RunnerController implements ReportTargetSource {
         return this.succeeded(memo, identity, catalog, catalogHash);
       }
       if (failure.identityRejected) {
-        memo.rejectedRunnerId = identity.runnerId;
         this.logger.warn(
           { runner: runner.metadata.name, detail: failure.message },
           'identity rejected on catalog report',
@@ -616,6 +636,7 @@ export class RunnerController implements ReportTargetSource {
     if (!identityJson || identityJson.length === 0 || identityId === '') return undefined;
     return {
       secretName: identitySecretName(runner.metadata.name),
+      secretUid: secret.metadata?.uid,
       data: { ...data },
       identityId,
       serviceName: decode(data[IDENTITY_KEYS.serviceName])?.toString('utf8') ?? '',
@@ -691,7 +712,7 @@ export class RunnerController implements ReportTargetSource {
     }
     // Server-side apply of the whole Secret: annotations of an earlier identity that are
     // left out (the catalog digest after a new enrollment) are removed.
-    await this.secretsApi.apply(
+    const saved = await this.secretsApi.apply(
       this.namespace,
       name,
       {
@@ -720,21 +741,30 @@ export class RunnerController implements ReportTargetSource {
     );
     return {
       ...identity,
+      secretUid: saved.metadata?.uid,
       enrolledAt,
       catalogHash: catalog?.catalogHash,
       catalogReportedAt: catalog?.catalogReportedAt,
     };
   }
 
-  private async writeStatus(runner: Runner, spec: RunnerSpec, facts: RunnerFacts): Promise<void> {
+  private async writeStatus(
+    runner: Runner,
+    spec: RunnerSpec,
+    memo: RunnerMemo,
+    facts: RunnerFacts,
+  ): Promise<void> {
+    const current: RunnerStatus | undefined = memo.writtenStatus
+      ? { ...runner.status, ...memo.writtenStatus }
+      : runner.status;
     const desired = desiredRunnerStatus(
-      runner.status,
+      current,
       facts,
       runner.metadata.generation,
       scopeOf(spec),
       this.now(),
     );
-    const patch = runnerStatusPatch(runner.status, desired);
+    const patch = runnerStatusPatch(current, desired);
     if (!patch) return;
     try {
       await this.runnersApi.mergePatch(
@@ -747,12 +777,17 @@ export class RunnerController implements ReportTargetSource {
       if (isNotFound(err)) return;
       throw err;
     }
-    this.recordTransitions(runner, desired.conditions ?? []);
+    memo.writtenStatus = desired;
+    this.recordTransitions(current, runner, desired.conditions ?? []);
   }
 
-  private recordTransitions(runner: Runner, conditions: readonly Condition[]): void {
+  private recordTransitions(
+    current: RunnerStatus | undefined,
+    runner: Runner,
+    conditions: readonly Condition[],
+  ): void {
     for (const type of [RUNNER_CONDITIONS.enrolled, RUNNER_CONDITIONS.catalogReported]) {
-      const before = runner.status?.conditions?.find((c) => c.type === type);
+      const before = current?.conditions?.find((c) => c.type === type);
       const after = conditions.find((c) => c.type === type);
       if (!after || after.reason === 'NotEnrolled') continue;
       if (before && before.status === after.status && before.reason === after.reason) continue;

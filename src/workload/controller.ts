@@ -83,7 +83,7 @@ function hashOf(value: unknown): string {
  */
 export class WorkloadController {
   readonly informers: WorkloadInformers;
-  private readonly controller: Controller;
+  private controller?: Controller;
   private readonly client: KubeClient;
   private readonly logger: Logger;
   private readonly runners: RunnerDirectory;
@@ -109,32 +109,25 @@ export class WorkloadController {
     this.pvcs = this.client.resource(PVCS);
     this.secrets = this.client.resource(SECRETS);
     this.events = this.client.resource(EVENTS);
-    this.controller = new Controller({
-      name: 'agentworkload',
-      workers: options.workers ?? 4,
-      logger: this.logger,
-      reconcile: (key) => this.reconcile(key),
-    });
-
     this.informers.workloads.addHandler({
-      onAdd: (aw, initial) => this.controller.enqueue(objectKey(aw), { initial }),
-      onUpdate: (_old, aw) => this.controller.enqueue(objectKey(aw)),
+      onAdd: (aw, initial) => this.enqueue(objectKey(aw), initial),
+      onUpdate: (_old, aw) => this.enqueue(objectKey(aw)),
       onDelete: (aw) => this.podMissingSince.delete(objectKey(aw)),
     });
     const enqueueOwner = (obj: KubeObject): void => {
       const owner = controllerOwner(obj);
-      if (owner) this.controller.enqueue(owner);
+      if (owner) this.enqueue(owner);
     };
     this.informers.pods.addHandler({
       onAdd: (pod, initial) => {
         const owner = controllerOwner(pod);
-        if (owner) this.controller.enqueue(owner, { initial });
+        if (owner) this.enqueue(owner, initial);
       },
       onUpdate: (_old, pod) => enqueueOwner(pod),
       onDelete: (pod) => enqueueOwner(pod),
     });
     this.runners.onChange(() => {
-      for (const aw of this.informers.workloads.list()) this.controller.enqueue(objectKey(aw));
+      for (const aw of this.informers.workloads.list()) this.enqueue(objectKey(aw));
     });
   }
 
@@ -151,12 +144,32 @@ export class WorkloadController {
     );
   }
 
-  start(): void {
-    this.controller.start();
+  private enqueue(key: string, initial = false): void {
+    this.controller?.enqueue(key, { initial });
   }
 
+  /** Starts reconciling (e.g. on gaining leadership), beginning with everything in the cache. */
+  start(): void {
+    if (this.controller) return;
+    this.controller = new Controller({
+      name: 'agentworkload',
+      workers: this.options.workers ?? 4,
+      logger: this.logger,
+      reconcile: (key) => this.reconcile(key),
+    });
+    this.controller.start();
+    for (const aw of this.informers.workloads.list()) this.enqueue(objectKey(aw), true);
+  }
+
+  /** Stops reconciling at once (e.g. on losing leadership); start() may follow. */
   async stop(): Promise<void> {
-    await this.controller.stop();
+    const controller = this.controller;
+    this.controller = undefined;
+    await controller?.stop();
+  }
+
+  get running(): boolean {
+    return this.controller !== undefined;
   }
 
   async stopInformers(): Promise<void> {
@@ -166,7 +179,7 @@ export class WorkloadController {
   }
 
   get queue() {
-    return this.controller.queue;
+    return this.controller?.queue;
   }
 
   private async reconcile(key: string): Promise<{ requeueAfterMs?: number } | void> {

@@ -263,6 +263,40 @@ describe('enrollment', () => {
     expect(after.status?.conditions).toEqual(ready.status?.conditions);
   });
 
+  it('enrolls ten Runners with two writes each (identity Secret, status) plus Events', async () => {
+    const tokens: Record<string, ReturnType<typeof identity>> = {};
+    for (let i = 0; i < 10; i++) tokens[`bulk-token-${i}`] = identity(`bulk-${i}`);
+    const gw = await gateway({ tokens });
+    await Promise.all(Object.keys(tokens).map((t, i) => putTokenSecret(`bulk-${i}-token`, t)));
+    await sleep(300);
+    const before = new Map(controllerClient.requestCounts);
+    const delta = (k: string) =>
+      (controllerClient.requestCounts.get(k) ?? 0) - (before.get(k) ?? 0);
+    const t0 = performance.now();
+    await Promise.all(
+      Object.keys(tokens).map((_t, i) => createRunner(`bulk-${i}`, { gateway: { url: gw.url } })),
+    );
+    await Promise.all(
+      Object.keys(tokens).map((_t, i) => waitForCondition(`bulk-${i}`, 'Ready', 'True')),
+    );
+    const elapsed = performance.now() - t0;
+    await sleep(500);
+    const measured = {
+      elapsedMs: Math.round(elapsed),
+      patches: delta('PATCH request'),
+      gets: delta('GET request'),
+      posts: delta('POST request'),
+    };
+    console.log(`10 Runners enrolled: ${JSON.stringify(measured)}`);
+    expect(gw.count('enrollRunner')).toBe(10);
+    expect(gw.count('reportRunnerCatalog')).toBe(10);
+    expect(measured.patches).toBe(20);
+    // Live reads before enrolling: the identity Secret and the token Secret of each Runner.
+    expect(measured.gets).toBe(20);
+    // Events (Enrolled, CatalogReported).
+    expect(measured.posts).toBe(20);
+  });
+
   const failures: Array<[EnrollFailure, string, RegExp]> = [
     ['INVALID_ARGUMENT', 'TokenEmpty', /INVALID_ARGUMENT/],
     ['NOT_FOUND', 'TokenRejected', /rejected the service token .*NOT_FOUND/],

@@ -1,0 +1,49 @@
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const csv = z
+  .string()
+  .transform((v) =>
+    v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+
+/** Operator configuration from the environment (the Helm chart sets these). */
+export const configSchema = z.object({
+  OPERATOR_NAMESPACE: z.string().min(1).default('default'),
+  WORKLOAD_NAMESPACE: z.string().optional(),
+  KUBECONFIG: z.string().optional(),
+  GRPC_HOST: z.string().default('0.0.0.0'),
+  GRPC_PORT: z.coerce.number().int().min(0).max(65535).default(50051),
+  GRPC_AUTH_MODE: z.enum(['mtls', 'token', 'insecure']).default('token'),
+  GRPC_TLS_DIR: z.string().optional(),
+  GRPC_TOKEN_SECRET: z.string().default('k8s-runner-grpc-token'),
+  GRPC_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(32 * 1024 * 1024),
+  HTTP_HOST: z.string().default('0.0.0.0'),
+  HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  LEADER_ELECTION: bool.default(true),
+  LEADER_ELECTION_ID: z.string().default('k8s-runner'),
+  POD_NAME: z.string().optional(),
+  WORKERS: z.coerce.number().int().min(1).max(64).default(4),
+  STANDALONE: bool.default(false),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().optional(),
+  GATEWAY_CA_FILE: z.string().optional(),
+  WATCH_NAMESPACES: csv.optional(),
+});
+
+export type OperatorConfig = z.output<typeof configSchema>;
+
+export function loadConfig(env: NodeJS.ProcessEnv): OperatorConfig {
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new Error(`invalid configuration: ${problems}`);
+  }
+  return parsed.data;
+}

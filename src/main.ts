@@ -1,0 +1,147 @@
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import type { Runner } from './api/runner.ts';
+import { loadConfig, type OperatorConfig } from './config.ts';
+import type { AuthOptions } from './grpc/auth.ts';
+import { ShimCaches } from './grpc/caches.ts';
+import { startRunnerGrpcServer } from './grpc/server.ts';
+import { KubeClient, type KubeObject } from './kube/client.ts';
+import { Informer } from './kube/informer.ts';
+import { LeaderElector } from './kube/leader-election.ts';
+import { RUNNERS, SECRETS } from './kube/resources.ts';
+import { startHttpServer } from './observability/http.ts';
+import { RunnerController, type Secret } from './runner/controller.ts';
+import { RunnerRegistry } from './runner/registry.ts';
+import { GatewayStateReporter } from './runner/state-reporter.ts';
+import { WorkloadController } from './workload/controller.ts';
+import { DEFAULT_RUNNER_SETTINGS } from './workload/runner-settings.ts';
+import { StaticRunnerDirectory } from './workload/seams.ts';
+
+function grpcAuth(config: OperatorConfig, tokenSecret: Informer<Secret>): AuthOptions {
+  const tls = (file: string): Buffer => readFileSync(path.join(config.GRPC_TLS_DIR ?? '', file));
+  if (config.GRPC_AUTH_MODE === 'insecure') return { mode: 'insecure' };
+  if (config.GRPC_AUTH_MODE === 'mtls') {
+    return { mode: 'mtls', caPem: tls('ca.crt'), certPem: tls('tls.crt'), keyPem: tls('tls.key') };
+  }
+  const tokens = (): string[] => {
+    const data = tokenSecret.get(config.OPERATOR_NAMESPACE, config.GRPC_TOKEN_SECRET)?.data?.token;
+    return data ? [Buffer.from(data, 'base64').toString('utf8').trim()].filter(Boolean) : [];
+  };
+  return config.GRPC_TLS_DIR
+    ? { mode: 'token', tokens, certPem: tls('tls.crt'), keyPem: tls('tls.key') }
+    : { mode: 'token', tokens };
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const logger = pino({ level: config.LOG_LEVEL, base: { component: 'k8s-runner' } });
+  const client = KubeClient.fromEnvironment(config.KUBECONFIG);
+  const operatorNs = config.OPERATOR_NAMESPACE;
+  const workloadNs = config.WORKLOAD_NAMESPACE ?? operatorNs;
+  const identity = config.POD_NAME ?? `${os.hostname()}-${process.pid}`;
+
+  const runnerInformer = new Informer(client.resource<Runner & KubeObject>(RUNNERS), { namespace: operatorNs, logger });
+  const operatorSecrets = new Informer(client.resource<Secret>(SECRETS), { namespace: operatorNs, logger });
+  const caches = new ShimCaches(client, workloadNs, logger);
+  const runnerController = new RunnerController({
+    client,
+    namespace: operatorNs,
+    logger,
+    informers: { runners: runnerInformer, secrets: operatorSecrets },
+  });
+  const directory = config.STANDALONE
+    ? new StaticRunnerDirectory({ ...DEFAULT_RUNNER_SETTINGS, name: '' })
+    : new RunnerRegistry({ runners: runnerInformer, logger });
+  const reporter = new GatewayStateReporter({ targets: runnerController, logger });
+  const workloads = new WorkloadController({
+    client,
+    logger,
+    runners: directory,
+    namespace: workloadNs,
+    workers: config.WORKERS,
+    stateSink: reporter,
+    informers: { workloads: caches.workloads, pods: caches.pods, pvcs: caches.pvcs },
+  });
+
+  runnerInformer.start();
+  operatorSecrets.start();
+  caches.start();
+  const synced = Promise.all([runnerInformer.waitForSync(), operatorSecrets.waitForSync(), workloads.startInformers()]);
+
+  let reconciling = false;
+  const startReconciling = async (): Promise<void> => {
+    await synced;
+    workloads.start();
+    await runnerController.start();
+    reconciling = true;
+  };
+  const stopReconciling = async (): Promise<void> => {
+    reconciling = false;
+    await Promise.all([workloads.stop(), runnerController.stop()]);
+  };
+
+  const elector = config.LEADER_ELECTION
+    ? new LeaderElector({
+        client,
+        namespace: operatorNs,
+        name: config.LEADER_ELECTION_ID,
+        identity,
+        logger,
+        onStartedLeading: startReconciling,
+        onStoppedLeading: stopReconciling,
+      })
+    : undefined;
+
+  const http = await startHttpServer({
+    host: config.HTTP_HOST,
+    port: config.HTTP_PORT,
+    logger,
+    ready: () => {
+      const cachesSynced = runnerInformer.hasSynced() && operatorSecrets.hasSynced() && workloads.hasSynced();
+      if (!cachesSynced) return { ok: false, reason: 'caches not synced' };
+      const leading = elector ? elector.isLeader : true;
+      if (leading && !reconciling) return { ok: false, reason: 'controllers not running' };
+      return { ok: true, reason: 'ok' };
+    },
+  });
+
+  const grpc = await startRunnerGrpcServer({
+    host: config.GRPC_HOST,
+    port: config.GRPC_PORT,
+    kube: client,
+    caches,
+    workloadNamespace: workloadNs,
+    auth: grpcAuth(config, operatorSecrets),
+    logger,
+    maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
+  });
+  logger.info({ grpcPort: grpc.port, httpPort: http.port, operatorNs, workloadNs, identity }, 'k8s-runner started');
+
+  if (elector) elector.start();
+  else await startReconciling();
+
+  let shuttingDown = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    logger.info({ signal }, 'shutting down');
+    await elector?.stop();
+    await stopReconciling();
+    await Promise.all([grpc.stop(), http.close(), reporter.stop()]);
+    await Promise.all([runnerInformer.stop(), operatorSecrets.stop(), caches.stop(), workloads.stopInformers()]);
+    client.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('unhandledRejection', (reason) => {
+    logger.error({ err: reason instanceof Error ? reason.message : String(reason) }, 'unhandled rejection');
+  });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`k8s-runner failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
