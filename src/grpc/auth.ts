@@ -18,21 +18,24 @@ export type AuthOptions =
     }
   | { mode: 'insecure' };
 
-/** Hands the same certificates to grpc-js every time it asks. */
+/**
+ * Hands the same certificates to grpc-js every time it asks. Listeners are called on a
+ * later tick: grpc-js registers the server's watcher only after adding its listeners.
+ */
 class StaticCertificateProvider implements experimental.CertificateProvider {
   constructor(
-    private readonly ca: Buffer | null,
-    private readonly identity: { certificate: Buffer; privateKey: Buffer } | null,
+    private readonly ca: Buffer,
+    private readonly identity: { certificate: Buffer; privateKey: Buffer },
   ) {}
 
   addCaCertificateListener(listener: experimental.CaCertificateUpdateListener): void {
-    listener(this.ca ? { caCertificate: this.ca } : null);
+    queueMicrotask(() => listener({ caCertificate: this.ca }));
   }
 
   removeCaCertificateListener(): void {}
 
   addIdentityCertificateListener(listener: experimental.IdentityCertificateUpdateListener): void {
-    listener(this.identity);
+    queueMicrotask(() => listener(this.identity));
   }
 
   removeIdentityCertificateListener(): void {}

@@ -338,6 +338,35 @@ describe('GatewayStateReporter against the test gateway', () => {
     expect(peak).toBe(3);
   });
 
+  it('delivers 1,000 workloads × 4 transitions promptly, coalescing what piles up', async () => {
+    const r = start({ maxConcurrent: 8 });
+    const phases = ['Starting', 'Running', 'Stopping', 'Stopped'] as const;
+    const t0 = performance.now();
+    let callerMs = 0;
+    for (const phase of phases) {
+      const c0 = performance.now();
+      for (let i = 0; i < 1_000; i++) r.workloadChanged(workload(`w${i}`), status(phase));
+      callerMs += performance.now() - c0;
+      await new Promise((res) => setImmediate(res));
+    }
+    await r.flush();
+    const elapsed = performance.now() - t0;
+    const sent = gw.count('reportWorkloadState');
+    console.log(
+      `1000 workloads x 4 transitions: ${sent} reports sent, ${r.stats.coalesced} coalesced, ` +
+        `${Math.round(elapsed)} ms total, ${(callerMs / 4000).toFixed(3)} ms per workloadChanged call`,
+    );
+    // Every workload ends on its latest state.
+    const last = new Map<string, number>();
+    for (const req of gw.requests.reportWorkloadState) last.set(req.workloadId, req.status);
+    expect(last.size).toBe(1_000);
+    expect([...last.values()].every((v) => v === WorkloadStatus.WORKLOAD_STATUS_STOPPED)).toBe(
+      true,
+    );
+    expect(sent + r.stats.coalesced).toBe(4_000);
+    expect(elapsed).toBeLessThan(10_000);
+  });
+
   it('stops reporting to a gateway that answers UNIMPLEMENTED, for good', async () => {
     gw.behaviour.stateFailure = 'UNIMPLEMENTED';
     const r = start();
