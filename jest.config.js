@@ -9,6 +9,7 @@ const common = {
   transform,
   extensionsToTreatAsEsm: ['.ts'],
   testEnvironment: 'node',
+  modulePathIgnorePatterns: ['<rootDir>/.test-cluster', '<rootDir>/.quickstart', '<rootDir>/dist'],
   moduleFileExtensions: ['ts', 'js', 'json'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
 };

@@ -28,11 +28,17 @@ export const configSchema = z.object({
   HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   LEADER_ELECTION: bool.default(true),
   LEADER_ELECTION_ID: z.string().default('k8s-runner'),
+  LEADER_ELECTION_LEASE_DURATION_SECONDS: z.coerce.number().positive().default(10),
+  LEADER_ELECTION_RENEW_DEADLINE_SECONDS: z.coerce.number().positive().default(7),
+  LEADER_ELECTION_RETRY_PERIOD_SECONDS: z.coerce.number().positive().default(2),
   POD_NAME: z.string().optional(),
   WORKERS: z.coerce.number().int().min(1).max(64).default(4),
   STANDALONE: bool.default(false),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().optional(),
+  /** Spans are exported over OTLP/HTTP only when this is set. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess((v) => (v === '' ? undefined : v), z.url().optional()),
+  OTEL_SERVICE_NAME: z.string().min(1).default('k8s-runner'),
+  OTEL_BSP_SCHEDULE_DELAY: z.coerce.number().int().min(0).default(5000),
   GATEWAY_CA_FILE: z.string().optional(),
   WATCH_NAMESPACES: csv.optional(),
 });

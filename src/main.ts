@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pino } from 'pino';
 import type { Runner } from './api/runner.ts';
 import { loadConfig, type OperatorConfig } from './config.ts';
 import type { AuthOptions } from './grpc/auth.ts';
@@ -11,7 +10,10 @@ import { KubeClient, type KubeObject } from './kube/client.ts';
 import { Informer } from './kube/informer.ts';
 import { LeaderElector } from './kube/leader-election.ts';
 import { RUNNERS, SECRETS } from './kube/resources.ts';
+import { registerCacheMetrics } from './observability/cache-metrics.ts';
 import { startHttpServer } from './observability/http.ts';
+import { createLogger } from './observability/logging.ts';
+import { startTracing, traceWorkloadLifecycle } from './observability/tracing.ts';
 import { RunnerController, type Secret } from './runner/controller.ts';
 import { RunnerRegistry } from './runner/registry.ts';
 import { GatewayStateReporter } from './runner/state-reporter.ts';
@@ -36,11 +38,18 @@ function grpcAuth(config: OperatorConfig, tokenSecret: Informer<Secret>): AuthOp
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
-  const logger = pino({ level: config.LOG_LEVEL, base: { component: 'k8s-runner' } });
+  const logger = createLogger(config.LOG_LEVEL);
   const client = KubeClient.fromEnvironment(config.KUBECONFIG);
   const operatorNs = config.OPERATOR_NAMESPACE;
   const workloadNs = config.WORKLOAD_NAMESPACE ?? operatorNs;
   const identity = config.POD_NAME ?? `${os.hostname()}-${process.pid}`;
+  const tracing = await startTracing({
+    endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+    serviceName: config.OTEL_SERVICE_NAME,
+    instanceId: identity,
+    scheduledDelayMs: config.OTEL_BSP_SCHEDULE_DELAY,
+    logger,
+  });
 
   const runnerInformer = new Informer(client.resource<Runner & KubeObject>(RUNNERS), { namespace: operatorNs, logger });
   const operatorSecrets = new Informer(client.resource<Secret>(SECRETS), { namespace: operatorNs, logger });
@@ -55,16 +64,18 @@ async function main(): Promise<void> {
     ? new StaticRunnerDirectory({ ...DEFAULT_RUNNER_SETTINGS, name: '' })
     : new RunnerRegistry({ runners: runnerInformer, logger });
   const reporter = new GatewayStateReporter({ targets: runnerController, logger });
+  const lifecycle = traceWorkloadLifecycle(tracing, reporter, caches.workloads);
   const workloads = new WorkloadController({
     client,
     logger,
     runners: directory,
     namespace: workloadNs,
     workers: config.WORKERS,
-    stateSink: reporter,
+    stateSink: lifecycle.sink,
     informers: { workloads: caches.workloads, pods: caches.pods, pvcs: caches.pvcs },
   });
 
+  registerCacheMetrics({ workloads: caches.workloads, runners: runnerInformer });
   runnerInformer.start();
   operatorSecrets.start();
   caches.start();
@@ -80,6 +91,7 @@ async function main(): Promise<void> {
   const stopReconciling = async (): Promise<void> => {
     reconciling = false;
     await Promise.all([workloads.stop(), runnerController.stop()]);
+    lifecycle.endAll('reconciling stopped');
   };
 
   const elector = config.LEADER_ELECTION
@@ -89,6 +101,9 @@ async function main(): Promise<void> {
         name: config.LEADER_ELECTION_ID,
         identity,
         logger,
+        leaseDurationMs: config.LEADER_ELECTION_LEASE_DURATION_SECONDS * 1000,
+        renewDeadlineMs: config.LEADER_ELECTION_RENEW_DEADLINE_SECONDS * 1000,
+        retryPeriodMs: config.LEADER_ELECTION_RETRY_PERIOD_SECONDS * 1000,
         onStartedLeading: startReconciling,
         onStoppedLeading: stopReconciling,
       })
@@ -119,10 +134,11 @@ async function main(): Promise<void> {
   });
   logger.info({ grpcPort: grpc.port, httpPort: http.port, operatorNs, workloadNs, identity }, 'k8s-runner started');
 
-  if (elector) elector.start();
+  let shuttingDown = false;
+  // Only a replica whose caches are synced campaigns: the leader starts reconciling at once.
+  if (elector) void synced.then(() => !shuttingDown && elector.start());
   else await startReconciling();
 
-  let shuttingDown = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (shuttingDown) return;
     shuttingDown = true;
@@ -132,6 +148,7 @@ async function main(): Promise<void> {
     await Promise.all([grpc.stop(), http.close(), reporter.stop()]);
     await Promise.all([runnerInformer.stop(), operatorSecrets.stop(), caches.stop(), workloads.stopInformers()]);
     client.close();
+    await tracing.shutdown();
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

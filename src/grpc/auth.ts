@@ -41,7 +41,8 @@ class StaticCertificateProvider implements experimental.CertificateProvider {
   removeIdentityCertificateListener(): void {}
 }
 
-const toBuffer = (pem: string | Buffer): Buffer => (typeof pem === 'string' ? Buffer.from(pem) : pem);
+const toBuffer = (pem: string | Buffer): Buffer =>
+  typeof pem === 'string' ? Buffer.from(pem) : pem;
 
 export function serverCredentials(auth: AuthOptions): ServerCredentials {
   switch (auth.mode) {
@@ -94,7 +95,9 @@ export function authProblem(
     case 'insecure':
       return undefined;
     case 'mtls':
-      return call.getAuthContext().sslPeerCertificate ? undefined : 'a client certificate signed by the runner CA is required';
+      return call.getAuthContext().sslPeerCertificate
+        ? undefined
+        : 'a client certificate signed by the runner CA is required';
     case 'token': {
       const values = metadata.get('authorization');
       const header = values.length === 1 && typeof values[0] === 'string' ? values[0] : undefined;

@@ -66,7 +66,11 @@ export class ShimCaches {
     logger: Logger,
   ) {
     const managed = `${LABELS.managedBy}=${MANAGED_BY_VALUE}`;
-    this.pods = new Informer(kube.resource<Pod>(PODS), { namespace, logger, labelSelector: managed });
+    this.pods = new Informer(kube.resource<Pod>(PODS), {
+      namespace,
+      logger,
+      labelSelector: managed,
+    });
     this.workloads = new Informer(kube.resource<Workload>(AGENT_WORKLOADS), { namespace, logger });
     this.pvcs = new Informer(kube.resource<Pvc>(PVCS), { namespace, logger });
 
@@ -94,7 +98,11 @@ export class ShimCaches {
   }
 
   async waitForSync(): Promise<void> {
-    await Promise.all([this.pods.waitForSync(), this.workloads.waitForSync(), this.pvcs.waitForSync()]);
+    await Promise.all([
+      this.pods.waitForSync(),
+      this.workloads.waitForSync(),
+      this.pvcs.waitForSync(),
+    ]);
   }
 
   hasSynced(): boolean {

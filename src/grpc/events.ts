@@ -79,7 +79,12 @@ export function eventTime(event: KubeEvent, now: Date): Date {
   return now;
 }
 
-export function eventMatches(event: KubeEvent, filters: CompiledFilter[], sinceMs: number, now: Date): boolean {
+export function eventMatches(
+  event: KubeEvent,
+  filters: CompiledFilter[],
+  sinceMs: number,
+  now: Date,
+): boolean {
   if (sinceMs > 0 && eventTime(event, now).getTime() < sinceMs) return false;
   return filters.every((f) => f.values.has(f.field(event) ?? ''));
 }
@@ -137,7 +142,9 @@ export async function streamEvents(
           return;
         }
         if (event.type === 'ERROR') {
-          await sink.send(inBand('events_stream_error', event.object?.message ?? 'event watch failed'));
+          await sink.send(
+            inBand('events_stream_error', event.object?.message ?? 'event watch failed'),
+          );
           return;
         }
         if ((event.type !== 'ADDED' && event.type !== 'MODIFIED') || !event.object) continue;
@@ -151,7 +158,9 @@ export async function streamEvents(
           await sink.send(inBand('events_marshal_error', 'could not encode an event'));
           return;
         }
-        await sink.send({ event: { $case: 'data', data: { json, ts: eventTime(event.object, now) } } });
+        await sink.send({
+          event: { $case: 'data', data: { json, ts: eventTime(event.object, now) } },
+        });
       }
     }
   } catch (err) {

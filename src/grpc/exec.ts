@@ -57,9 +57,11 @@ function invalidCommand(message: string): ExecStartError {
 export function buildExecCommand(start: ExecStartRequest, pidFile?: string): string[] {
   const shell = start.commandShell.trim();
   const hasArgv = start.commandArgv.length > 0;
-  if (hasArgv && shell !== '') throw invalidCommand('command_argv and command_shell are mutually exclusive');
+  if (hasArgv && shell !== '')
+    throw invalidCommand('command_argv and command_shell are mutually exclusive');
   if (!hasArgv && shell === '') throw invalidCommand('command required');
-  if (hasArgv && (start.commandArgv[0] ?? '').trim() === '') throw invalidCommand('command required');
+  if (hasArgv && (start.commandArgv[0] ?? '').trim() === '')
+    throw invalidCommand('command required');
   let command = hasArgv ? [...start.commandArgv] : ['/bin/sh', '-c', shell];
   const options = start.options;
   if (options && options.workdir !== '') {
@@ -129,7 +131,10 @@ export function exitOutcome(
   return { exitCode: CODE_WITHOUT_EXIT_STATUS[recorded], reason: recorded };
 }
 
-async function execTarget(shim: ShimContext, targetId: string): Promise<{ pod: Pod; container: string }> {
+async function execTarget(
+  shim: ShimContext,
+  targetId: string,
+): Promise<{ pod: Pod; container: string }> {
   let pod = shim.caches.pod(targetId);
   if (!pod) {
     const workload = findWorkload(shim, targetId);
@@ -140,9 +145,16 @@ async function execTarget(shim: ShimContext, targetId: string): Promise<{ pod: P
       pod = await shim.kube.resource<Pod>(PODS).get(shim.namespace, targetId);
     } catch (err) {
       if (isNotFound(err)) {
-        throw new ExecStartError('exec_start_failed', `pods ${JSON.stringify(targetId)} not found`, status.NOT_FOUND);
+        throw new ExecStartError(
+          'exec_start_failed',
+          `pods ${JSON.stringify(targetId)} not found`,
+          status.NOT_FOUND,
+        );
       }
-      const mapped = err instanceof KubeApiError ? mapKubeError(err) : new RpcError(status.INTERNAL, String(err));
+      const mapped =
+        err instanceof KubeApiError
+          ? mapKubeError(err)
+          : new RpcError(status.INTERNAL, String(err));
       throw new ExecStartError('exec_start_failed', mapped.message, mapped.code);
     }
   }
@@ -156,14 +168,21 @@ async function execTarget(shim: ShimContext, targetId: string): Promise<{ pod: P
   }
   const container = pod.spec?.containers[0]?.name;
   if (!container) {
-    throw new ExecStartError('exec_start_failed', `pod ${JSON.stringify(targetId)} has no containers`, status.FAILED_PRECONDITION);
+    throw new ExecStartError(
+      'exec_start_failed',
+      `pod ${JSON.stringify(targetId)} has no containers`,
+      status.FAILED_PRECONDITION,
+    );
   }
   return { pod, container };
 }
 
 type Message = { kind: 'message'; message: ExecRequest } | { kind: 'end' } | { kind: 'cancelled' };
 
-function firstMessage(call: ServerDuplexStream<ExecRequest, ExecResponse>, signal: AbortSignal): Promise<Message> {
+function firstMessage(
+  call: ServerDuplexStream<ExecRequest, ExecResponse>,
+  signal: AbortSignal,
+): Promise<Message> {
   return new Promise((resolve) => {
     const finish = (m: Message): void => {
       call.off('data', onData);
@@ -202,11 +221,16 @@ export async function exec(
   try {
     const msg = first.message.msg;
     if (msg?.$case !== 'start') {
-      throw new ExecStartError('exec_start_required', 'exec start required', status.INVALID_ARGUMENT);
+      throw new ExecStartError(
+        'exec_start_required',
+        'exec start required',
+        status.INVALID_ARGUMENT,
+      );
     }
     const start = msg.start;
     const targetId = start.targetId.trim();
-    if (targetId === '') throw new ExecStartError('target_id_required', 'target_id required', status.INVALID_ARGUMENT);
+    if (targetId === '')
+      throw new ExecStartError('target_id_required', 'target_id required', status.INVALID_ARGUMENT);
     buildExecCommand(start);
     const target = await execTarget(shim, targetId);
     await new ExecRun(shim, call, ctx, start, target).run();
@@ -269,7 +293,12 @@ class ExecRun implements CancellableExec {
     const onEnd = (): void => this.terminate(ExecExitReason.EXEC_EXIT_REASON_CANCELLED, false);
     const onAbort = (): void => this.terminate(ExecExitReason.EXEC_EXIT_REASON_CANCELLED, false);
     try {
-      this.send({ event: { $case: 'started', started: { executionId: this.executionId, startedAt: new Date() } } });
+      this.send({
+        event: {
+          $case: 'started',
+          started: { executionId: this.executionId, startedAt: new Date() },
+        },
+      });
       this.armTimers();
       this.call.on('data', onData);
       this.call.once('end', onEnd);
@@ -294,13 +323,19 @@ class ExecRun implements CancellableExec {
         if (this.recorded) session.close();
         for (const op of this.pending.splice(0)) op(session);
         if (this.pendingResize) session.resize(this.pendingResize.cols, this.pendingResize.rows);
-        result = await Promise.race([session.result, this.terminated.then(() => this.grace.wait())]);
+        result = await Promise.race([
+          session.result,
+          this.terminated.then(() => this.grace.wait()),
+        ]);
         session.close();
       } catch (err) {
         result = { exitCode: -1, error: err instanceof Error ? err.message : String(err) };
       }
       if (result?.error !== undefined && !this.recorded) {
-        this.ctx.logger.info({ executionId: this.executionId, error: result.error }, 'exec ended with an error');
+        this.ctx.logger.info(
+          { executionId: this.executionId, error: result.error },
+          'exec ended with an error',
+        );
       }
       if (this.ctx.signal.aborted) return;
       const { exitCode, reason } = exitOutcome(result, this.recorded?.reason);
@@ -355,21 +390,32 @@ class ExecRun implements CancellableExec {
     const idleMs = this.options?.idleTimeoutMs ?? 0;
     if (idleMs <= 0 || this.idleFired || this.recorded) return;
     clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => {
-      this.idleFired = true;
-      this.terminate(ExecExitReason.EXEC_EXIT_REASON_IDLE_TIMEOUT, this.options?.killOnTimeout ?? false);
-    }, Math.min(idleMs, MAX_TIMER_MS));
+    this.idleTimer = setTimeout(
+      () => {
+        this.idleFired = true;
+        this.terminate(
+          ExecExitReason.EXEC_EXIT_REASON_IDLE_TIMEOUT,
+          this.options?.killOnTimeout ?? false,
+        );
+      },
+      Math.min(idleMs, MAX_TIMER_MS),
+    );
   }
 
   private onOutput(data: Buffer, stderr: boolean): void {
-    if (data.length === 0 || this.recorded?.reason === ExecExitReason.EXEC_EXIT_REASON_RUNNER_ERROR) return;
+    if (data.length === 0 || this.recorded?.reason === ExecExitReason.EXEC_EXIT_REASON_RUNNER_ERROR)
+      return;
     const copy = Buffer.from(data);
     if (stderr && this.separateStderr) {
       this.stderrTail.push(copy);
-      this.send({ event: { $case: 'stderr', stderr: { seq: ++this.stderrSeq, data: copy, ts: new Date() } } });
+      this.send({
+        event: { $case: 'stderr', stderr: { seq: ++this.stderrSeq, data: copy, ts: new Date() } },
+      });
     } else {
       this.stdoutTail.push(copy);
-      this.send({ event: { $case: 'stdout', stdout: { seq: ++this.stdoutSeq, data: copy, ts: new Date() } } });
+      this.send({
+        event: { $case: 'stdout', stdout: { seq: ++this.stdoutSeq, data: copy, ts: new Date() } },
+      });
     }
     this.touchIdle();
   }
@@ -379,7 +425,10 @@ class ExecRun implements CancellableExec {
       try {
         op(s);
       } catch (err) {
-        this.ctx.logger.info({ err, executionId: this.executionId }, 'writing to the exec stream failed');
+        this.ctx.logger.info(
+          { err, executionId: this.executionId },
+          'writing to the exec stream failed',
+        );
         this.terminate(ExecExitReason.EXEC_EXIT_REASON_RUNNER_ERROR, false);
       }
     };
@@ -441,7 +490,12 @@ class ExecRun implements CancellableExec {
           namespace: this.shim.namespace,
           pod: this.target.pod.metadata?.name ?? '',
           container: this.target.container,
-          command: ['/bin/sh', '-c', 'kill -KILL "$(cat "$0")" 2>/dev/null; rm -f "$0"', this.pidFile],
+          command: [
+            '/bin/sh',
+            '-c',
+            'kill -KILL "$(cat "$0")" 2>/dev/null; rm -f "$0"',
+            this.pidFile,
+          ],
           stdin: false,
           tty: false,
         },
@@ -452,7 +506,10 @@ class ExecRun implements CancellableExec {
       grace.cancel();
       killer.close();
     } catch (err) {
-      this.ctx.logger.info({ err, executionId: this.executionId }, 'could not kill an exec process');
+      this.ctx.logger.info(
+        { err, executionId: this.executionId },
+        'could not kill an exec process',
+      );
     }
   }
 }
@@ -477,7 +534,10 @@ class Delay {
   }
 }
 
-export function cancelExecution(shim: ShimContext, req: CancelExecutionRequest): Promise<CancelExecutionResponse> {
+export function cancelExecution(
+  shim: ShimContext,
+  req: CancelExecutionRequest,
+): Promise<CancelExecutionResponse> {
   const id = req.executionId.trim();
   if (id === '') throw invalidArgument('execution_id_required');
   return Promise.resolve({ cancelled: shim.execs.cancel(id, req.force) });
@@ -489,23 +549,37 @@ async function plainTar(payload: Buffer, limit: number): Promise<Buffer> {
   try {
     return await gunzipAsync(payload, { maxOutputLength: limit });
   } catch (err) {
-    throw invalidArgument('invalid_archive', `gzip: ${err instanceof Error ? err.message : String(err)}`);
+    throw invalidArgument(
+      'invalid_archive',
+      `gzip: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
 }
 
 /** Extracts a tar at `path` in the workload's main container (`tar -xf - -C <path>`). */
-export async function putArchive(shim: ShimContext, req: PutArchiveRequest, ctx: CallContext): Promise<PutArchiveResponse> {
+export async function putArchive(
+  shim: ShimContext,
+  req: PutArchiveRequest,
+  ctx: CallContext,
+): Promise<PutArchiveResponse> {
   const id = req.workloadId.trim();
   const path = req.path.trim();
   if (id === '' || path === '') throw invalidArgument('workload_id_and_path_required');
   const workload = resolveWorkload(shim, id);
   const podName = podNameOf(workload);
   const pod = shim.caches.pod(podName);
-  if (!pod) throw new RpcError(status.NOT_FOUND, `resource not found: pods ${JSON.stringify(podName)} not found`);
+  if (!pod)
+    throw new RpcError(
+      status.NOT_FOUND,
+      `resource not found: pods ${JSON.stringify(podName)} not found`,
+    );
   const container = pod.spec?.containers[0]?.name;
   if (!container) throw new RpcError(status.INTERNAL, 'pod_missing_containers');
 
-  const archive = await plainTar(Buffer.from(req.tarPayload), Math.max(shim.maxMessageBytes * 8, 64 * 1024 * 1024));
+  const archive = await plainTar(
+    Buffer.from(req.tarPayload),
+    Math.max(shim.maxMessageBytes * 8, 64 * 1024 * 1024),
+  );
   const problem = archiveProblem(archive);
   if (problem) throw invalidArgument('invalid_archive', problem);
 
@@ -513,7 +587,14 @@ export async function putArchive(shim: ShimContext, req: PutArchiveRequest, ctx:
   const stderr: Buffer[] = [];
   const session = await startExec(
     shim.kube,
-    { namespace: shim.namespace, pod: podName, container, command: ['tar', '-xf', '-', '-C', path], stdin: true, tty: false },
+    {
+      namespace: shim.namespace,
+      pod: podName,
+      container,
+      command: ['tar', '-xf', '-', '-C', path],
+      stdin: true,
+      tty: false,
+    },
     { onStdout: (d) => stdout.push(Buffer.from(d)), onStderr: (d) => stderr.push(Buffer.from(d)) },
   );
   const onAbort = (): void => session.close();
@@ -527,7 +608,10 @@ export async function putArchive(shim: ShimContext, req: PutArchiveRequest, ctx:
     const result = await Promise.race([
       session.result,
       new Promise<ExecResult>((resolve) => {
-        timer = setTimeout(() => resolve({ exitCode: -1, error: 'timed out' }), PUT_ARCHIVE_TIMEOUT_MS);
+        timer = setTimeout(
+          () => resolve({ exitCode: -1, error: 'timed out' }),
+          PUT_ARCHIVE_TIMEOUT_MS,
+        );
       }),
     ]);
     if (result.exitCode === 0 && result.error === undefined) return {};

@@ -2,7 +2,10 @@ import type { IncomingMessage } from 'node:http';
 import { status } from '@grpc/grpc-js';
 import { isNotFound } from '../kube/errors.ts';
 import { PODS } from '../kube/resources.ts';
-import type { StreamWorkloadLogsRequest, StreamWorkloadLogsResponse } from '../gen/agynio/api/runner/v1/runner.ts';
+import type {
+  StreamWorkloadLogsRequest,
+  StreamWorkloadLogsResponse,
+} from '../gen/agynio/api/runner/v1/runner.ts';
 import { podNameOf, type Pod } from './caches.ts';
 import { RpcError, invalidArgument } from './errors.ts';
 import type { CallContext, ShimContext, StreamSink } from './rpc.ts';
@@ -21,7 +24,8 @@ export interface LogQuery {
 }
 
 function validDate(date: Date, field: string): string {
-  if (Number.isNaN(date.getTime())) throw invalidArgument('invalid_since', `${field} is out of range`);
+  if (Number.isNaN(date.getTime()))
+    throw invalidArgument('invalid_since', `${field} is out of range`);
   return date.toISOString();
 }
 
@@ -42,11 +46,18 @@ function containerNames(pod: Pod): string[] {
 }
 
 function containerTerminated(pod: Pod, container: string): boolean {
-  const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
+  const statuses = [
+    ...(pod.status?.initContainerStatuses ?? []),
+    ...(pod.status?.containerStatuses ?? []),
+  ];
   return statuses.some((s) => s.name === container && s.state?.terminated !== undefined);
 }
 
-type Ending = { kind: 'eof' } | { kind: 'error'; err: unknown } | { kind: 'pod-deleted' } | { kind: 'cancelled' };
+type Ending =
+  | { kind: 'eof' }
+  | { kind: 'error'; err: unknown }
+  | { kind: 'pod-deleted' }
+  | { kind: 'cancelled' };
 
 export async function streamWorkloadLogs(
   shim: ShimContext,
@@ -60,8 +71,13 @@ export async function streamWorkloadLogs(
   const workload = resolveWorkload(shim, req.workloadId);
   const podName = podNameOf(workload);
   const pod = shim.caches.pod(podName);
-  if (!pod) throw new RpcError(status.NOT_FOUND, `resource not found: pods ${JSON.stringify(podName)} not found`);
-  if (!containerNames(pod).includes(container)) throw new RpcError(status.NOT_FOUND, 'container_not_found');
+  if (!pod)
+    throw new RpcError(
+      status.NOT_FOUND,
+      `resource not found: pods ${JSON.stringify(podName)} not found`,
+    );
+  if (!containerNames(pod).includes(container))
+    throw new RpcError(status.NOT_FOUND, 'container_not_found');
   const query = logQuery(req, container);
 
   const abort = new AbortController();
@@ -76,7 +92,12 @@ export async function streamWorkloadLogs(
   };
   const unsubscribe = shim.caches.subscribe('pods', podName, (current) => {
     if (!current) end({ kind: 'pod-deleted' });
-    else if (query.follow && !graceTimer && !current.metadata?.deletionTimestamp && containerTerminated(current, container)) {
+    else if (
+      query.follow &&
+      !graceTimer &&
+      !current.metadata?.deletionTimestamp &&
+      containerTerminated(current, container)
+    ) {
       graceTimer = setTimeout(() => end({ kind: 'eof' }), TERMINATED_GRACE_MS);
     }
   });
@@ -92,7 +113,10 @@ export async function streamWorkloadLogs(
         const data = chunk as Buffer;
         for (let offset = 0; offset < data.length; offset += MAX_CHUNK_BYTES) {
           await sink.send({
-            event: { $case: 'chunk', chunk: { data: data.subarray(offset, offset + MAX_CHUNK_BYTES), ts: new Date() } },
+            event: {
+              $case: 'chunk',
+              chunk: { data: data.subarray(offset, offset + MAX_CHUNK_BYTES), ts: new Date() },
+            },
           });
         }
       }

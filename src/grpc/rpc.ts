@@ -50,6 +50,12 @@ function deadlineMs(deadline: Deadline): number {
   return Number.isFinite(deadline) ? deadline : Infinity;
 }
 
+/** The trace id of the traceparent the server interceptor sets on every call. */
+function traceIdOf(call: AnyCall): string | undefined {
+  const value = call.metadata.get('traceparent')[0];
+  return typeof value === 'string' ? value.split('-')[1] : undefined;
+}
+
 function callContext(shim: ShimContext, method: string, call: AnyCall): CallContext {
   const controller = new AbortController();
   if (call.cancelled) controller.abort();
@@ -58,7 +64,7 @@ function callContext(shim: ShimContext, method: string, call: AnyCall): CallCont
     method,
     signal: controller.signal,
     deadline: deadlineMs(call.getDeadline()),
-    logger: shim.logger.child({ rpc: method }),
+    logger: shim.logger.child({ rpc: method, traceId: traceIdOf(call) }),
   };
 }
 
@@ -96,7 +102,10 @@ export function unary<Req, Res>(
   };
 }
 
-export function sinkFor<T>(call: ServerWritableStream<unknown, T> | ServerDuplexStream<unknown, T>, signal: AbortSignal): StreamSink<T> {
+export function sinkFor<T>(
+  call: ServerWritableStream<unknown, T> | ServerDuplexStream<unknown, T>,
+  signal: AbortSignal,
+): StreamSink<T> {
   return {
     async send(message: T): Promise<void> {
       if (signal.aborted || call.destroyed || call.writableEnded) throw cancelled();
@@ -105,7 +114,10 @@ export function sinkFor<T>(call: ServerWritableStream<unknown, T> | ServerDuplex
         const onAbort = (): void => abort.abort();
         signal.addEventListener('abort', onAbort, { once: true });
         try {
-          await Promise.race([once(call, 'drain', { signal: abort.signal }), once(call, 'close', { signal: abort.signal })]);
+          await Promise.race([
+            once(call, 'drain', { signal: abort.signal }),
+            once(call, 'close', { signal: abort.signal }),
+          ]);
         } catch {
           throw cancelled();
         } finally {

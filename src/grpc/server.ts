@@ -9,7 +9,11 @@ import {
 import type { Logger } from 'pino';
 import type { KubeClient } from '../kube/client.ts';
 import { grpcServerHandledTotal, grpcServerHandlingSeconds } from '../observability/metrics.ts';
-import { RunnerServiceService, type RunnerServiceServer } from '../gen/agynio/api/runner/v1/runner.ts';
+import { startRpcSpan, type RpcSpan } from '../observability/tracing.ts';
+import {
+  RunnerServiceService,
+  type RunnerServiceServer,
+} from '../gen/agynio/api/runner/v1/runner.ts';
 import { authProblem, serverCredentials, type AuthOptions } from './auth.ts';
 import type { ShimCaches } from './caches.ts';
 import { codeName } from './errors.ts';
@@ -66,8 +70,12 @@ export function createRunnerService(shim: ShimContext): RunnerServiceServer {
     inspectWorkload: unary(shim, 'InspectWorkload', (req) => inspectWorkload(shim, req)),
     getWorkloadLabels: unary(shim, 'GetWorkloadLabels', (req) => getWorkloadLabels(shim, req)),
     listWorkloads: unary(shim, 'ListWorkloads', () => listWorkloads(shim)),
-    findWorkloadsByLabels: unary(shim, 'FindWorkloadsByLabels', (req) => findWorkloadsByLabels(shim, req)),
-    listWorkloadsByVolume: unary(shim, 'ListWorkloadsByVolume', (req) => listWorkloadsByVolume(shim, req)),
+    findWorkloadsByLabels: unary(shim, 'FindWorkloadsByLabels', (req) =>
+      findWorkloadsByLabels(shim, req),
+    ),
+    listWorkloadsByVolume: unary(shim, 'ListWorkloadsByVolume', (req) =>
+      listWorkloadsByVolume(shim, req),
+    ),
     listVolumes: unary(shim, 'ListVolumes', () => listVolumes(shim)),
     removeVolume: unary(shim, 'RemoveVolume', (req) => removeVolume(shim, req)),
     touchWorkload: unary(shim, 'TouchWorkload', (req) => touchWorkload(shim, req)),
@@ -75,7 +83,9 @@ export function createRunnerService(shim: ShimContext): RunnerServiceServer {
     streamWorkloadLogs: serverStreaming(shim, 'StreamWorkloadLogs', (req, sink, ctx) =>
       streamWorkloadLogs(shim, req, sink, ctx),
     ),
-    streamEvents: serverStreaming(shim, 'StreamEvents', (req, sink, ctx) => streamEvents(shim, req, sink, ctx)),
+    streamEvents: serverStreaming(shim, 'StreamEvents', (req, sink, ctx) =>
+      streamEvents(shim, req, sink, ctx),
+    ),
     exec: bidiStreaming(shim, 'Exec', (call, ctx) => exec(shim, call, ctx)),
     cancelExecution: unary(shim, 'CancelExecution', (req) => cancelExecution(shim, req)),
   };
@@ -92,17 +102,32 @@ function shimInterceptor(auth: AuthOptions, logger: Logger): ServerInterceptor {
     const labels = splitPath(descriptor.path);
     const startedAt = process.hrtime.bigint();
     let recorded = false;
+    let span: RpcSpan | undefined;
     const record = (code: number): void => {
       if (recorded) return;
       recorded = true;
-      grpcServerHandledTotal.inc({ grpc_service: labels.service, grpc_method: labels.method, grpc_code: codeName(code) });
+      const seconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
+      const name = codeName(code);
+      grpcServerHandledTotal.inc({
+        grpc_service: labels.service,
+        grpc_method: labels.method,
+        grpc_code: name,
+      });
       grpcServerHandlingSeconds.observe(
         { grpc_service: labels.service, grpc_method: labels.method },
-        Number(process.hrtime.bigint() - startedAt) / 1e9,
+        seconds,
+      );
+      span?.end(code, name);
+      logger.debug(
+        { rpc: labels.method, code: name, seconds, traceId: span?.traceId },
+        'rpc handled',
       );
     };
     const listener = new ServerListenerBuilder()
       .withOnReceiveMetadata((metadata, next) => {
+        // Handlers take the call's trace from the traceparent they receive (rpc.ts).
+        span = startRpcSpan(labels.service, labels.method, metadata.get('traceparent')[0]);
+        metadata.set('traceparent', span.traceparent);
         let problem: string | undefined;
         try {
           problem = authProblem(auth, metadata, call, logger);
@@ -130,7 +155,9 @@ function shimInterceptor(auth: AuthOptions, logger: Logger): ServerInterceptor {
   };
 }
 
-export async function startRunnerGrpcServer(options: RunnerGrpcServerOptions): Promise<RunnerGrpcServer> {
+export async function startRunnerGrpcServer(
+  options: RunnerGrpcServerOptions,
+): Promise<RunnerGrpcServer> {
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const logger = options.logger.child({ component: 'grpc' });
   if (options.caches.namespace !== options.workloadNamespace) {
@@ -161,7 +188,9 @@ export async function startRunnerGrpcServer(options: RunnerGrpcServerOptions): P
   server.addService(RunnerServiceService, createRunnerService(shim));
   const address = `${options.host ?? '0.0.0.0'}:${options.port ?? DEFAULT_GRPC_PORT}`;
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(address, serverCredentials(options.auth), (err, bound) => (err ? reject(err) : resolve(bound)));
+    server.bindAsync(address, serverCredentials(options.auth), (err, bound) =>
+      err ? reject(err) : resolve(bound),
+    );
   });
   logger.info({ address, port, auth: options.auth.mode }, 'gRPC RunnerService listening');
 

@@ -131,8 +131,13 @@ export function archiveProblem(archive: Buffer): string | undefined {
   }
   for (const entry of entries) {
     if (entry.path === '') return 'an entry has an empty name';
-    if (escapes(entry.path)) return `entry ${JSON.stringify(entry.path)} leaves the target directory`;
-    if ((entry.type === '1' || entry.type === '2') && entry.linkPath !== undefined && escapes(entry.linkPath)) {
+    if (escapes(entry.path))
+      return `entry ${JSON.stringify(entry.path)} leaves the target directory`;
+    if (
+      (entry.type === '1' || entry.type === '2') &&
+      entry.linkPath !== undefined &&
+      escapes(entry.linkPath)
+    ) {
       return `link ${JSON.stringify(entry.path)} points outside the target directory (${JSON.stringify(entry.linkPath)})`;
     }
   }

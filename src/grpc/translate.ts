@@ -104,10 +104,14 @@ export interface StartPlan {
  * StartWorkloadRequest → AgentWorkload + Secrets. Pure; throws INVALID_ARGUMENT RpcErrors
  * with the contract's snake_case codes in the order the upstream runner checks them.
  */
-export function translateStartRequest(req: StartWorkloadRequest, options: TranslateOptions): StartPlan {
+export function translateStartRequest(
+  req: StartWorkloadRequest,
+  options: TranslateOptions,
+): StartPlan {
   const main = req.main;
   if (!main) throw invalidArgument('main_container_required');
-  if (main.image.trim() === '') throw invalidArgument('main_container_image_required', 'main.image');
+  if (main.image.trim() === '')
+    throw invalidArgument('main_container_image_required', 'main.image');
 
   const workloadId = resolveWorkloadId(req.workloadId, options.newId);
   const podName = podNameFor(workloadId);
@@ -120,12 +124,16 @@ export function translateStartRequest(req: StartWorkloadRequest, options: Transl
   const volumeNames = new Set(volumes.map((v) => v.name));
   const inline = inlineFiles(req, workloadId, podName, options.namespace);
   if (inline && volumeNames.has(INLINE_FILES_VOLUME)) {
-    throw invalidArgument('capability_volume_name_conflict', `${INLINE_FILES_VOLUME} (reserved for inline files)`);
+    throw invalidArgument(
+      'capability_volume_name_conflict',
+      `${INLINE_FILES_VOLUME} (reserved for inline files)`,
+    );
   }
 
   const containerNames = new Map<string, string>();
   const claim = (name: string, field: string): void => {
-    if (containerNames.has(name)) throw invalidArgument('duplicate_container_name', `${name} (${field})`);
+    if (containerNames.has(name))
+      throw invalidArgument('duplicate_container_name', `${name} (${field})`);
     containerNames.set(name, field);
   };
 
@@ -186,7 +194,8 @@ export function translateStartRequest(req: StartWorkloadRequest, options: Transl
   const userLabels = withoutFixedLabels(labels);
   if (Object.keys(userLabels).length > 0) spec.labels = userLabels;
   if (pullSecret) spec.imagePullSecretRef = { name: pullSecret.metadata.name };
-  if (inline) spec.inlineFiles = { secretRef: { name: inline.secret.metadata.name }, files: inline.files };
+  if (inline)
+    spec.inlineFiles = { secretRef: { name: inline.secret.metadata.name }, files: inline.files };
   const dns = dnsConfig(req);
   if (dns) spec.dns = dns;
   const flavor = req.additionalProperties['flavor']?.trim();
@@ -252,7 +261,8 @@ function podLabels(req: StartWorkloadRequest): Record<string, string> {
 function checkUserLabel(key: string, value: string, code: string): void {
   const problem = labelProblem(key, value);
   if (problem) throw invalidArgument(code, problem);
-  if (RESERVED_LABELS.has(key)) throw invalidArgument(code, `label ${JSON.stringify(key)} is reserved`);
+  if (RESERVED_LABELS.has(key))
+    throw invalidArgument(code, `label ${JSON.stringify(key)} is reserved`);
   if (key === LABELS.orchestratorManagedBy && value !== ORCHESTRATOR_MANAGED_BY_VALUE) {
     throw invalidArgument(code, `label ${JSON.stringify(key)} is reserved`);
   }
@@ -285,9 +295,12 @@ function pullCredentialSecret(
   const auths: Record<string, { username: string; password: string; auth: string }> = {};
   req.imagePullCredentials.forEach((cred, i) => {
     const field = `image_pull_credentials[${i}]`;
-    if (cred.registry.trim() === '') throw invalidArgument('image_pull_registry_required', `${field}.registry`);
-    if (cred.username.trim() === '') throw invalidArgument('image_pull_username_required', `${field}.username`);
-    if (cred.password === '') throw invalidArgument('image_pull_password_required', `${field}.password`);
+    if (cred.registry.trim() === '')
+      throw invalidArgument('image_pull_registry_required', `${field}.registry`);
+    if (cred.username.trim() === '')
+      throw invalidArgument('image_pull_username_required', `${field}.username`);
+    if (cred.password === '')
+      throw invalidArgument('image_pull_password_required', `${field}.password`);
   });
   for (const cred of req.imagePullCredentials) {
     const registry = cred.registry.trim();
@@ -307,32 +320,48 @@ function pullCredentialSecret(
   };
 }
 
-function translateVolumes(req: StartWorkloadRequest, podLabels: Record<string, string>): AgentWorkloadSpec['volumes'] {
+function translateVolumes(
+  req: StartWorkloadRequest,
+  podLabels: Record<string, string>,
+): AgentWorkloadSpec['volumes'] {
   const seen = new Set<string>();
   return req.volumes.map((v, i) => {
     const field = `volumes[${i}]`;
     const name = v.name.trim();
     if (name === '') throw invalidArgument('volume_name_required', `${field}.name`);
-    if (!isDnsLabel(name)) throw invalidArgument('invalid_volume_name', `${field}.name: ${JSON.stringify(name)}`);
+    if (!isDnsLabel(name))
+      throw invalidArgument('invalid_volume_name', `${field}.name: ${JSON.stringify(name)}`);
     if (seen.has(name)) throw invalidArgument('duplicate_volume_name', `${name} (${field}.name)`);
     seen.add(name);
     if (v.kind === VolumeKind.VOLUME_KIND_EPHEMERAL) return { name, kind: 'Ephemeral' as const };
-    if (v.kind === VolumeKind.VOLUME_KIND_UNSPECIFIED) throw invalidArgument('volume_kind_required', `${field}.kind`);
+    if (v.kind === VolumeKind.VOLUME_KIND_UNSPECIFIED)
+      throw invalidArgument('volume_kind_required', `${field}.kind`);
     if (v.kind !== VolumeKind.VOLUME_KIND_NAMED) {
       throw invalidArgument('invalid_volume_kind', `${field}.kind: ${String(v.kind)}`);
     }
     const persistentName = v.persistentName.trim() || name;
     if (!isDnsLabel(persistentName)) {
-      throw invalidArgument('invalid_pvc_name', `${field}.persistent_name: ${JSON.stringify(persistentName)}`);
+      throw invalidArgument(
+        'invalid_pvc_name',
+        `${field}.persistent_name: ${JSON.stringify(persistentName)}`,
+      );
     }
-    for (const [key, value] of Object.entries(v.labels)) checkUserLabel(key, value, 'invalid_volume_label');
+    for (const [key, value] of Object.entries(v.labels))
+      checkUserLabel(key, value, 'invalid_volume_label');
     const labels = { ...withoutFixedLabels(podLabels), ...v.labels };
-    const volume: AgentWorkloadSpec['volumes'][number] = { name, kind: 'Persistent', persistentName };
+    const volume: AgentWorkloadSpec['volumes'][number] = {
+      name,
+      kind: 'Persistent',
+      persistentName,
+    };
     if (Object.keys(labels).length > 0) volume.labels = labels;
     const size = v.additionalProperties['size']?.trim();
     if (size) {
       if (size.length > 64 || !QUANTITY.test(size)) {
-        throw invalidArgument('invalid_volume_size', `${field}.additional_properties.size: ${JSON.stringify(size)}`);
+        throw invalidArgument(
+          'invalid_volume_size',
+          `${field}.additional_properties.size: ${JSON.stringify(size)}`,
+        );
       }
       volume.size = size;
     }
@@ -350,7 +379,12 @@ interface InlinePlan {
 }
 
 function checkInlinePath(path: string, field: string): void {
-  if (!path.startsWith('/') || path === '/' || posix.normalize(path) !== path || path.endsWith('/')) {
+  if (
+    !path.startsWith('/') ||
+    path === '/' ||
+    posix.normalize(path) !== path ||
+    path.endsWith('/')
+  ) {
     throw invalidArgument('inline_file_path_invalid', `${path} (${field})`);
   }
 }
@@ -378,7 +412,11 @@ function inlineFiles(
       apiVersion: 'v1',
       kind: 'Secret',
       type: 'Opaque',
-      metadata: { name: inlineFilesSecretName(podName), namespace, labels: ownedLabels(workloadId) },
+      metadata: {
+        name: inlineFilesSecretName(podName),
+        namespace,
+        labels: ownedLabels(workloadId),
+      },
       data,
     },
     files,
@@ -387,7 +425,10 @@ function inlineFiles(
   };
 }
 
-function checkInlineFilesReferenced(paths: string[], containers: Array<{ inlineFileMounts?: string[] }>): void {
+function checkInlineFilesReferenced(
+  paths: string[],
+  containers: Array<{ inlineFileMounts?: string[] }>,
+): void {
   const used = new Set(containers.flatMap((c) => c.inlineFileMounts ?? []));
   for (const path of paths) {
     if (!used.has(path)) throw invalidArgument('inline_file_not_referenced', path);
@@ -404,14 +445,16 @@ function translateContainer(
   inlineKeys: ReadonlyMap<string, string> | undefined,
 ): TranslatedContainer {
   const name = c.name.trim() || defaultName;
-  if (!isDnsLabel(name)) throw invalidArgument('invalid_container_name', `${field}.name: ${JSON.stringify(name)}`);
+  if (!isDnsLabel(name))
+    throw invalidArgument('invalid_container_name', `${field}.name: ${JSON.stringify(name)}`);
   const image = c.image.trim();
   if (image === '') throw invalidArgument('container_image_required', `${field}.image`);
 
   const container: TranslatedContainer = { name, image };
   const entrypoint = c.entrypoint.trim();
   if (entrypoint !== '') {
-    if (/\s/.test(entrypoint)) throw invalidArgument('entrypoint_must_be_single_path', `${field}.entrypoint`);
+    if (/\s/.test(entrypoint))
+      throw invalidArgument('entrypoint_must_be_single_path', `${field}.entrypoint`);
     container.command = [entrypoint];
   }
   if (c.cmd.length > 0) container.args = [...c.cmd];
@@ -419,7 +462,8 @@ function translateContainer(
     container.env = c.env.map((e, i) => {
       const envField = `${field}.env[${i}].name`;
       if (e.name.trim() === '') throw invalidArgument('env_name_required', envField);
-      if (!isEnvName(e.name)) throw invalidArgument('invalid_env_name', `${envField}: ${JSON.stringify(e.name)}`);
+      if (!isEnvName(e.name))
+        throw invalidArgument('invalid_env_name', `${envField}: ${JSON.stringify(e.name)}`);
       return { name: e.name, value: e.value };
     });
   }
@@ -428,21 +472,35 @@ function translateContainer(
     container.mounts = c.mounts.map((m, i) => {
       const mountField = `${field}.mounts[${i}]`;
       const volume = m.volume.trim();
-      if (volume === '') throw invalidArgument('volume_mount_name_required', `${mountField}.volume`);
-      if (!volumes.has(volume)) throw invalidArgument('volume_not_defined', `${volume} (${mountField}.volume)`);
-      if (m.mountPath.trim() === '') throw invalidArgument('mount_path_required', `${mountField}.mount_path`);
+      if (volume === '')
+        throw invalidArgument('volume_mount_name_required', `${mountField}.volume`);
+      if (!volumes.has(volume))
+        throw invalidArgument('volume_not_defined', `${volume} (${mountField}.volume)`);
+      if (m.mountPath.trim() === '')
+        throw invalidArgument('mount_path_required', `${mountField}.mount_path`);
       if (!m.mountPath.startsWith('/')) {
-        throw invalidArgument('mount_path_invalid', `${mountField}.mount_path: ${JSON.stringify(m.mountPath)} is not absolute`);
+        throw invalidArgument(
+          'mount_path_invalid',
+          `${mountField}.mount_path: ${JSON.stringify(m.mountPath)} is not absolute`,
+        );
       }
-      const mount: NonNullable<TranslatedContainer['mounts']>[number] = { volume, mountPath: m.mountPath };
+      const mount: NonNullable<TranslatedContainer['mounts']>[number] = {
+        volume,
+        mountPath: m.mountPath,
+      };
       if (m.readOnly) mount.readOnly = true;
       return mount;
     });
   }
-  const capabilities = [...new Set(c.requiredCapabilities.map((x) => x.trim().toUpperCase()).filter((x) => x !== ''))];
+  const capabilities = [
+    ...new Set(c.requiredCapabilities.map((x) => x.trim().toUpperCase()).filter((x) => x !== '')),
+  ];
   for (const capability of capabilities) {
     if (!LINUX_CAPABILITY.test(capability)) {
-      throw invalidArgument('invalid_required_capability', `${field}.required_capabilities: ${JSON.stringify(capability)}`);
+      throw invalidArgument(
+        'invalid_required_capability',
+        `${field}.required_capabilities: ${JSON.stringify(capability)}`,
+      );
     }
   }
   if (capabilities.length > 0) container.linuxCapabilities = capabilities;
@@ -450,9 +508,11 @@ function translateContainer(
     const paths: string[] = [];
     c.inlineFileMounts.forEach((m, i) => {
       const mountField = `${field}.inline_file_mounts[${i}].path`;
-      if (!inlineKeys) throw invalidArgument('inline_file_not_defined', `${m.path} (${mountField})`);
+      if (!inlineKeys)
+        throw invalidArgument('inline_file_not_defined', `${m.path} (${mountField})`);
       checkInlinePath(m.path, mountField);
-      if (!inlineKeys.has(m.path)) throw invalidArgument('inline_file_not_defined', `${m.path} (${mountField})`);
+      if (!inlineKeys.has(m.path))
+        throw invalidArgument('inline_file_not_defined', `${m.path} (${mountField})`);
       if (!paths.includes(m.path)) paths.push(m.path);
     });
     container.inlineFileMounts = paths;
@@ -463,7 +523,10 @@ function translateContainer(
 function rejectRestartPolicy(c: ProtoContainerSpec, field: string): void {
   const policy = c.additionalProperties['restart_policy'];
   if (policy === 'Always') {
-    throw invalidArgument('restart_policy_not_allowed', `${field}.additional_properties.restart_policy: only init containers may be native sidecars`);
+    throw invalidArgument(
+      'restart_policy_not_allowed',
+      `${field}.additional_properties.restart_policy: only init containers may be native sidecars`,
+    );
   }
 }
 
@@ -471,7 +534,10 @@ function explicitRole(c: ProtoContainerSpec, field: string): SidecarRole | undef
   const role = c.additionalProperties['role']?.trim();
   if (!role) return undefined;
   if (!(SIDECAR_ROLES as readonly string[]).includes(role)) {
-    throw invalidArgument('invalid_sidecar_role', `${field}.additional_properties.role: ${JSON.stringify(role)}`);
+    throw invalidArgument(
+      'invalid_sidecar_role',
+      `${field}.additional_properties.role: ${JSON.stringify(role)}`,
+    );
   }
   return role as SidecarRole;
 }
@@ -488,17 +554,26 @@ function dnsConfig(req: StartWorkloadRequest): AgentWorkloadSpec['dns'] | undefi
   const config = req.dnsConfig;
   if (!config || config.nameservers.length === 0) return undefined;
   const nameservers = config.nameservers.map((n) => n.trim());
-  if (nameservers.length > 3) throw invalidArgument('invalid_dns_config', 'dns_config.nameservers: at most 3');
+  if (nameservers.length > 3)
+    throw invalidArgument('invalid_dns_config', 'dns_config.nameservers: at most 3');
   nameservers.forEach((n, i) => {
-    if (isIP(n) === 0) throw invalidArgument('invalid_dns_config', `dns_config.nameservers[${i}]: ${JSON.stringify(n)} is not an IP address`);
+    if (isIP(n) === 0)
+      throw invalidArgument(
+        'invalid_dns_config',
+        `dns_config.nameservers[${i}]: ${JSON.stringify(n)} is not an IP address`,
+      );
   });
   const searches = config.searches.map((s) => s.trim()).filter((s) => s !== '');
   searches.forEach((s, i) => {
     if (s.length > 253 || !DNS_SUBDOMAIN.test(s.replace(/\.$/, ''))) {
-      throw invalidArgument('invalid_dns_config', `dns_config.searches[${i}]: ${JSON.stringify(s)}`);
+      throw invalidArgument(
+        'invalid_dns_config',
+        `dns_config.searches[${i}]: ${JSON.stringify(s)}`,
+      );
     }
   });
-  if (searches.length > 32) throw invalidArgument('invalid_dns_config', 'dns_config.searches: at most 32');
+  if (searches.length > 32)
+    throw invalidArgument('invalid_dns_config', 'dns_config.searches: at most 32');
   return { nameservers, searches };
 }
 
@@ -507,7 +582,9 @@ function checkSchema(spec: AgentWorkloadSpec): void {
   const result = agentWorkloadSpecSchema.safeParse(spec);
   if (result.success) return;
   const issue = result.error.issues[0];
-  const path = issue ? issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('') : '';
+  const path = issue
+    ? issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')
+    : '';
   throw invalidArgument('invalid_workload_spec', `spec${path}: ${issue?.message ?? 'invalid'}`);
 }
 
@@ -524,9 +601,14 @@ const PHASE_TO_STATUS: Record<string, WorkloadStatus> = {
 };
 
 /** The contract status of a workload, and its failure when (and only when) it FAILED. */
-export function workloadStatusOf(workload: AgentWorkload): { status: WorkloadStatus; failure?: WorkloadFailure } {
+export function workloadStatusOf(workload: AgentWorkload): {
+  status: WorkloadStatus;
+  failure?: WorkloadFailure;
+} {
   const phase = workload.status?.phase;
-  const status = phase ? (PHASE_TO_STATUS[phase] ?? WorkloadStatus.WORKLOAD_STATUS_STARTING) : WorkloadStatus.WORKLOAD_STATUS_STARTING;
+  const status = phase
+    ? (PHASE_TO_STATUS[phase] ?? WorkloadStatus.WORKLOAD_STATUS_STARTING)
+    : WorkloadStatus.WORKLOAD_STATUS_STARTING;
   if (status !== WorkloadStatus.WORKLOAD_STATUS_FAILED) return { status };
   const details: Record<string, string> = {};
   if (workload.status?.podName) details['pod_name'] = workload.status.podName;
@@ -575,7 +657,11 @@ export function toWorkloadContainer(state: ContainerState): WorkloadContainer {
   };
   switch (state.state) {
     case 'running':
-      return { ...base, status: ContainerStatus.CONTAINER_STATUS_RUNNING, startedAt: timestamp(state.startedAt) };
+      return {
+        ...base,
+        status: ContainerStatus.CONTAINER_STATUS_RUNNING,
+        startedAt: timestamp(state.startedAt),
+      };
     case 'terminated':
       return {
         ...base,
@@ -589,7 +675,12 @@ export function toWorkloadContainer(state: ContainerState): WorkloadContainer {
     case 'waiting':
       // A waiting state without a reason is how container-states records "no state yet".
       if (state.reason === undefined) return { ...base, containerId: '', restartCount: 0 };
-      return { ...base, status: ContainerStatus.CONTAINER_STATUS_WAITING, reason: state.reason, message: state.message };
+      return {
+        ...base,
+        status: ContainerStatus.CONTAINER_STATUS_WAITING,
+        reason: state.reason,
+        message: state.message,
+      };
   }
 }
 
@@ -601,8 +692,18 @@ function targetMounts(spec: AgentWorkloadSpec): TargetMount[] {
     if (!volume) continue;
     mounts.push(
       volume.kind === 'Persistent'
-        ? { type: 'pvc', source: volume.persistentName ?? volume.name, destination: m.mountPath, readOnly: m.readOnly ?? false }
-        : { type: 'emptydir', source: volume.name, destination: m.mountPath, readOnly: m.readOnly ?? false },
+        ? {
+            type: 'pvc',
+            source: volume.persistentName ?? volume.name,
+            destination: m.mountPath,
+            readOnly: m.readOnly ?? false,
+          }
+        : {
+            type: 'emptydir',
+            source: volume.name,
+            destination: m.mountPath,
+            readOnly: m.readOnly ?? false,
+          },
     );
   }
   return mounts;
@@ -620,7 +721,9 @@ export function livePod(pod: Pod | undefined): Pod | undefined {
  */
 export function inspectResponse(workload: Workload, pod: Pod | undefined): InspectWorkloadResponse {
   const id = workloadIdOf(workload);
-  const states = pod ? containerStatesFromPod(pod, workload.spec) : (workload.status?.containers ?? []);
+  const states = pod
+    ? containerStatesFromPod(pod, workload.spec)
+    : (workload.status?.containers ?? []);
   const main = states.find((s) => s.role === 'main');
   const phase = workload.status?.phase;
   const stateStatus = pod

@@ -27,7 +27,8 @@ export function listVolumes(shim: ShimContext): Promise<ListVolumesResponse> {
   for (const pvc of shim.caches.pvcs.list()) {
     const labels = pvc.metadata?.labels;
     const key = labels?.[VOLUME_KEY_LABEL];
-    if (labels?.[LABELS.managedBy] !== MANAGED_BY_VALUE || key === undefined || !pvc.metadata?.name) continue;
+    if (labels?.[LABELS.managedBy] !== MANAGED_BY_VALUE || key === undefined || !pvc.metadata?.name)
+      continue;
     volumes.push({ instanceId: pvc.metadata.name, volumeKey: key });
   }
   return Promise.resolve({ volumes });
@@ -45,7 +46,8 @@ export function listWorkloadsByVolume(
     if (id) ids.add(id);
   }
   for (const workload of shim.caches.workloads.byIndex(INDEX_CLAIM, claim)) {
-    if (!workload.spec.stopped && !workload.metadata.deletionTimestamp) ids.add(workloadIdOf(workload));
+    if (!workload.spec.stopped && !workload.metadata.deletionTimestamp)
+      ids.add(workloadIdOf(workload));
   }
   return Promise.resolve({ targetIds: [...ids] });
 }
@@ -54,7 +56,10 @@ export function listWorkloadsByVolume(
  * Idempotent: a missing or terminating PVC is OK. A PVC a workload Pod mounts is refused
  * with FAILED_PRECONDITION unless `force`.
  */
-export async function removeVolume(shim: ShimContext, req: RemoveVolumeRequest): Promise<RemoveVolumeResponse> {
+export async function removeVolume(
+  shim: ShimContext,
+  req: RemoveVolumeRequest,
+): Promise<RemoveVolumeResponse> {
   const name = requireVolumeName(req.volumeName);
   const cached = shim.caches.pvc(name);
   if (cached?.metadata?.deletionTimestamp) return {};

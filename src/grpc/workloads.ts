@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { LABELS, MANAGED_BY_VALUE } from '../api/common.ts';
-import { isConflict, isNotFound } from '../kube/errors.ts';
+import { KubeApiError, isConflict, isNotFound } from '../kube/errors.ts';
 import { AGENT_WORKLOADS, PODS, PVCS, SECRETS } from '../kube/resources.ts';
 import { inlineFilesSecretName, pullSecretName } from '../workload/pod-builder.ts';
 import type {
@@ -45,7 +45,6 @@ import {
   workloadStatusOf,
   type Secret,
 } from './translate.ts';
-import { KubeApiError } from '../kube/errors.ts';
 
 const WORKLOAD_KEY_LABEL = 'workload_key';
 /** How long StartWorkload waits for its AgentWorkload to reach the cache (read-your-writes). */
@@ -123,7 +122,8 @@ export async function startWorkload(
       try {
         await secrets.delete(shim.namespace, name);
       } catch (err) {
-        if (!isNotFound(err)) ctx.logger.warn({ err, secret: name }, 'could not delete a Secret of a failed start');
+        if (!isNotFound(err))
+          ctx.logger.warn({ err, secret: name }, 'could not delete a Secret of a failed start');
       }
     }
   };
@@ -168,7 +168,9 @@ export async function stopWorkload(
   const workload = resolveWorkload(shim, req.workloadId);
   const name = workload.metadata.name;
   if (!workload.spec.stopped) {
-    await shim.kube.resource<Workload>(AGENT_WORKLOADS).mergePatch(shim.namespace, name, { spec: { stopped: true } });
+    await shim.kube
+      .resource<Workload>(AGENT_WORKLOADS)
+      .mergePatch(shim.namespace, name, { spec: { stopped: true } });
   }
   const podName = podNameOf(workload);
   const pod = shim.caches.pod(podName);
@@ -208,14 +210,20 @@ export async function removeWorkload(
   const claims = claimNamesOfWorkload(workload);
 
   await ignoreMissing(
-    shim.kube.resource<Workload>(AGENT_WORKLOADS).delete(shim.namespace, name, { propagationPolicy: 'Background' }),
+    shim.kube
+      .resource<Workload>(AGENT_WORKLOADS)
+      .delete(shim.namespace, name, { propagationPolicy: 'Background' }),
   );
   if (req.force) {
-    await ignoreMissing(shim.kube.resource<Pod>(PODS).delete(shim.namespace, podName, { gracePeriodSeconds: 0 }));
+    await ignoreMissing(
+      shim.kube.resource<Pod>(PODS).delete(shim.namespace, podName, { gracePeriodSeconds: 0 }),
+    );
   }
   // Owned Secrets go with the CR; these two may not be adopted yet when Remove follows Start closely.
   const ownSecrets = [pullSecretName(podName), inlineFilesSecretName(podName)].filter(
-    (s) => s === workload.spec.imagePullSecretRef?.name || s === workload.spec.inlineFiles?.secretRef.name,
+    (s) =>
+      s === workload.spec.imagePullSecretRef?.name ||
+      s === workload.spec.inlineFiles?.secretRef.name,
   );
   for (const secret of ownSecrets) {
     try {
@@ -249,26 +257,42 @@ export async function removeWorkload(
  * Why a PVC of a removed workload is kept: unlike upstream, volumes the operator did not
  * create, and volumes another workload still uses, are never deleted.
  */
-function volumeRemovalBlocker(shim: ShimContext, claim: string, workloadId: string): string | undefined {
+function volumeRemovalBlocker(
+  shim: ShimContext,
+  claim: string,
+  workloadId: string,
+): string | undefined {
   const pvc = shim.caches.pvc(claim);
-  if (pvc && pvc.metadata?.labels?.[LABELS.managedBy] !== MANAGED_BY_VALUE) return 'not created by the operator';
+  if (pvc && pvc.metadata?.labels?.[LABELS.managedBy] !== MANAGED_BY_VALUE)
+    return 'not created by the operator';
   const otherPod = shim.caches.pods
     .byIndex(INDEX_CLAIM, claim)
-    .find((p) => p.metadata?.labels?.[LABELS.workloadId] !== workloadId && !p.metadata?.deletionTimestamp);
+    .find(
+      (p) =>
+        p.metadata?.labels?.[LABELS.workloadId] !== workloadId && !p.metadata?.deletionTimestamp,
+    );
   if (otherPod) return `mounted by Pod ${otherPod.metadata?.name}`;
   const otherWorkload = shim.caches.workloads
     .byIndex(INDEX_CLAIM, claim)
-    .find((w) => workloadIdOf(w) !== workloadId && !w.spec.stopped && !w.metadata.deletionTimestamp);
+    .find(
+      (w) => workloadIdOf(w) !== workloadId && !w.spec.stopped && !w.metadata.deletionTimestamp,
+    );
   if (otherWorkload) return `used by AgentWorkload ${otherWorkload.metadata.name}`;
   return undefined;
 }
 
-export function inspectWorkload(shim: ShimContext, req: InspectWorkloadRequest): Promise<InspectWorkloadResponse> {
+export function inspectWorkload(
+  shim: ShimContext,
+  req: InspectWorkloadRequest,
+): Promise<InspectWorkloadResponse> {
   const workload = resolveWorkload(shim, req.workloadId);
   return Promise.resolve(inspectResponse(workload, podOf(shim, workload)));
 }
 
-export function getWorkloadLabels(shim: ShimContext, req: GetWorkloadLabelsRequest): Promise<GetWorkloadLabelsResponse> {
+export function getWorkloadLabels(
+  shim: ShimContext,
+  req: GetWorkloadLabelsRequest,
+): Promise<GetWorkloadLabelsResponse> {
   const workload = resolveWorkload(shim, req.workloadId);
   return Promise.resolve({ labels: effectiveLabels(workload, podOf(shim, workload)) });
 }
@@ -292,12 +316,16 @@ export function listWorkloads(shim: ShimContext): Promise<ListWorkloadsResponse>
     if (!isActive(workload)) continue;
     const name = podNameOf(workload);
     const key = workload.spec.labels?.[WORKLOAD_KEY_LABEL];
-    if (key !== undefined && !items.has(name)) items.set(name, { instanceId: name, workloadKey: key });
+    if (key !== undefined && !items.has(name))
+      items.set(name, { instanceId: name, workloadKey: key });
   }
   return Promise.resolve({ workloads: [...items.values()] });
 }
 
-function matches(labels: Record<string, string> | undefined, wanted: Record<string, string>): boolean {
+function matches(
+  labels: Record<string, string> | undefined,
+  wanted: Record<string, string>,
+): boolean {
   for (const [key, value] of Object.entries(wanted)) {
     if (labels?.[key] !== value) return false;
   }
@@ -322,7 +350,8 @@ export function findWorkloadsByLabels(
   if (req.all) {
     for (const workload of shim.caches.workloads.list()) {
       if (!isActive(workload) || shim.caches.pod(podNameOf(workload))) continue;
-      if (matches(effectiveLabels(workload, undefined), req.labels)) ids.add(workloadIdOf(workload));
+      if (matches(effectiveLabels(workload, undefined), req.labels))
+        ids.add(workloadIdOf(workload));
     }
   }
   return Promise.resolve({ targetIds: [...ids] });
@@ -337,10 +366,15 @@ export function rfc3339Nano(date: Date): string {
  * Records activity as the annotation agyn.io/touched-at on the AgentWorkload (status is
  * the controller's; it reflects the annotation into status.lastActivityTime).
  */
-export async function touchWorkload(shim: ShimContext, req: TouchWorkloadRequest): Promise<TouchWorkloadResponse> {
+export async function touchWorkload(
+  shim: ShimContext,
+  req: TouchWorkloadRequest,
+): Promise<TouchWorkloadResponse> {
   const workload = resolveWorkload(shim, req.workloadId);
-  await shim.kube.resource<Workload>(AGENT_WORKLOADS).mergePatch(shim.namespace, workload.metadata.name, {
-    metadata: { annotations: { [TOUCHED_AT_ANNOTATION]: rfc3339Nano(new Date()) } },
-  });
+  await shim.kube
+    .resource<Workload>(AGENT_WORKLOADS)
+    .mergePatch(shim.namespace, workload.metadata.name, {
+      metadata: { annotations: { [TOUCHED_AT_ANNOTATION]: rfc3339Nano(new Date()) } },
+    });
   return {};
 }

@@ -130,14 +130,22 @@ export class Informer<T extends KubeObject> {
     await this.loop;
   }
 
-  /** Ends the current watch so the informer resumes or relists (used by fault tests). */
-  restartWatch(): void {
+  /**
+   * Ends the current watch so the informer resumes from its resource version, or from the
+   * given one (fault tests use an expired version to force a 410 and a relist).
+   */
+  restartWatch(fromResourceVersion?: string): void {
+    if (fromResourceVersion !== undefined) this.resourceVersion = fromResourceVersion;
     this.currentStream?.destroy(new WatchIdleError('watch restart requested'));
+  }
+
+  get lastResourceVersion(): string | undefined {
+    return this.resourceVersion;
   }
 
   private async run(): Promise<void> {
     let backoffMs = 250;
-    let needList = true;
+    let needList = this.resourceVersion === undefined;
     while (!this.stopped) {
       try {
         if (needList) {

@@ -132,17 +132,68 @@ export const workqueueLongestRunningProcessorSeconds = new Gauge<'name'>({
   },
 });
 
+/** One series of a gauge computed at scrape time. */
+export interface GaugeSample<L extends string> {
+  labels: Record<L, string>;
+  value: number;
+}
+
+type SampleSource<L extends string> = () => Iterable<GaugeSample<L>>;
+
+const workloadSources = new Set<SampleSource<'phase' | 'reason'>>();
+const enrollmentSources = new Set<SampleSource<'runner'>>();
+
+/** Replaces a gauge's series with its sources' samples (left alone while it has no source). */
+function collectFrom<L extends string>(gauge: Gauge<L>, sources: Set<SampleSource<L>>): void {
+  if (sources.size === 0) return;
+  gauge.reset();
+  for (const source of sources)
+    for (const sample of source()) gauge.inc(sample.labels, sample.value);
+}
+
+function addSource<L extends string>(
+  sources: Set<SampleSource<L>>,
+  source: SampleSource<L>,
+): () => void {
+  const own = (): Iterable<GaugeSample<L>> => source();
+  sources.add(own);
+  return () => void sources.delete(own);
+}
+
 export const workloadsGauge = new Gauge<'phase' | 'reason'>({
   name: 'k8s_runner_workloads',
   help: 'Number of AgentWorkloads by phase and reason',
   labelNames: ['phase', 'reason'],
   registers,
+  collect() {
+    collectFrom(this, workloadSources);
+  },
 });
 
 export const runnerEnrolledGauge = new Gauge<'runner'>({
   name: 'k8s_runner_runner_enrolled',
   help: 'Whether a Runner is enrolled (1) or not (0)',
   labelNames: ['runner'],
+  registers,
+  collect() {
+    collectFrom(this, enrollmentSources);
+  },
+});
+
+/** Makes k8s_runner_workloads a count, at scrape time, of what `source` yields. Returns an unregister function. */
+export function collectWorkloads(source: SampleSource<'phase' | 'reason'>): () => void {
+  return addSource(workloadSources, source);
+}
+
+/** Makes k8s_runner_runner_enrolled read, at scrape time, what `source` yields. Returns an unregister function. */
+export function collectEnrollment(source: SampleSource<'runner'>): () => void {
+  return addSource(enrollmentSources, source);
+}
+
+export const leaderElectionMasterStatus = new Gauge<'name'>({
+  name: 'leader_election_master_status',
+  help: 'Whether this replica is (1) or is not (0) the leader of the named lease',
+  labelNames: ['name'],
   registers,
 });
 

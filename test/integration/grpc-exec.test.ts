@@ -27,8 +27,15 @@ const pod = `workload-${id}`;
 beforeAll(async () => {
   h = await startHarness({ prefix: 'grpc-ex' });
   c = h.client;
-  await call(c, c.startWorkload, StartWorkloadRequest.fromPartial({ workloadId: id, main: { image: 'a' } }));
-  await eventually(async () => (await call(c, c.inspectWorkload, { workloadId: id })).stateRunning, { what: 'Running' });
+  await call(
+    c,
+    'startWorkload',
+    StartWorkloadRequest.fromPartial({ workloadId: id, main: { image: 'a' } }),
+  );
+  await eventually(
+    async () => (await call(c, 'inspectWorkload', { workloadId: id })).stateRunning,
+    { what: 'Running' },
+  );
 });
 
 afterAll(async () => {
@@ -64,7 +71,11 @@ class ExecClient {
         setImmediate(() => {
           const pick = (which: 'stdout' | 'stderr') =>
             Buffer.concat(
-              this.events.map((e) => (e.event?.$case === which ? (e.event as { [k: string]: { data: Buffer } })[which]!.data : Buffer.alloc(0))),
+              this.events.flatMap((e) => {
+                if (e.event?.$case === 'stdout' && which === 'stdout') return [e.event.stdout.data];
+                if (e.event?.$case === 'stderr' && which === 'stderr') return [e.event.stderr.data];
+                return [];
+              }),
             ).toString();
           const exit = this.events.find((e) => e.event?.$case === 'exit');
           const started = this.events.find((e) => e.event?.$case === 'started');
@@ -75,7 +86,8 @@ class ExecClient {
             stdout: pick('stdout'),
             stderr: pick('stderr'),
             exit: exit?.event?.$case === 'exit' ? exit.event.exit : undefined,
-            executionId: started?.event?.$case === 'started' ? started.event.started.executionId : undefined,
+            executionId:
+              started?.event?.$case === 'started' ? started.event.started.executionId : undefined,
           });
         }),
       );
@@ -98,7 +110,10 @@ class ExecClient {
 
 describe('Exec', () => {
   test('argv with stdin and EOF: started with an id, output, exit COMPLETED 0 with the tail', async () => {
-    const x = new ExecClient().start({ commandArgv: ['cat'] }).stdin('hello ').stdin('world', true);
+    const x = new ExecClient()
+      .start({ commandArgv: ['cat'] })
+      .stdin('hello ')
+      .stdin('world', true);
     const out = await x.done;
     expect(out.code).toBe(status.OK);
     expect(out.events[0]?.event?.$case).toBe('started');
@@ -112,12 +127,16 @@ describe('Exec', () => {
     });
     expect(out.exit?.stdoutTail.toString()).toBe('hello world');
     expect(out.events.at(-1)?.event?.$case).toBe('exit');
-    const seqs = out.events.flatMap((e) => (e.event?.$case === 'stdout' ? [e.event.stdout.seq] : []));
+    const seqs = out.events.flatMap((e) =>
+      e.event?.$case === 'stdout' ? [e.event.stdout.seq] : [],
+    );
     expect(seqs).toEqual(seqs.map((_, i) => i + 1));
   });
 
   test('shell, workdir and env; stderr separate without options, exit code carried', async () => {
-    const x = new ExecClient().start({ commandShell: 'echo "$GREETING from $(pwd)"; echo oops >&2; exit 3' });
+    const x = new ExecClient().start({
+      commandShell: 'echo "$GREETING from $(pwd)"; echo oops >&2; exit 3',
+    });
     const plain = await x.done;
     expect(plain.exit?.exitCode).toBe(3);
     expect(plain.exit?.reason).toBe(ExecExitReason.EXEC_EXIT_REASON_COMPLETED);
@@ -140,13 +159,19 @@ describe('Exec', () => {
       rmSync(dir, { recursive: true, force: true });
     }
 
-    const z = new ExecClient().start({ commandShell: 'echo out; echo err >&2', options: { separateStderr: true } });
+    const z = new ExecClient().start({
+      commandShell: 'echo out; echo err >&2',
+      options: { separateStderr: true },
+    });
     const separate = await z.done;
     expect([separate.stdout, separate.stderr]).toEqual(['out\n', 'err\n']);
   });
 
   test('tty with resize', async () => {
-    const x = new ExecClient().start({ commandShell: 'sleep 0.5; stty size', options: { tty: true } });
+    const x = new ExecClient().start({
+      commandShell: 'sleep 0.5; stty size',
+      options: { tty: true },
+    });
     await x.startedEvent;
     x.send({ msg: { $case: 'resize', resize: { cols: 0, rows: 10 } } });
     x.send({ msg: { $case: 'resize', resize: { cols: 123, rows: 45 } } });
@@ -156,13 +181,24 @@ describe('Exec', () => {
   });
 
   test('wall timeout and idle timeout end the session with their reason and -1', async () => {
-    const timeout = await new ExecClient().start({ commandArgv: ['sleep', '5'], options: { timeoutMs: 300 } }).done;
-    expect(timeout.exit).toMatchObject({ reason: ExecExitReason.EXEC_EXIT_REASON_TIMEOUT, exitCode: -1, killed: false });
+    const timeout = await new ExecClient().start({
+      commandArgv: ['sleep', '5'],
+      options: { timeoutMs: 300 },
+    }).done;
+    expect(timeout.exit).toMatchObject({
+      reason: ExecExitReason.EXEC_EXIT_REASON_TIMEOUT,
+      exitCode: -1,
+      killed: false,
+    });
 
-    const idle = await new ExecClient()
-      .start({ commandShell: 'echo tick; sleep 5', options: { idleTimeoutMs: 400 } })
-      .done;
-    expect(idle.exit).toMatchObject({ reason: ExecExitReason.EXEC_EXIT_REASON_IDLE_TIMEOUT, exitCode: -1 });
+    const idle = await new ExecClient().start({
+      commandShell: 'echo tick; sleep 5',
+      options: { idleTimeoutMs: 400 },
+    }).done;
+    expect(idle.exit).toMatchObject({
+      reason: ExecExitReason.EXEC_EXIT_REASON_IDLE_TIMEOUT,
+      exitCode: -1,
+    });
     expect(idle.stdout).toBe('tick\n');
   });
 
@@ -170,15 +206,25 @@ describe('Exec', () => {
     const marker = `${20 + Math.random()}`.slice(0, 12);
     const running = (): boolean => {
       try {
-        return execFileSync('pgrep', ['-f', `sleep ${marker}`]).toString().trim() !== '';
+        return (
+          execFileSync('pgrep', ['-f', `sleep ${marker}`])
+            .toString()
+            .trim() !== ''
+        );
       } catch {
         return false;
       }
     };
-    const x = new ExecClient().start({ commandArgv: ['sleep', marker], options: { timeoutMs: 500, killOnTimeout: true } });
+    const x = new ExecClient().start({
+      commandArgv: ['sleep', marker],
+      options: { timeoutMs: 500, killOnTimeout: true },
+    });
     await eventually(running, { what: 'the sleep to run', timeoutMs: 5_000 });
     const out = await x.done;
-    expect(out.exit).toMatchObject({ reason: ExecExitReason.EXEC_EXIT_REASON_TIMEOUT, killed: true });
+    expect(out.exit).toMatchObject({
+      reason: ExecExitReason.EXEC_EXIT_REASON_TIMEOUT,
+      killed: true,
+    });
     await eventually(() => !running(), { what: 'the sleep to be killed', timeoutMs: 3_000 });
   });
 
@@ -187,11 +233,20 @@ describe('Exec', () => {
     await x.startedEvent;
     const started = x.events[0]?.event;
     const executionId = started?.$case === 'started' ? started.started.executionId : '';
-    expect(await call(c, c.cancelExecution, { executionId, force: false })).toEqual({ cancelled: true });
+    expect(await call(c, 'cancelExecution', { executionId, force: false })).toEqual({
+      cancelled: true,
+    });
     const out = await x.done;
-    expect(out.exit).toMatchObject({ executionId, reason: ExecExitReason.EXEC_EXIT_REASON_CANCELLED, exitCode: 0, killed: false });
-    expect(await call(c, c.cancelExecution, { executionId, force: true })).toEqual({ cancelled: false });
-    expect(await codeOf(call(c, c.cancelExecution, { executionId: ' ', force: false }))).toEqual({
+    expect(out.exit).toMatchObject({
+      executionId,
+      reason: ExecExitReason.EXEC_EXIT_REASON_CANCELLED,
+      exitCode: 0,
+      killed: false,
+    });
+    expect(await call(c, 'cancelExecution', { executionId, force: true })).toEqual({
+      cancelled: false,
+    });
+    expect(await codeOf(call(c, 'cancelExecution', { executionId: ' ', force: false }))).toEqual({
       code: status.INVALID_ARGUMENT,
       details: 'execution_id_required',
     });
@@ -212,15 +267,21 @@ describe('Exec', () => {
     const executionId = started?.$case === 'started' ? started.started.executionId : '';
     x.stream.cancel();
     expect((await x.done).code).toBe(status.CANCELLED);
-    await eventually(async () => !(await call(c, c.cancelExecution, { executionId, force: false })).cancelled, {
-      what: 'the session to be unregistered',
-    });
+    await eventually(
+      async () => !(await call(c, 'cancelExecution', { executionId, force: false })).cancelled,
+      {
+        what: 'the session to be unregistered',
+      },
+    );
   });
 
   test('a missing executable ends with RUNNER_ERROR -1 after started', async () => {
     const out = await new ExecClient().start({ commandArgv: ['no-such-binary-xyz'] }).done;
     expect(out.events[0]?.event?.$case).toBe('started');
-    expect(out.exit).toMatchObject({ reason: ExecExitReason.EXEC_EXIT_REASON_RUNNER_ERROR, exitCode: -1 });
+    expect(out.exit).toMatchObject({
+      reason: ExecExitReason.EXEC_EXIT_REASON_RUNNER_ERROR,
+      exitCode: -1,
+    });
   });
 
   test('a second start is refused in-band and the session goes on', async () => {
@@ -228,13 +289,27 @@ describe('Exec', () => {
     await x.startedEvent;
     x.start({ commandArgv: ['true'] }).stdin('x', true);
     const out = await x.done;
-    expect(out.events.some((e) => e.event?.$case === 'error' && e.event.error.code === 'exec_already_started')).toBe(true);
+    expect(
+      out.events.some(
+        (e) => e.event?.$case === 'error' && e.event.error.code === 'exec_already_started',
+      ),
+    ).toBe(true);
     expect(out.stdout).toBe('x');
   });
 
   test.each([
-    ['first message not start', (x: ExecClient) => x.stdin('x'), 'exec_start_required', status.INVALID_ARGUMENT],
-    ['blank target', (x: ExecClient) => x.start({ targetId: ' ', commandArgv: ['true'] }), 'target_id_required', status.INVALID_ARGUMENT],
+    [
+      'first message not start',
+      (x: ExecClient) => x.stdin('x'),
+      'exec_start_required',
+      status.INVALID_ARGUMENT,
+    ],
+    [
+      'blank target',
+      (x: ExecClient) => x.start({ targetId: ' ', commandArgv: ['true'] }),
+      'target_id_required',
+      status.INVALID_ARGUMENT,
+    ],
     ['no command', (x: ExecClient) => x.start({}), 'invalid_command', status.INVALID_ARGUMENT],
     [
       'argv and shell',
@@ -242,11 +317,19 @@ describe('Exec', () => {
       'invalid_command',
       status.INVALID_ARGUMENT,
     ],
-    ['unknown pod', (x: ExecClient) => x.start({ targetId: 'workload-missing', commandArgv: ['true'] }), 'exec_start_failed', status.NOT_FOUND],
+    [
+      'unknown pod',
+      (x: ExecClient) => x.start({ targetId: 'workload-missing', commandArgv: ['true'] }),
+      'exec_start_failed',
+      status.NOT_FOUND,
+    ],
   ])('%s: one in-band error, no started, then the status', async (_name, send, code, grpcCode) => {
     const out = await send(new ExecClient()).done;
     expect(out.events).toHaveLength(1);
-    expect(out.events[0]?.event).toEqual({ $case: 'error', error: expect.objectContaining({ code, retryable: false }) });
+    expect(out.events[0]?.event).toEqual({
+      $case: 'error',
+      error: expect.objectContaining({ code, retryable: false }),
+    });
     expect(out.code).toBe(grpcCode);
     expect(out.details.startsWith(code)).toBe(true);
   });
@@ -288,12 +371,16 @@ describe('PutArchive', () => {
   test('extracts the archive at path in the main container', async () => {
     const target = mkdtempSync(join(simulatedExecRoot(), 'put-'));
     try {
-      await call(c, c.putArchive, { workloadId: id, path: target, tarPayload: tarOf({ 'a/b.txt': 'bee', 'c.txt': 'sea' }) });
+      await call(c, 'putArchive', {
+        workloadId: id,
+        path: target,
+        tarPayload: tarOf({ 'a/b.txt': 'bee', 'c.txt': 'sea' }),
+      });
       expect(readFileSync(join(target, 'a/b.txt'), 'utf8')).toBe('bee');
       expect(readFileSync(join(target, 'c.txt'), 'utf8')).toBe('sea');
 
       const gz = execFileSync('gzip', ['-c'], { input: tarOf({ 'z.txt': 'zed' }) });
-      await call(c, c.putArchive, { workloadId: id, path: target, tarPayload: gz });
+      await call(c, 'putArchive', { workloadId: id, path: target, tarPayload: gz });
       expect(readFileSync(join(target, 'z.txt'), 'utf8')).toBe('zed');
     } finally {
       rmSync(target, { recursive: true, force: true });
@@ -314,7 +401,11 @@ describe('PutArchive', () => {
       for (const b of header) sum += b;
       header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
       const { code, details } = await codeOf(
-        call(c, c.putArchive, { workloadId: id, path: target, tarPayload: Buffer.concat([header, Buffer.alloc(1024)]) }),
+        call(c, 'putArchive', {
+          workloadId: id,
+          path: target,
+          tarPayload: Buffer.concat([header, Buffer.alloc(1024)]),
+        }),
       );
       expect(code).toBe(status.INVALID_ARGUMENT);
       expect(details).toContain('leaves the target directory');
@@ -325,15 +416,31 @@ describe('PutArchive', () => {
   });
 
   test('errors: blank fields, unknown workload, tar failure', async () => {
-    expect(await codeOf(call(c, c.putArchive, { workloadId: id, path: ' ', tarPayload: Buffer.alloc(1024) }))).toEqual({
+    expect(
+      await codeOf(
+        call(c, 'putArchive', { workloadId: id, path: ' ', tarPayload: Buffer.alloc(1024) }),
+      ),
+    ).toEqual({
       code: status.INVALID_ARGUMENT,
       details: 'workload_id_and_path_required',
     });
-    expect((await codeOf(call(c, c.putArchive, { workloadId: 'missing-workload', path: '/x', tarPayload: Buffer.alloc(1024) }))).code).toBe(
-      status.NOT_FOUND,
-    );
+    expect(
+      (
+        await codeOf(
+          call(c, 'putArchive', {
+            workloadId: 'missing-workload',
+            path: '/x',
+            tarPayload: Buffer.alloc(1024),
+          }),
+        )
+      ).code,
+    ).toBe(status.NOT_FOUND);
     const missing = await codeOf(
-      call(c, c.putArchive, { workloadId: id, path: join(simulatedExecRoot(), `nope-${randomUUID()}`), tarPayload: tarOf({ f: 'x' }) }),
+      call(c, 'putArchive', {
+        workloadId: id,
+        path: join(simulatedExecRoot(), `nope-${randomUUID()}`),
+        tarPayload: tarOf({ f: 'x' }),
+      }),
     );
     expect(missing.code).toBe(status.INTERNAL);
     expect(missing.details).toMatch(/^put archive failed: .*(No such file|Cannot)/);

@@ -26,10 +26,17 @@ beforeAll(async () => {
   c = h.client;
   await call(
     c,
-    c.startWorkload,
-    StartWorkloadRequest.fromPartial({ workloadId: id, main: { image: 'a' }, sidecars: [{ name: 'side', image: 'b' }] }),
+    'startWorkload',
+    StartWorkloadRequest.fromPartial({
+      workloadId: id,
+      main: { image: 'a' },
+      sidecars: [{ name: 'side', image: 'b' }],
+    }),
   );
-  await eventually(async () => (await call(c, c.inspectWorkload, { workloadId: id })).stateRunning, { what: 'Running' });
+  await eventually(
+    async () => (await call(c, 'inspectWorkload', { workloadId: id })).stateRunning,
+    { what: 'Running' },
+  );
 });
 
 afterAll(async () => {
@@ -37,11 +44,16 @@ afterAll(async () => {
 });
 
 function logLine(text: string): void {
-  appendFileSync(simulatedLogFile(), `${new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000000Z')} stdout F ${text}\n`);
+  appendFileSync(
+    simulatedLogFile(),
+    `${new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000000Z')} stdout F ${text}\n`,
+  );
 }
 
 function logs(partial: DeepPartial<StreamWorkloadLogsRequest>) {
-  return c.streamWorkloadLogs(StreamWorkloadLogsRequest.fromPartial({ workloadId: id, containerName: 'main', ...partial }));
+  return c.streamWorkloadLogs(
+    StreamWorkloadLogsRequest.fromPartial({ workloadId: id, containerName: 'main', ...partial }),
+  );
 }
 
 function text(messages: StreamWorkloadLogsResponse[]): string {
@@ -53,7 +65,10 @@ function text(messages: StreamWorkloadLogsResponse[]): string {
 describe('StreamWorkloadLogs', () => {
   test('container_name is required, checked before the workload lookup', async () => {
     const outcome = await collect(logs({ workloadId: 'missing-workload', containerName: '' }));
-    expect([outcome.code, outcome.details]).toEqual([status.INVALID_ARGUMENT, 'container_name_required']);
+    expect([outcome.code, outcome.details]).toEqual([
+      status.INVALID_ARGUMENT,
+      'container_name_required',
+    ]);
     const noId = await collect(logs({ workloadId: ' ' }));
     expect([noId.code, noId.details]).toEqual([status.INVALID_ARGUMENT, 'workload_id_required']);
   });
@@ -87,17 +102,22 @@ describe('StreamWorkloadLogs', () => {
     });
     await new Promise((r) => setTimeout(r, 300));
     logLine(marker);
-    await eventually(() => received.join('').includes(marker), { what: 'the followed line', timeoutMs: 10_000 });
+    await eventually(() => received.join('').includes(marker), {
+      what: 'the followed line',
+      timeoutMs: 10_000,
+    });
     stream.cancel();
     expect((await outcome).code).toBe(status.CANCELLED);
-    expect(await call(c, c.ready, {})).toEqual({ status: 'ok' });
+    expect(await call(c, 'ready', {})).toEqual({ status: 'ok' });
   });
 
   test('a Pod deleted while streaming ends the stream UNAVAILABLE pod_deleted', async () => {
     const stream = logs({ follow: true, tailLines: 1 });
     const outcome = collect(stream);
     await new Promise((r) => setTimeout(r, 300));
-    await h.kube.resource<IPod & KubeObject>(PODS).delete(h.ns.name, pod, { gracePeriodSeconds: 0 });
+    await h.kube
+      .resource<IPod & KubeObject>(PODS)
+      .delete(h.ns.name, pod, { gracePeriodSeconds: 0 });
     const result = await outcome;
     expect([result.code, result.details]).toEqual([status.UNAVAILABLE, 'pod_deleted']);
   });
@@ -118,11 +138,16 @@ describe('StreamEvents', () => {
     const events: Array<{ reason: string; kind: string }> = [];
     stream.on('data', (m: StreamEventsResponse) => {
       if (m.event?.$case !== 'data') return;
-      const e = JSON.parse(m.event.data.json) as { reason: string; involvedObject: { kind: string } };
+      const e = JSON.parse(m.event.data.json) as {
+        reason: string;
+        involvedObject: { kind: string };
+      };
       expect(m.event.data.ts).toBeInstanceOf(Date);
       events.push({ reason: e.reason, kind: e.involvedObject.kind });
     });
-    await eventually(() => events.some((e) => e.reason === 'Running'), { what: 'the Running event of the workload' });
+    await eventually(() => events.some((e) => e.reason === 'Running'), {
+      what: 'the Running event of the workload',
+    });
     expect(events.every((e) => e.kind === 'AgentWorkload')).toBe(true);
     stream.cancel();
     expect((await outcome).code).toBe(status.CANCELLED);
@@ -130,18 +155,23 @@ describe('StreamEvents', () => {
 
   test('Pod events come through too; since drops older ones', async () => {
     const stream = c.streamEvents(
-      StreamEventsRequest.fromPartial({ filters: [{ key: 'involvedObject.kind', values: ['Pod'] }] }),
+      StreamEventsRequest.fromPartial({
+        filters: [{ key: 'involvedObject.kind', values: ['Pod'] }],
+      }),
     );
     const outcome = collect<StreamEventsResponse>(stream);
     const reasons: string[] = [];
     stream.on('data', (m: StreamEventsResponse) => {
-      if (m.event?.$case === 'data') reasons.push((JSON.parse(m.event.data.json) as { reason: string }).reason);
+      if (m.event?.$case === 'data')
+        reasons.push((JSON.parse(m.event.data.json) as { reason: string }).reason);
     });
     await eventually(() => reasons.includes('Started'), { what: 'a Pod Started event' });
     stream.cancel();
     await outcome;
 
-    const future = c.streamEvents(StreamEventsRequest.fromPartial({ since: Math.floor(Date.now() / 1000) + 3600 }));
+    const future = c.streamEvents(
+      StreamEventsRequest.fromPartial({ since: Math.floor(Date.now() / 1000) + 3600 }),
+    );
     const futureOutcome = collect<StreamEventsResponse>(future);
     await new Promise((r) => setTimeout(r, 1000));
     future.cancel();
@@ -150,7 +180,11 @@ describe('StreamEvents', () => {
 
   test('an unknown filter key is INVALID_ARGUMENT', async () => {
     const outcome = await collect(
-      c.streamEvents(StreamEventsRequest.fromPartial({ filters: [{ key: 'involvedObject.color', values: ['red'] }] })),
+      c.streamEvents(
+        StreamEventsRequest.fromPartial({
+          filters: [{ key: 'involvedObject.color', values: ['red'] }],
+        }),
+      ),
     );
     expect(outcome.code).toBe(status.INVALID_ARGUMENT);
     expect(outcome.details).toMatch(/^invalid_filter_key/);

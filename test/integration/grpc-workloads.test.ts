@@ -48,11 +48,11 @@ async function exists(get: () => Promise<unknown>): Promise<boolean> {
 }
 
 function start(partial: DeepPartial<StartWorkloadRequest>) {
-  return call(c, c.startWorkload, StartWorkloadRequest.fromPartial(partial));
+  return call(c, 'startWorkload', StartWorkloadRequest.fromPartial(partial));
 }
 
 function inspect(workloadId: string): Promise<InspectWorkloadResponse> {
-  return call(c, c.inspectWorkload, { workloadId });
+  return call(c, 'inspectWorkload', { workloadId });
 }
 
 async function waitRunning(workloadId: string): Promise<InspectWorkloadResponse> {
@@ -73,7 +73,12 @@ function agentRequest(id: string, key: string): DeepPartial<StartWorkloadRequest
     inlineFiles: { '/etc/agyn/ca.crt': Buffer.from('CA') },
     volumes: [
       { name: 'bin', kind: VolumeKind.VOLUME_KIND_EPHEMERAL },
-      { name: 'ws', kind: VolumeKind.VOLUME_KIND_NAMED, persistentName: `ws-${key}`, labels: { volume_key: key } },
+      {
+        name: 'ws',
+        kind: VolumeKind.VOLUME_KIND_NAMED,
+        persistentName: `ws-${key}`,
+        labels: { volume_key: key },
+      },
     ],
     initContainers: [
       { name: 'ziti', image: 'ziti:1', additionalProperties: { restart_policy: 'Always' } },
@@ -98,14 +103,17 @@ describe('workload lifecycle', () => {
   const pod = `workload-${id}`;
 
   test('Ready answers ok without touching Kubernetes', async () => {
-    expect(await call(c, c.ready, {})).toEqual({ status: 'ok' });
+    expect(await call(c, 'ready', {})).toEqual({ status: 'ok' });
   });
 
   test('StartWorkload creates the Secrets and the AgentWorkload, never a Pod, and answers STARTING', async () => {
     const response = await start(agentRequest(id, key));
     expect(response).toEqual({
       id,
-      containers: { main: pod, sidecars: [{ name: 'mcp-files', id: `${pod}:mcp-files`, status: 'starting' }] },
+      containers: {
+        main: pod,
+        sidecars: [{ name: 'mcp-files', id: `${pod}:mcp-files`, status: 'starting' }],
+      },
       status: WorkloadStatus.WORKLOAD_STATUS_STARTING,
       failure: undefined,
     });
@@ -116,7 +124,10 @@ describe('workload lifecycle', () => {
     expect(aw.spec.inlineFiles?.secretRef).toEqual({ name: `${pod}-inline-files` });
     for (const name of [`${pod}-pull`, `${pod}-inline-files`]) {
       const secret = await secrets().get(h.ns.name, name);
-      expect(secret.metadata?.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'k8s-runner', 'agyn.io/workload-id': id });
+      expect(secret.metadata?.labels).toMatchObject({
+        'app.kubernetes.io/managed-by': 'k8s-runner',
+        'agyn.io/workload-id': id,
+      });
     }
   });
 
@@ -126,7 +137,11 @@ describe('workload lifecycle', () => {
     expect(r.name).toBe(id);
     expect(r.stateStatus).toBe('running');
     expect(r.configImage).toBe('workspace:1');
-    expect(r.configLabels).toMatchObject({ workload_key: key, team: 'qa', 'agyn.io/workload-id': id });
+    expect(r.configLabels).toMatchObject({
+      workload_key: key,
+      team: 'qa',
+      'agyn.io/workload-id': id,
+    });
     expect(r.mounts).toEqual([
       { type: 'pvc', source: `ws-${key}`, destination: '/workspace', readOnly: false },
       { type: 'emptydir', source: 'bin', destination: '/bin-out', readOnly: true },
@@ -134,7 +149,10 @@ describe('workload lifecycle', () => {
     const roles = Object.fromEntries(r.containers.map((x) => [x.name, [x.role, x.status]]));
     expect(roles).toEqual({
       ziti: [ContainerRole.CONTAINER_ROLE_SIDECAR, ContainerStatus.CONTAINER_STATUS_RUNNING],
-      'agent-init': [ContainerRole.CONTAINER_ROLE_INIT, ContainerStatus.CONTAINER_STATUS_TERMINATED],
+      'agent-init': [
+        ContainerRole.CONTAINER_ROLE_INIT,
+        ContainerStatus.CONTAINER_STATUS_TERMINATED,
+      ],
       main: [ContainerRole.CONTAINER_ROLE_MAIN, ContainerStatus.CONTAINER_STATUS_RUNNING],
       'mcp-files': [ContainerRole.CONTAINER_ROLE_SIDECAR, ContainerStatus.CONTAINER_STATUS_RUNNING],
     });
@@ -149,7 +167,7 @@ describe('workload lifecycle', () => {
   });
 
   test('GetWorkloadLabels, ListWorkloads and FindWorkloadsByLabels see it', async () => {
-    const { labels } = await call(c, c.getWorkloadLabels, { workloadId: id });
+    const { labels } = await call(c, 'getWorkloadLabels', { workloadId: id });
     expect(labels).toMatchObject({
       workload_key: key,
       team: 'qa',
@@ -157,82 +175,131 @@ describe('workload lifecycle', () => {
       'agyn.io/workload-id': id,
       'agyn.dev/managed-by': 'agents-orchestrator',
     });
-    const { workloads: list } = await call(c, c.listWorkloads, {});
+    const { workloads: list } = await call(c, 'listWorkloads', {});
     expect(list).toContainEqual({ instanceId: pod, workloadKey: key });
-    expect((await call(c, c.findWorkloadsByLabels, { labels: { workload_key: key }, all: false })).targetIds).toEqual([id]);
-    expect((await call(c, c.findWorkloadsByLabels, { labels: { workload_key: key, team: 'other' }, all: true })).targetIds).toEqual([]);
+    expect(
+      (await call(c, 'findWorkloadsByLabels', { labels: { workload_key: key }, all: false }))
+        .targetIds,
+    ).toEqual([id]);
+    expect(
+      (
+        await call(c, 'findWorkloadsByLabels', {
+          labels: { workload_key: key, team: 'other' },
+          all: true,
+        })
+      ).targetIds,
+    ).toEqual([]);
   });
 
   test('volumes: listed, found by volume, refused while mounted', async () => {
     const claim = `ws-${key}`;
     await eventually(() => h.caches.pvc(claim), { what: 'the PVC in the cache' });
-    expect((await call(c, c.listVolumes, {})).volumes).toContainEqual({ instanceId: claim, volumeKey: key });
-    expect((await call(c, c.listWorkloadsByVolume, { volumeName: claim })).targetIds).toEqual([id]);
-    expect((await codeOf(call(c, c.listWorkloadsByVolume, { volumeName: ' ' }))).details).toBe('volume_name_required');
-    const inUse = await codeOf(call(c, c.removeVolume, { volumeName: claim, force: false }));
+    expect((await call(c, 'listVolumes', {})).volumes).toContainEqual({
+      instanceId: claim,
+      volumeKey: key,
+    });
+    expect((await call(c, 'listWorkloadsByVolume', { volumeName: claim })).targetIds).toEqual([id]);
+    expect((await codeOf(call(c, 'listWorkloadsByVolume', { volumeName: ' ' }))).details).toBe(
+      'volume_name_required',
+    );
+    const inUse = await codeOf(call(c, 'removeVolume', { volumeName: claim, force: false }));
     expect(inUse.code).toBe(status.FAILED_PRECONDITION);
     expect(inUse.details).toContain('volume_in_use');
   });
 
   test('TouchWorkload records the time on the AgentWorkload', async () => {
-    await call(c, c.touchWorkload, { workloadId: id });
+    await call(c, 'touchWorkload', { workloadId: id });
     const aw = await workloads().get(h.ns.name, pod);
-    expect(aw.metadata.annotations?.['agyn.io/touched-at']).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
+    expect(aw.metadata.annotations?.['agyn.io/touched-at']).toMatch(
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/,
+    );
   });
 
   test('StopWorkload waits for the Pod to go; the stopped workload stays inspectable', async () => {
-    await call(c, c.stopWorkload, { workloadId: id, timeoutSec: 5 });
+    await call(c, 'stopWorkload', { workloadId: id, timeoutSec: 5 });
     expect(h.caches.pod(pod)).toBeUndefined();
     expect(await exists(() => pods().get(h.ns.name, pod))).toBe(false);
     expect((await workloads().get(h.ns.name, pod)).spec.stopped).toBe(true);
     const r = await inspect(id);
     expect(r.stateRunning).toBe(false);
-    expect((await call(c, c.listWorkloads, {})).workloads).not.toContainEqual({ instanceId: pod, workloadKey: key });
-    await call(c, c.stopWorkload, { workloadId: id, timeoutSec: 0 });
+    expect((await call(c, 'listWorkloads', {})).workloads).not.toContainEqual({
+      instanceId: pod,
+      workloadKey: key,
+    });
+    await call(c, 'stopWorkload', { workloadId: id, timeoutSec: 0 });
   });
 
   test('RemoveWorkload with remove_volumes deletes the CR and the volumes the operator created', async () => {
-    await call(c, c.removeWorkload, { workloadId: id, force: true, removeVolumes: true });
-    await eventually(async () => !(await exists(() => workloads().get(h.ns.name, pod))), { what: 'the CR to go' });
-    await eventually(async () => !(await exists(() => pvcs().get(h.ns.name, `ws-${key}`))), { what: 'the PVC to go' });
+    await call(c, 'removeWorkload', { workloadId: id, force: true, removeVolumes: true });
+    await eventually(async () => !(await exists(() => workloads().get(h.ns.name, pod))), {
+      what: 'the CR to go',
+    });
+    await eventually(async () => !(await exists(() => pvcs().get(h.ns.name, `ws-${key}`))), {
+      what: 'the PVC to go',
+    });
     expect((await codeOf(inspect(id))).code).toBe(status.NOT_FOUND);
-    expect((await call(c, c.removeVolume, { volumeName: `ws-${key}`, force: false }))).toEqual({});
+    expect(await call(c, 'removeVolume', { volumeName: `ws-${key}`, force: false })).toEqual({});
   });
 });
 
 describe('errors', () => {
   test.each([
-    ['InspectWorkload', () => call(c, c.inspectWorkload, { workloadId: ' ' })],
-    ['GetWorkloadLabels', () => call(c, c.getWorkloadLabels, { workloadId: '' })],
-    ['StopWorkload', () => call(c, c.stopWorkload, { workloadId: '', timeoutSec: 0 })],
-    ['RemoveWorkload', () => call(c, c.removeWorkload, { workloadId: '', force: false, removeVolumes: false })],
-    ['TouchWorkload', () => call(c, c.touchWorkload, { workloadId: '' })],
+    ['InspectWorkload', () => call(c, 'inspectWorkload', { workloadId: ' ' })],
+    ['GetWorkloadLabels', () => call(c, 'getWorkloadLabels', { workloadId: '' })],
+    ['StopWorkload', () => call(c, 'stopWorkload', { workloadId: '', timeoutSec: 0 })],
+    [
+      'RemoveWorkload',
+      () => call(c, 'removeWorkload', { workloadId: '', force: false, removeVolumes: false }),
+    ],
+    ['TouchWorkload', () => call(c, 'touchWorkload', { workloadId: '' })],
   ])('%s without an id is INVALID_ARGUMENT workload_id_required', async (_name, run) => {
-    expect(await codeOf(run())).toEqual({ code: status.INVALID_ARGUMENT, details: 'workload_id_required' });
+    expect(await codeOf(run())).toEqual({
+      code: status.INVALID_ARGUMENT,
+      details: 'workload_id_required',
+    });
   });
 
   test.each([
-    ['InspectWorkload', () => call(c, c.inspectWorkload, { workloadId: 'missing-workload' })],
-    ['GetWorkloadLabels', () => call(c, c.getWorkloadLabels, { workloadId: 'missing-workload' })],
-    ['StopWorkload', () => call(c, c.stopWorkload, { workloadId: 'missing-workload', timeoutSec: 0 })],
-    ['RemoveWorkload', () => call(c, c.removeWorkload, { workloadId: 'missing-workload', force: true, removeVolumes: true })],
-    ['TouchWorkload', () => call(c, c.touchWorkload, { workloadId: 'missing-workload' })],
+    ['InspectWorkload', () => call(c, 'inspectWorkload', { workloadId: 'missing-workload' })],
+    ['GetWorkloadLabels', () => call(c, 'getWorkloadLabels', { workloadId: 'missing-workload' })],
+    [
+      'StopWorkload',
+      () => call(c, 'stopWorkload', { workloadId: 'missing-workload', timeoutSec: 0 }),
+    ],
+    [
+      'RemoveWorkload',
+      () =>
+        call(c, 'removeWorkload', {
+          workloadId: 'missing-workload',
+          force: true,
+          removeVolumes: true,
+        }),
+    ],
+    ['TouchWorkload', () => call(c, 'touchWorkload', { workloadId: 'missing-workload' })],
   ])('%s of an unknown workload is NOT_FOUND', async (_name, run) => {
     const { code, details } = await codeOf(run());
     expect(code).toBe(status.NOT_FOUND);
-    expect(details).toBe('resource not found: agentworkloads.agyn.io "workload-missing-workload" not found');
+    expect(details).toBe(
+      'resource not found: agentworkloads.agyn.io "workload-missing-workload" not found',
+    );
   });
 
   test('invalid requests are refused before anything is created', async () => {
     const id = randomUUID();
     const { code, details } = await codeOf(
-      start({ workloadId: id, imagePullCredentials: [{ registry: 'r', username: 'u', password: 'p' }], main: { image: 'a', env: [{ name: '1X' }] } }),
+      start({
+        workloadId: id,
+        imagePullCredentials: [{ registry: 'r', username: 'u', password: 'p' }],
+        main: { image: 'a', env: [{ name: '1X' }] },
+      }),
     );
     expect(code).toBe(status.INVALID_ARGUMENT);
     expect(details).toMatch(/^invalid_env_name: main\.env\[0\]\.name/);
     expect(await exists(() => secrets().get(h.ns.name, `workload-${id}-pull`))).toBe(false);
     expect((await codeOf(start({}))).details).toBe('main_container_required');
-    expect((await codeOf(start({ main: { image: 'a' }, workloadId: 'not-a-uuid' }))).details).toMatch(/^workload_id_invalid/);
+    expect(
+      (await codeOf(start({ main: { image: 'a' }, workloadId: 'not-a-uuid' }))).details,
+    ).toMatch(/^workload_id_invalid/);
   });
 
   test('a failed start deletes the Secrets it created, and only those', async () => {
@@ -280,7 +347,11 @@ describe('workloads written as CRs', () => {
     await createWorkload(
       h.kube,
       h.ns.name,
-      workloadManifest(`workload-${id}`, { workloadId: id }, { 'sim.agyn.io/scenario': 'image-pull-failed' }),
+      workloadManifest(
+        `workload-${id}`,
+        { workloadId: id },
+        { 'sim.agyn.io/scenario': 'image-pull-failed' },
+      ),
     );
     const r = await eventually(
       async () => {
@@ -304,7 +375,7 @@ describe('workloads written as CRs', () => {
     await eventually(() => h.caches.workload('hand-written'), { what: 'the CR in the cache' });
     const r = await inspect(id);
     expect(r.id).toBe(id);
-    await call(c, c.removeWorkload, { workloadId: id, force: true, removeVolumes: false });
+    await call(c, 'removeWorkload', { workloadId: id, force: true, removeVolumes: false });
   });
 
   test('remove_volumes keeps a volume another workload uses, and one the operator did not create', async () => {
@@ -331,13 +402,13 @@ describe('workloads written as CRs', () => {
     await waitRunning(a);
     await waitRunning(b);
     await eventually(() => h.caches.pvc(shared), { what: 'the shared PVC' });
-    await call(c, c.removeWorkload, { workloadId: a, force: true, removeVolumes: true });
+    await call(c, 'removeWorkload', { workloadId: a, force: true, removeVolumes: true });
     expect(await exists(() => pvcs().get(h.ns.name, shared))).toBe(true);
     expect(await exists(() => pvcs().get(h.ns.name, foreign))).toBe(true);
-    expect((await call(c, c.listWorkloadsByVolume, { volumeName: shared })).targetIds).toEqual([b]);
+    expect((await call(c, 'listWorkloadsByVolume', { volumeName: shared })).targetIds).toEqual([b]);
 
     // With force, RemoveVolume deletes even a mounted volume (the PVC then terminates).
-    expect(await call(c, c.removeVolume, { volumeName: foreign, force: true })).toEqual({});
+    expect(await call(c, 'removeVolume', { volumeName: foreign, force: true })).toEqual({});
     await eventually(
       async () => {
         try {
@@ -349,8 +420,13 @@ describe('workloads written as CRs', () => {
       },
       { what: 'the foreign PVC to terminate' },
     );
-    await eventually(() => h.caches.pvc(foreign)?.metadata?.deletionTimestamp ?? !h.caches.pvc(foreign), { what: 'cache' });
-    expect(await call(c, c.removeVolume, { volumeName: foreign, force: false })).toEqual({});
-    expect(await call(c, c.removeVolume, { volumeName: 'never-existed', force: false })).toEqual({});
+    await eventually(
+      () => h.caches.pvc(foreign)?.metadata?.deletionTimestamp ?? !h.caches.pvc(foreign),
+      { what: 'cache' },
+    );
+    expect(await call(c, 'removeVolume', { volumeName: foreign, force: false })).toEqual({});
+    expect(await call(c, 'removeVolume', { volumeName: 'never-existed', force: false })).toEqual(
+      {},
+    );
   });
 });

@@ -81,3 +81,21 @@ export function readKubeconfigServer(): string {
   const text = readFileSync(process.env.KUBECONFIG ?? '', 'utf8');
   return /server:\s*(\S+)/.exec(text)?.[1] ?? '';
 }
+
+/** Compacts the test cluster's etcd at its current revision (expires older watches). */
+export async function compactEtcd(): Promise<number> {
+  const ports = readFileSync(path.join(clusterStateDir(), 'ports.env'), 'utf8');
+  const port = /ETCD_PORT=(\d+)/.exec(ports)?.[1];
+  if (!port) throw new Error('ETCD_PORT not found in ports.env');
+  const base = `http://127.0.0.1:${port}/v3/kv`;
+  const range = (await (await fetch(`${base}/range`, { method: 'POST', body: '{"key":"AA=="}' })).json()) as {
+    header: { revision: string };
+  };
+  const revision = Number(range.header.revision);
+  const res = await fetch(`${base}/compaction`, {
+    method: 'POST',
+    body: JSON.stringify({ revision: String(revision), physical: true }),
+  });
+  if (!res.ok) throw new Error(`etcd compaction failed: ${res.status} ${await res.text()}`);
+  return revision;
+}

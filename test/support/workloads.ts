@@ -33,7 +33,7 @@ export async function createWorkload(
   namespace: string,
   manifest: Record<string, unknown>,
 ): Promise<Workload> {
-  return client.resource<Workload>(AGENT_WORKLOADS).create(namespace, manifest as Workload);
+  return client.resource<Workload>(AGENT_WORKLOADS).create(namespace, manifest as unknown as Workload);
 }
 
 export async function getWorkload(client: KubeClient, namespace: string, name: string): Promise<Workload> {

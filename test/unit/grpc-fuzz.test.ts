@@ -89,11 +89,17 @@ const STRINGS = [
   'x'.repeat(70),
   'y'.repeat(300),
 ];
-const str = (): string => (chance(0.8) ? pick(STRINGS) : Math.random().toString(36).slice(2, 2 + int(20)));
-const map = (): Record<string, string> => Object.fromEntries(many(() => [str(), str()] as const, 3));
+const str = (): string =>
+  chance(0.8)
+    ? pick(STRINGS)
+    : Math.random()
+        .toString(36)
+        .slice(2, 2 + int(20));
+const map = (): Record<string, string> =>
+  Object.fromEntries(many(() => [str(), str()] as const, 3));
 const big = (): number => pick([0, 1, 5, 1000, 2 ** 31, 2 ** 40, Number.MAX_SAFE_INTEGER]);
 
-function container(): DeepPartial<StartWorkloadRequest>['main'] {
+function container(): NonNullable<DeepPartial<StartWorkloadRequest>['main']> {
   return {
     image: chance(0.8) ? 'alpine:3.20' : str(),
     name: chance(0.5) ? '' : str(),
@@ -101,7 +107,10 @@ function container(): DeepPartial<StartWorkloadRequest>['main'] {
     entrypoint: chance(0.8) ? '' : str(),
     env: many(() => ({ name: chance(0.7) ? 'A_B' : str(), value: str() }), 2),
     workingDir: chance(0.8) ? '' : str(),
-    mounts: many(() => ({ volume: str(), mountPath: chance(0.5) ? '/m' : str(), readOnly: chance(0.5) }), 2),
+    mounts: many(
+      () => ({ volume: str(), mountPath: chance(0.5) ? '/m' : str(), readOnly: chance(0.5) }),
+      2,
+    ),
     requiredCapabilities: many(str, 1),
     inlineFileMounts: many(() => ({ path: str() }), 1),
     additionalProperties: chance(0.2) ? { restart_policy: 'Always' } : map(),
@@ -116,31 +125,64 @@ const REQUESTS: Record<string, () => Uint8Array> = {
         main: chance(0.9) ? container() : undefined,
         sidecars: many(container, 2),
         initContainers: many(container, 2),
-        volumes: many(() => ({ name: chance(0.6) ? 'data' : str(), kind: int(4), persistentName: str(), labels: map(), additionalProperties: map() }), 2),
-        dnsConfig: chance(0.3) ? { nameservers: many(() => pick(['10.0.0.1', str()]), 4), searches: many(str, 2) } : undefined,
-        imagePullCredentials: many(() => ({ registry: str(), username: str(), password: str() }), 2),
+        volumes: many(
+          () => ({
+            name: chance(0.6) ? 'data' : str(),
+            kind: int(4),
+            persistentName: str(),
+            labels: map(),
+            additionalProperties: map(),
+          }),
+          2,
+        ),
+        dnsConfig: chance(0.3)
+          ? { nameservers: many(() => pick(['10.0.0.1', str()]), 4), searches: many(str, 2) }
+          : undefined,
+        imagePullCredentials: many(
+          () => ({ registry: str(), username: str(), password: str() }),
+          2,
+        ),
         labels: map(),
         workloadId: pick(['', ID, str(), '11111111-2222-4333-8444-555555555555']),
         capabilities: many(str, 2),
-        inlineFiles: Object.fromEntries(many(() => [pick(['/etc/a', str()]), Buffer.from(str())] as const, 2)),
+        inlineFiles: Object.fromEntries(
+          many(() => [pick(['/etc/a', str()]), Buffer.from(str())] as const, 2),
+        ),
         additionalProperties: map(),
       }),
     ).finish(),
-  StopWorkload: () => StopWorkloadRequest.encode({ workloadId: pick([ID, str()]), timeoutSec: pick([0, 1, 2 ** 32 - 1]) }).finish(),
-  RemoveWorkload: () => RemoveWorkloadRequest.encode({ workloadId: pick([ID, str()]), force: chance(0.5), removeVolumes: chance(0.5) }).finish(),
+  StopWorkload: () =>
+    StopWorkloadRequest.encode({
+      workloadId: pick([ID, str()]),
+      timeoutSec: pick([0, 1, 2 ** 32 - 1]),
+    }).finish(),
+  RemoveWorkload: () =>
+    RemoveWorkloadRequest.encode({
+      workloadId: pick([ID, str()]),
+      force: chance(0.5),
+      removeVolumes: chance(0.5),
+    }).finish(),
   InspectWorkload: () => InspectWorkloadRequest.encode({ workloadId: pick([ID, str()]) }).finish(),
-  GetWorkloadLabels: () => GetWorkloadLabelsRequest.encode({ workloadId: pick([ID, str()]) }).finish(),
+  GetWorkloadLabels: () =>
+    GetWorkloadLabelsRequest.encode({ workloadId: pick([ID, str()]) }).finish(),
   ListWorkloads: () => ListWorkloadsRequest.encode({}).finish(),
-  FindWorkloadsByLabels: () => FindWorkloadsByLabelsRequest.encode({ labels: map(), all: chance(0.5) }).finish(),
+  FindWorkloadsByLabels: () =>
+    FindWorkloadsByLabelsRequest.encode({ labels: map(), all: chance(0.5) }).finish(),
   ListWorkloadsByVolume: () => ListWorkloadsByVolumeRequest.encode({ volumeName: str() }).finish(),
   ListVolumes: () => ListVolumesRequest.encode({}).finish(),
-  RemoveVolume: () => RemoveVolumeRequest.encode({ volumeName: str(), force: chance(0.5) }).finish(),
+  RemoveVolume: () =>
+    RemoveVolumeRequest.encode({ volumeName: str(), force: chance(0.5) }).finish(),
   TouchWorkload: () => TouchWorkloadRequest.encode({ workloadId: pick([ID, str()]) }).finish(),
   PutArchive: () =>
     PutArchiveRequest.encode({
       workloadId: pick([ID, str()]),
       path: str(),
-      tarPayload: pick([Buffer.alloc(0), Buffer.alloc(1024), Buffer.from(str()), Buffer.from([0x1f, 0x8b, 1, 2])]),
+      tarPayload: pick([
+        Buffer.alloc(0),
+        Buffer.alloc(1024),
+        Buffer.from(str()),
+        Buffer.from([0x1f, 0x8b, 1, 2]),
+      ]),
     }).finish(),
   StreamWorkloadLogs: () =>
     StreamWorkloadLogsRequest.encode(
@@ -158,9 +200,16 @@ const REQUESTS: Record<string, () => Uint8Array> = {
   StreamEvents: () =>
     StreamEventsRequest.encode({
       since: chance(0.3) ? big() : 0,
-      filters: many(() => ({ key: pick(['reason', 'type', 'involvedObject.name', str()]), values: many(str, 2) }), 2),
+      filters: many(
+        () => ({
+          key: pick(['reason', 'type', 'involvedObject.name', str()]),
+          values: many(str, 2),
+        }),
+        2,
+      ),
     }).finish(),
-  CancelExecution: () => CancelExecutionRequest.encode({ executionId: str(), force: chance(0.5) }).finish(),
+  CancelExecution: () =>
+    CancelExecutionRequest.encode({ executionId: str(), force: chance(0.5) }).finish(),
 };
 
 function execMessages(): Uint8Array[] {
@@ -221,14 +270,26 @@ function mutate(bytes: Uint8Array): Buffer {
 
 // ---------------------------------------------------------------- a fake API server
 
-const labels = { 'app.kubernetes.io/managed-by': 'k8s-runner', 'agyn.io/workload-id': ID, workload_key: 'k' };
+const labels = {
+  'app.kubernetes.io/managed-by': 'k8s-runner',
+  'agyn.io/workload-id': ID,
+  workload_key: 'k',
+};
 const objects: Record<string, unknown> = {
   pods: {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name: POD, namespace: NS, uid: 'pod-uid', resourceVersion: '1', labels },
-    spec: { containers: [{ name: 'main', image: 'alpine' }], volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }] },
-    status: { phase: 'Running', containerStatuses: [{ name: 'main', image: 'alpine', restartCount: 0, state: { running: {} } }] },
+    spec: {
+      containers: [{ name: 'main', image: 'alpine' }],
+      volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }],
+    },
+    status: {
+      phase: 'Running',
+      containerStatuses: [
+        { name: 'main', image: 'alpine', restartCount: 0, state: { running: {} } },
+      ],
+    },
   },
   agentworkloads: {
     apiVersion: 'agyn.io/v1alpha1',
@@ -251,7 +312,12 @@ const objects: Record<string, unknown> = {
   persistentvolumeclaims: {
     apiVersion: 'v1',
     kind: 'PersistentVolumeClaim',
-    metadata: { name: 'data', namespace: NS, resourceVersion: '1', labels: { 'app.kubernetes.io/managed-by': 'k8s-runner', volume_key: 'v' } },
+    metadata: {
+      name: 'data',
+      namespace: NS,
+      resourceVersion: '1',
+      labels: { 'app.kubernetes.io/managed-by': 'k8s-runner', volume_key: 'v' },
+    },
   },
 };
 
@@ -286,10 +352,16 @@ function fakeApi(): http.Server {
     if (url.searchParams.get('watch')) {
       res.writeHead(200, { 'content-type': 'application/json' });
       if (plural !== 'events') return; // informer watches stay open
-      const event = { metadata: { name: 'e', namespace: NS }, involvedObject: { kind: 'Pod', name: POD }, reason: 'Started', type: 'Normal' };
+      const event = {
+        metadata: { name: 'e', namespace: NS },
+        involvedObject: { kind: 'Pod', name: POD },
+        reason: 'Started',
+        type: 'Normal',
+      };
       res.write(`${JSON.stringify({ type: 'ADDED', object: event })}\n`);
       if (chance(0.2)) res.write('{garbage\n');
-      if (chance(0.2)) res.write(`${JSON.stringify({ type: 'ERROR', object: { code: 410, message: 'gone' } })}\n`);
+      if (chance(0.2))
+        res.write(`${JSON.stringify({ type: 'ERROR', object: { code: 410, message: 'gone' } })}\n`);
       setTimeout(() => res.end(), 20);
       return;
     }
@@ -322,7 +394,17 @@ function fakeApi(): http.Server {
       ws.on('message', (raw: Buffer) => {
         if (raw[0] === 0) ws.send(Buffer.concat([Buffer.from([1]), raw.subarray(1)]));
         if (raw[0] === 255) {
-          ws.send(Buffer.concat([Buffer.from([3]), Buffer.from(JSON.stringify({ status: chance(0.5) ? 'Success' : 'Failure', message: 'exit status 3' }))]));
+          ws.send(
+            Buffer.concat([
+              Buffer.from([3]),
+              Buffer.from(
+                JSON.stringify({
+                  status: chance(0.5) ? 'Success' : 'Failure',
+                  message: 'exit status 3',
+                }),
+              ),
+            ]),
+          );
           ws.close();
         }
       });
@@ -346,7 +428,13 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
   const kc = new KubeConfig();
   kc.loadFromOptions({
-    clusters: [{ name: 'fake', server: `http://127.0.0.1:${(api.address() as AddressInfo).port}`, skipTLSVerify: true }],
+    clusters: [
+      {
+        name: 'fake',
+        server: `http://127.0.0.1:${(api.address() as AddressInfo).port}`,
+        skipTLSVerify: true,
+      },
+    ],
     users: [{ name: 'fake' }],
     contexts: [{ name: 'fake', cluster: 'fake', user: 'fake' }],
     currentContext: 'fake',
@@ -383,15 +471,23 @@ const identity = (b: Buffer): Buffer => b;
 
 function unaryCall(path: string, payload: Buffer): Promise<number> {
   return new Promise((resolve) => {
-    client.makeUnaryRequest(path, identity, identity, payload, new Metadata(), { deadline: Date.now() + 5000 }, (err: ServiceError | null) =>
-      resolve(err ? err.code : status.OK),
+    client.makeUnaryRequest(
+      path,
+      identity,
+      identity,
+      payload,
+      new Metadata(),
+      { deadline: Date.now() + 5000 },
+      (err: ServiceError | null) => resolve(err ? err.code : status.OK),
     );
   });
 }
 
 function serverStreamCall(path: string, payload: Buffer): Promise<number> {
   return new Promise((resolve) => {
-    const call = client.makeServerStreamRequest(path, identity, identity, payload, new Metadata(), { deadline: Date.now() + 5000 });
+    const call = client.makeServerStreamRequest(path, identity, identity, payload, new Metadata(), {
+      deadline: Date.now() + 5000,
+    });
     call.on('data', () => {});
     call.on('error', () => {});
     call.on('status', (s: StatusObject) => resolve(s.code));
@@ -401,7 +497,9 @@ function serverStreamCall(path: string, payload: Buffer): Promise<number> {
 
 function bidiCall(path: string, payloads: Buffer[]): Promise<number> {
   return new Promise((resolve) => {
-    const call = client.makeBidiStreamRequest(path, identity, identity, new Metadata(), { deadline: Date.now() + 5000 });
+    const call = client.makeBidiStreamRequest(path, identity, identity, new Metadata(), {
+      deadline: Date.now() + 5000,
+    });
     call.on('data', () => {});
     call.on('error', () => {});
     call.on('status', (s: StatusObject) => resolve(s.code));
@@ -431,7 +529,9 @@ it(`answers ${TOTAL_CALLS} random and malformed requests with a status, without 
         if (!generate) throw new Error(`no generator for ${name}`);
         const bytes = generate();
         const payload = chance(0.25) ? mutate(bytes) : Buffer.from(bytes);
-        code = method.responseStream ? await serverStreamCall(method.path, payload) : await unaryCall(method.path, payload);
+        code = method.responseStream
+          ? await serverStreamCall(method.path, payload)
+          : await unaryCall(method.path, payload);
       }
       codes.set(code, (codes.get(code) ?? 0) + 1);
     }
@@ -439,7 +539,9 @@ it(`answers ${TOTAL_CALLS} random and malformed requests with a status, without 
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
 
   const summary = Object.fromEntries([...codes].map(([c, n]) => [status[c] ?? String(c), n]));
-  console.log(`fuzz seed ${seed}: ${JSON.stringify(summary)} across ${JSON.stringify(Object.fromEntries(perMethod))}`);
+  console.log(
+    `fuzz seed ${seed}: ${JSON.stringify(summary)} across ${JSON.stringify(Object.fromEntries(perMethod))}`,
+  );
   const answered = [...codes.values()].reduce((a, b) => a + b, 0);
   expect(answered).toBe(TOTAL_CALLS);
   expect(codes.get(status.DEADLINE_EXCEEDED) ?? 0).toBe(0);

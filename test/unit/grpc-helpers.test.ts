@@ -5,7 +5,11 @@ import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { Metadata, status } from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { ExecExitReason, ExecStartRequest, type DeepPartial } from '../../src/gen/agynio/api/runner/v1/runner.ts';
+import {
+  ExecExitReason,
+  ExecStartRequest,
+  type DeepPartial,
+} from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import { authProblem, tokenMatches, type AuthOptions } from '../../src/grpc/auth.ts';
 import { codeName, mapKubeError } from '../../src/grpc/errors.ts';
 import { compileFilters, eventMatches, eventTime, type KubeEvent } from '../../src/grpc/events.ts';
@@ -21,7 +25,13 @@ const silent = pino({ level: 'silent' });
 
 describe('mapKubeError (runner-behaviour §2.3)', () => {
   it.each([
-    [404, 'NotFound', 'pods "workload-x" not found', status.NOT_FOUND, 'resource not found: pods "workload-x" not found'],
+    [
+      404,
+      'NotFound',
+      'pods "workload-x" not found',
+      status.NOT_FOUND,
+      'resource not found: pods "workload-x" not found',
+    ],
     [409, 'AlreadyExists', 'exists', status.ALREADY_EXISTS, 'resource already exists: exists'],
     [422, 'Invalid', 'bad', status.INVALID_ARGUMENT, 'invalid kubernetes request: bad'],
     [401, 'Unauthorized', '', status.UNAUTHENTICATED, 'unauthenticated'],
@@ -85,8 +95,13 @@ describe('tar checks', () => {
       return ['sub', long];
     });
     const entries = listTarEntries(archive);
-    expect(entries.map((e) => e.path).sort()).toEqual(['sub/', 'sub/a.txt', 'sub/link', long].sort());
-    expect(entries.find((e) => e.path === 'sub/link')).toMatchObject({ type: '2', linkPath: 'a.txt' });
+    expect(entries.map((e) => e.path).sort()).toEqual(
+      ['sub/', 'sub/a.txt', 'sub/link', long].sort(),
+    );
+    expect(entries.find((e) => e.path === 'sub/link')).toMatchObject({
+      type: '2',
+      linkPath: 'a.txt',
+    });
     expect(archiveProblem(archive)).toBeUndefined();
   });
 
@@ -119,7 +134,9 @@ describe('tar checks', () => {
     const archive = Buffer.concat([header, data, craftedTar('innocent')]);
     expect(archiveProblem(archive)).toContain('"../../x" leaves the target directory');
 
-    expect(archiveProblem(Buffer.from('not a tar archive at all'.repeat(40)))).toMatch(/checksum|truncated/);
+    expect(archiveProblem(Buffer.from('not a tar archive at all'.repeat(40)))).toMatch(
+      /checksum|truncated/,
+    );
     expect(archiveProblem(Buffer.alloc(0))).toBe('empty archive');
     expect(archiveProblem(Buffer.alloc(1024))).toBeUndefined();
   });
@@ -132,12 +149,28 @@ function start(partial: DeepPartial<ExecStartRequest>): ExecStartRequest {
 describe('exec command construction (§6.2)', () => {
   it('uses argv verbatim and wraps shell, workdir and env', () => {
     expect(buildExecCommand(start({ commandArgv: ['ls', '-l'] }))).toEqual(['ls', '-l']);
-    expect(buildExecCommand(start({ commandShell: ' echo hi ' }))).toEqual(['/bin/sh', '-c', 'echo hi']);
+    expect(buildExecCommand(start({ commandShell: ' echo hi ' }))).toEqual([
+      '/bin/sh',
+      '-c',
+      'echo hi',
+    ]);
     expect(
       buildExecCommand(
-        start({ commandArgv: ['pwd'], options: { workdir: '/w', env: [{ name: 'A', value: '1 2' }] } }),
+        start({
+          commandArgv: ['pwd'],
+          options: { workdir: '/w', env: [{ name: 'A', value: '1 2' }] },
+        }),
       ),
-    ).toEqual(['env', 'A=1 2', '/bin/sh', '-c', 'cd "$1" && shift && exec "$@"', '--', '/w', 'pwd']);
+    ).toEqual([
+      'env',
+      'A=1 2',
+      '/bin/sh',
+      '-c',
+      'cd "$1" && shift && exec "$@"',
+      '--',
+      '/w',
+      'pwd',
+    ]);
     expect(buildExecCommand(start({ commandArgv: ['sleep', '9'] }), '/tmp/p.pid')).toEqual([
       '/bin/sh',
       '-c',
@@ -152,7 +185,10 @@ describe('exec command construction (§6.2)', () => {
     [{}, 'command required'],
     [{ commandShell: '  ' }, 'command required'],
     [{ commandArgv: [''] }, 'command required'],
-    [{ commandArgv: ['a'], commandShell: 'b' }, 'command_argv and command_shell are mutually exclusive'],
+    [
+      { commandArgv: ['a'], commandShell: 'b' },
+      'command_argv and command_shell are mutually exclusive',
+    ],
     [{ commandArgv: ['a'], options: { env: [{ name: '' }] } }, 'env name required'],
     [{ commandArgv: ['a'], options: { env: [{ name: 'A=B' }] } }, 'invalid env name: A=B'],
   ] as Array<[DeepPartial<ExecStartRequest>, string]>)('refuses %j: %s', (partial, message) => {
@@ -174,7 +210,12 @@ describe('exec exit outcome (§6.4)', () => {
   it.each([
     [{ exitCode: 0 }, undefined, 0, R.EXEC_EXIT_REASON_COMPLETED],
     [{ exitCode: 3 }, undefined, 3, R.EXEC_EXIT_REASON_COMPLETED],
-    [{ exitCode: -1, error: 'executable file not found' }, undefined, -1, R.EXEC_EXIT_REASON_RUNNER_ERROR],
+    [
+      { exitCode: -1, error: 'executable file not found' },
+      undefined,
+      -1,
+      R.EXEC_EXIT_REASON_RUNNER_ERROR,
+    ],
     [undefined, undefined, -1, R.EXEC_EXIT_REASON_RUNNER_ERROR],
     [{ exitCode: 0 }, R.EXEC_EXIT_REASON_CANCELLED, 0, R.EXEC_EXIT_REASON_CANCELLED],
     [{ exitCode: 0 }, R.EXEC_EXIT_REASON_TIMEOUT, -1, R.EXEC_EXIT_REASON_TIMEOUT],
@@ -215,7 +256,11 @@ describe('log options', () => {
       sinceTime: '2026-01-01T00:00:00.000Z',
     });
     const old = StreamWorkloadLogsRequest.fromPartial({ tail: 5, since: 1_700_000_000 });
-    expect(logQuery(old, 'main')).toEqual({ container: 'main', tailLines: 5, sinceTime: '2023-11-14T22:13:20.000Z' });
+    expect(logQuery(old, 'main')).toEqual({
+      container: 'main',
+      tailLines: 5,
+      sinceTime: '2023-11-14T22:13:20.000Z',
+    });
   });
 
   it('refuses an out-of-range since', () => {
@@ -242,16 +287,22 @@ describe('event filters', () => {
       { key: 'whatever', values: [] },
     ]);
     expect(eventMatches(event, filters, 0, now)).toBe(true);
-    expect(eventMatches(event, compileFilters([{ key: 'type', values: ['Warning'] }]), 0, now)).toBe(false);
+    expect(
+      eventMatches(event, compileFilters([{ key: 'type', values: ['Warning'] }]), 0, now),
+    ).toBe(false);
   });
 
   it('refuses an unknown key', () => {
-    expect(() => compileFilters([{ key: 'involvedObject.color', values: ['red'] }])).toThrow(/invalid_filter_key/);
+    expect(() => compileFilters([{ key: 'involvedObject.color', values: ['red'] }])).toThrow(
+      /invalid_filter_key/,
+    );
   });
 
   it('uses eventTime, then lastTimestamp, then firstTimestamp, then now, and drops events before since', () => {
     expect(eventTime(event, now).toISOString()).toBe('2026-01-01T00:00:10.000Z');
-    expect(eventTime({ ...event, eventTime: '2026-01-01T00:00:20.123456Z' }, now).toISOString()).toBe('2026-01-01T00:00:20.123Z');
+    expect(
+      eventTime({ ...event, eventTime: '2026-01-01T00:00:20.123456Z' }, now).toISOString(),
+    ).toBe('2026-01-01T00:00:20.123Z');
     expect(eventTime({}, now)).toBe(now);
     const since = Date.parse('2026-01-01T00:00:11Z');
     expect(eventMatches(event, [], since, now)).toBe(false);
@@ -275,10 +326,21 @@ describe('token authentication', () => {
 
   it('refuses a missing, malformed or wrong token', () => {
     expect(authProblem(auth, withHeader(), call, silent)).toBe('missing bearer token');
-    expect(authProblem(auth, withHeader('Basic secret-1'), call, silent)).toBe('missing bearer token');
-    expect(authProblem(auth, withHeader('Bearer secret-3'), call, silent)).toBe('invalid bearer token');
-    expect(authProblem({ mode: 'token', tokens: () => [] }, withHeader('Bearer x'), call, silent)).toBe('invalid bearer token');
-    const failing: AuthOptions = { mode: 'token', tokens: () => { throw new Error('no secret'); } };
+    expect(authProblem(auth, withHeader('Basic secret-1'), call, silent)).toBe(
+      'missing bearer token',
+    );
+    expect(authProblem(auth, withHeader('Bearer secret-3'), call, silent)).toBe(
+      'invalid bearer token',
+    );
+    expect(
+      authProblem({ mode: 'token', tokens: () => [] }, withHeader('Bearer x'), call, silent),
+    ).toBe('invalid bearer token');
+    const failing: AuthOptions = {
+      mode: 'token',
+      tokens: () => {
+        throw new Error('no secret');
+      },
+    };
     expect(authProblem(failing, withHeader('Bearer x'), call, silent)).toBe('invalid bearer token');
   });
 
@@ -290,12 +352,21 @@ describe('token authentication', () => {
   it('in mTLS mode needs a verified peer certificate', () => {
     const mtls: AuthOptions = { mode: 'mtls', caPem: '', certPem: '', keyPem: '' };
     expect(authProblem(mtls, new Metadata(), call, silent)).toMatch(/client certificate/);
-    expect(authProblem(mtls, new Metadata(), { getAuthContext: () => ({ sslPeerCertificate: {} as never }) }, silent)).toBeUndefined();
+    expect(
+      authProblem(
+        mtls,
+        new Metadata(),
+        { getAuthContext: () => ({ sslPeerCertificate: {} as never }) },
+        silent,
+      ),
+    ).toBeUndefined();
   });
 });
 
 describe('touched-at', () => {
   it('is RFC 3339 in UTC with nanoseconds', () => {
-    expect(rfc3339Nano(new Date('2026-01-02T03:04:05.678Z'))).toBe('2026-01-02T03:04:05.678000000Z');
+    expect(rfc3339Nano(new Date('2026-01-02T03:04:05.678Z'))).toBe(
+      '2026-01-02T03:04:05.678000000Z',
+    );
   });
 });

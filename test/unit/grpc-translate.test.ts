@@ -55,7 +55,10 @@ function agentRequest(): DeepPartial<StartWorkloadRequest> {
       'label.thread-id': '3f5d8e21-2222-4b6c-8d9e-bbbbbbbbbbbb',
       'label.workload_key': ID,
     },
-    dnsConfig: { nameservers: ['127.0.0.1', '10.43.0.10'], searches: ['svc.cluster.local', 'cluster.local'] },
+    dnsConfig: {
+      nameservers: ['127.0.0.1', '10.43.0.10'],
+      searches: ['svc.cluster.local', 'cluster.local'],
+    },
     imagePullCredentials: [{ registry: 'ghcr.io', username: 'bot', password: 'token' }],
     volumes: [
       { name: 'agyn-bin', kind: VolumeKind.VOLUME_KIND_EPHEMERAL },
@@ -78,7 +81,11 @@ function agentRequest(): DeepPartial<StartWorkloadRequest> {
         additionalProperties: { restart_policy: 'Always' },
       },
       { name: 'ziti-gateway-wait', image: 'busybox:1.37.0', cmd: ['/bin/sh', '-c', 'true'] },
-      { name: 'agent-init', image: 'ghcr.io/agynio/agent-init-codex:1.4.2', mounts: [{ volume: 'agyn-bin', mountPath: '/agyn-bin' }] },
+      {
+        name: 'agent-init',
+        image: 'ghcr.io/agynio/agent-init-codex:1.4.2',
+        mounts: [{ volume: 'agyn-bin', mountPath: '/agyn-bin' }],
+      },
     ],
     main: {
       name: 'agent-7c1e2f90-3f5d8e21',
@@ -90,7 +97,13 @@ function agentRequest(): DeepPartial<StartWorkloadRequest> {
         { volume: 'agyn-bin', mountPath: '/agyn-bin' },
       ],
     },
-    sidecars: [{ name: 'mcp-51aa2b3c', image: 'ghcr.io/agynio/files-mcp:latest', cmd: ['/bin/sh', '-c', 'files-mcp'] }],
+    sidecars: [
+      {
+        name: 'mcp-51aa2b3c',
+        image: 'ghcr.io/agynio/files-mcp:latest',
+        cmd: ['/bin/sh', '-c', 'files-mcp'],
+      },
+    ],
   };
 }
 
@@ -115,7 +128,10 @@ describe('translateStartRequest', () => {
     expect(spec.workloadId).toBe(ID);
     expect(spec.runnerRef).toEqual({ name: 'runner-eu-1' });
     expect(spec.imagePullSecretRef).toEqual({ name: `workload-${ID}-pull` });
-    expect(spec.dns).toEqual({ nameservers: ['127.0.0.1', '10.43.0.10'], searches: ['svc.cluster.local', 'cluster.local'] });
+    expect(spec.dns).toEqual({
+      nameservers: ['127.0.0.1', '10.43.0.10'],
+      searches: ['svc.cluster.local', 'cluster.local'],
+    });
     expect(spec.main).toEqual({
       name: 'agent-7c1e2f90-3f5d8e21',
       image: 'ghcr.io/agynio/workspace:1.4.2',
@@ -157,9 +173,17 @@ describe('translateStartRequest', () => {
       labels: { 'app.kubernetes.io/managed-by': 'k8s-runner', 'agyn.io/workload-id': ID },
     });
     expect(pull.type).toBe('kubernetes.io/dockerconfigjson');
-    const config = JSON.parse(Buffer.from(pull.data?.['.dockerconfigjson'] ?? '', 'base64').toString());
+    const config = JSON.parse(
+      Buffer.from(pull.data?.['.dockerconfigjson'] ?? '', 'base64').toString(),
+    );
     expect(config).toEqual({
-      auths: { 'ghcr.io': { username: 'bot', password: 'token', auth: Buffer.from('bot:token').toString('base64') } },
+      auths: {
+        'ghcr.io': {
+          username: 'bot',
+          password: 'token',
+          auth: Buffer.from('bot:token').toString('base64'),
+        },
+      },
     });
   });
 
@@ -183,7 +207,13 @@ describe('translateStartRequest', () => {
     });
     expect(plan.workloadId).toBe('11111111-2222-4333-8444-555555555555');
     const spec = plan.workload.spec;
-    expect(spec.main).toEqual({ name: 'main', image: 'alpine', command: ['/bin/app'], args: ['--flag'], workingDir: '/w' });
+    expect(spec.main).toEqual({
+      name: 'main',
+      image: 'alpine',
+      command: ['/bin/app'],
+      args: ['--flag'],
+      workingDir: '/w',
+    });
     expect(spec.sidecars.map((s) => [s.name, s.role])).toEqual([
       ['sidecar-1', 'other'],
       ['hook-x', 'hook'],
@@ -199,7 +229,9 @@ describe('translateStartRequest', () => {
     const plan = translate({
       workloadId: ID,
       main: { image: 'a', inlineFileMounts: [{ path: '/etc/b.conf' }] },
-      sidecars: [{ image: 's', inlineFileMounts: [{ path: '/etc/a.crt' }, { path: '/etc/b.conf' }] }],
+      sidecars: [
+        { image: 's', inlineFileMounts: [{ path: '/etc/a.crt' }, { path: '/etc/b.conf' }] },
+      ],
       inlineFiles: { '/etc/b.conf': Buffer.from('B'), '/etc/a.crt': Buffer.from('A') },
     });
     const secret = plan.secrets[0]!;
@@ -224,7 +256,11 @@ describe('translateStartRequest', () => {
     const plan = translate({
       main,
       volumes: [
-        { name: 'data', kind: VolumeKind.VOLUME_KIND_NAMED, additionalProperties: { size: '5Gi', storage_class: 'fast' } },
+        {
+          name: 'data',
+          kind: VolumeKind.VOLUME_KIND_NAMED,
+          additionalProperties: { size: '5Gi', storage_class: 'fast' },
+        },
       ],
     });
     expect(plan.workload.spec.volumes[0]).toEqual({
@@ -237,9 +273,14 @@ describe('translateStartRequest', () => {
   });
 
   it('accepts agyn.dev/managed-by only with its fixed value, and drops it (the Pod gets it anyway)', () => {
-    const plan = translate({ main, additionalProperties: { 'label.agyn.dev/managed-by': 'agents-orchestrator' } });
+    const plan = translate({
+      main,
+      additionalProperties: { 'label.agyn.dev/managed-by': 'agents-orchestrator' },
+    });
     expect(plan.workload.spec.labels).toBeUndefined();
-    expect(failure({ main, labels: { 'agyn.dev/managed-by': 'x' } }).message).toMatch(/^invalid_label: /);
+    expect(failure({ main, labels: { 'agyn.dev/managed-by': 'x' } }).message).toMatch(
+      /^invalid_label: /,
+    );
   });
 
   const cases: Array<[string, DeepPartial<StartWorkloadRequest>, string]> = [
@@ -247,33 +288,111 @@ describe('translateStartRequest', () => {
     ['blank main image', { main: { image: ' ' } }, 'main_container_image_required: main.image'],
     ['uppercase id', { main, workloadId: ID.toUpperCase() }, 'workload_id_invalid'],
     ['non-uuid id', { main, workloadId: 'missing-workload' }, 'workload_id_invalid'],
-    ['bare label.', { main, additionalProperties: { 'label.': 'x' } }, 'invalid_label: empty label key'],
+    [
+      'bare label.',
+      { main, additionalProperties: { 'label.': 'x' } },
+      'invalid_label: empty label key',
+    ],
     ['bad label key', { main, labels: { 'a b': 'x' } }, 'invalid_label: invalid label key'],
     ['bad label value', { main, labels: { a: 'x y' } }, 'invalid_label: invalid value'],
-    ['reserved label', { main, labels: { 'agyn.io/workload-id': 'x' } }, 'invalid_label: label "agyn.io/workload-id" is reserved'],
+    [
+      'reserved label',
+      { main, labels: { 'agyn.io/workload-id': 'x' } },
+      'invalid_label: label "agyn.io/workload-id" is reserved',
+    ],
     ['blank capability', { main, capabilities: [' '] }, 'capability_required: capabilities[0]'],
-    ['blank registry', { main, imagePullCredentials: [{ username: 'u', password: 'p' }] }, 'image_pull_registry_required'],
-    ['blank username', { main, imagePullCredentials: [{ registry: 'r', password: 'p' }] }, 'image_pull_username_required'],
-    ['empty password', { main, imagePullCredentials: [{ registry: 'r', username: 'u' }] }, 'image_pull_password_required'],
-    ['volume without name', { main, volumes: [{ kind: VolumeKind.VOLUME_KIND_EPHEMERAL }] }, 'volume_name_required'],
-    ['volume name not DNS', { main, volumes: [{ name: 'Data_1', kind: VolumeKind.VOLUME_KIND_EPHEMERAL }] }, 'invalid_volume_name'],
+    [
+      'blank registry',
+      { main, imagePullCredentials: [{ username: 'u', password: 'p' }] },
+      'image_pull_registry_required',
+    ],
+    [
+      'blank username',
+      { main, imagePullCredentials: [{ registry: 'r', password: 'p' }] },
+      'image_pull_username_required',
+    ],
+    [
+      'empty password',
+      { main, imagePullCredentials: [{ registry: 'r', username: 'u' }] },
+      'image_pull_password_required',
+    ],
+    [
+      'volume without name',
+      { main, volumes: [{ kind: VolumeKind.VOLUME_KIND_EPHEMERAL }] },
+      'volume_name_required',
+    ],
+    [
+      'volume name not DNS',
+      { main, volumes: [{ name: 'Data_1', kind: VolumeKind.VOLUME_KIND_EPHEMERAL }] },
+      'invalid_volume_name',
+    ],
     [
       'duplicate volume',
-      { main, volumes: [{ name: 'a', kind: 1 }, { name: 'a', kind: 1 }] },
+      {
+        main,
+        volumes: [
+          { name: 'a', kind: 1 },
+          { name: 'a', kind: 1 },
+        ],
+      },
       'duplicate_volume_name: a',
     ],
     ['volume kind unspecified', { main, volumes: [{ name: 'a' }] }, 'volume_kind_required'],
-    ['pvc name with underscore', { main, volumes: [{ name: 'a', kind: 2, persistentName: 'ha_ws_1' }] }, 'invalid_pvc_name'],
-    ['bad volume label', { main, volumes: [{ name: 'a', kind: 2, labels: { 'app.kubernetes.io/managed-by': 'x' } }] }, 'invalid_volume_label'],
-    ['bad volume size', { main, volumes: [{ name: 'a', kind: 2, additionalProperties: { size: 'lots' } }] }, 'invalid_volume_size'],
-    ['container name not DNS', { main: { image: 'a', name: 'Main' } }, 'invalid_container_name: main.name'],
-    ['duplicate container', { main, sidecars: [{ image: 'b', name: 'main' }] }, 'duplicate_container_name: main'],
-    ['blank sidecar image', { main, sidecars: [{ name: 's' }] }, 'container_image_required: sidecars[0].image'],
-    ['entrypoint with spaces', { main: { image: 'a', entrypoint: '/bin/sh -c' } }, 'entrypoint_must_be_single_path'],
-    ['blank env name', { main: { image: 'a', env: [{ name: ' ' }] } }, 'env_name_required: main.env[0].name'],
-    ['bad env name', { main: { image: 'a', env: [{ name: '1ABC' }] } }, 'invalid_env_name: main.env[0].name'],
-    ['mount without volume', { main: { image: 'a', mounts: [{ mountPath: '/x' }] } }, 'volume_mount_name_required'],
-    ['mount of unknown volume', { main: { image: 'a', mounts: [{ volume: 'v', mountPath: '/x' }] } }, 'volume_not_defined: v'],
+    [
+      'pvc name with underscore',
+      { main, volumes: [{ name: 'a', kind: 2, persistentName: 'ha_ws_1' }] },
+      'invalid_pvc_name',
+    ],
+    [
+      'bad volume label',
+      { main, volumes: [{ name: 'a', kind: 2, labels: { 'app.kubernetes.io/managed-by': 'x' } }] },
+      'invalid_volume_label',
+    ],
+    [
+      'bad volume size',
+      { main, volumes: [{ name: 'a', kind: 2, additionalProperties: { size: 'lots' } }] },
+      'invalid_volume_size',
+    ],
+    [
+      'container name not DNS',
+      { main: { image: 'a', name: 'Main' } },
+      'invalid_container_name: main.name',
+    ],
+    [
+      'duplicate container',
+      { main, sidecars: [{ image: 'b', name: 'main' }] },
+      'duplicate_container_name: main',
+    ],
+    [
+      'blank sidecar image',
+      { main, sidecars: [{ name: 's' }] },
+      'container_image_required: sidecars[0].image',
+    ],
+    [
+      'entrypoint with spaces',
+      { main: { image: 'a', entrypoint: '/bin/sh -c' } },
+      'entrypoint_must_be_single_path',
+    ],
+    [
+      'blank env name',
+      { main: { image: 'a', env: [{ name: ' ' }] } },
+      'env_name_required: main.env[0].name',
+    ],
+    [
+      'bad env name',
+      { main: { image: 'a', env: [{ name: '1ABC' }] } },
+      'invalid_env_name: main.env[0].name',
+    ],
+    [
+      'mount without volume',
+      { main: { image: 'a', mounts: [{ mountPath: '/x' }] } },
+      'volume_mount_name_required',
+    ],
+    [
+      'mount of unknown volume',
+      { main: { image: 'a', mounts: [{ volume: 'v', mountPath: '/x' }] } },
+      'volume_not_defined: v',
+    ],
     [
       'mount without path',
       { main: { image: 'a', mounts: [{ volume: 'v' }] }, volumes: [{ name: 'v', kind: 1 }] },
@@ -281,21 +400,55 @@ describe('translateStartRequest', () => {
     ],
     [
       'relative mount path',
-      { main: { image: 'a', mounts: [{ volume: 'v', mountPath: 'x' }] }, volumes: [{ name: 'v', kind: 1 }] },
+      {
+        main: { image: 'a', mounts: [{ volume: 'v', mountPath: 'x' }] },
+        volumes: [{ name: 'v', kind: 1 }],
+      },
       'mount_path_invalid',
     ],
-    ['bad linux capability', { main: { image: 'a', requiredCapabilities: ['net-admin'] } }, 'invalid_required_capability'],
-    ['native sidecar on main', { main: { image: 'a', additionalProperties: { restart_policy: 'Always' } } }, 'restart_policy_not_allowed'],
-    ['bad sidecar role', { main, sidecars: [{ image: 'b', additionalProperties: { role: 'boss' } }] }, 'invalid_sidecar_role'],
-    ['inline mount without files', { main: { image: 'a', inlineFileMounts: [{ path: '/a' }] } }, 'inline_file_not_defined: /a'],
+    [
+      'bad linux capability',
+      { main: { image: 'a', requiredCapabilities: ['net-admin'] } },
+      'invalid_required_capability',
+    ],
+    [
+      'native sidecar on main',
+      { main: { image: 'a', additionalProperties: { restart_policy: 'Always' } } },
+      'restart_policy_not_allowed',
+    ],
+    [
+      'bad sidecar role',
+      { main, sidecars: [{ image: 'b', additionalProperties: { role: 'boss' } }] },
+      'invalid_sidecar_role',
+    ],
+    [
+      'inline mount without files',
+      { main: { image: 'a', inlineFileMounts: [{ path: '/a' }] } },
+      'inline_file_not_defined: /a',
+    ],
     [
       'inline mount of unknown file',
-      { main: { image: 'a', inlineFileMounts: [{ path: '/b' }] }, inlineFiles: { '/a': Buffer.from('') } },
+      {
+        main: { image: 'a', inlineFileMounts: [{ path: '/b' }] },
+        inlineFiles: { '/a': Buffer.from('') },
+      },
       'inline_file_not_defined: /b',
     ],
-    ['unreferenced inline file', { main, inlineFiles: { '/a': Buffer.from('') } }, 'inline_file_not_referenced: /a'],
-    ['relative inline path', { main, inlineFiles: { 'a/b': Buffer.from('') } }, 'inline_file_path_invalid: a/b'],
-    ['unclean inline path', { main, inlineFiles: { '/a/../b': Buffer.from('') } }, 'inline_file_path_invalid: /a/../b'],
+    [
+      'unreferenced inline file',
+      { main, inlineFiles: { '/a': Buffer.from('') } },
+      'inline_file_not_referenced: /a',
+    ],
+    [
+      'relative inline path',
+      { main, inlineFiles: { 'a/b': Buffer.from('') } },
+      'inline_file_path_invalid: a/b',
+    ],
+    [
+      'unclean inline path',
+      { main, inlineFiles: { '/a/../b': Buffer.from('') } },
+      'inline_file_path_invalid: /a/../b',
+    ],
     [
       'docker container conflict',
       { main, capabilities: ['docker'], sidecars: [{ image: 'b', name: 'docker-daemon' }] },
@@ -306,9 +459,21 @@ describe('translateStartRequest', () => {
       { main, capabilities: ['docker'], volumes: [{ name: 'docker-data', kind: 1 }] },
       'capability_volume_name_conflict: docker-data',
     ],
-    ['four nameservers', { main, dnsConfig: { nameservers: ['1.1.1.1', '1.1.1.2', '1.1.1.3', '1.1.1.4'] } }, 'invalid_dns_config'],
-    ['nameserver not an IP', { main, dnsConfig: { nameservers: ['dns.example'] } }, 'invalid_dns_config'],
-    ['too many env vars', { main: { image: 'a', env: Array.from({ length: 300 }, (_, i) => ({ name: `E${i}` })) } }, 'invalid_workload_spec: spec.main.env'],
+    [
+      'four nameservers',
+      { main, dnsConfig: { nameservers: ['1.1.1.1', '1.1.1.2', '1.1.1.3', '1.1.1.4'] } },
+      'invalid_dns_config',
+    ],
+    [
+      'nameserver not an IP',
+      { main, dnsConfig: { nameservers: ['dns.example'] } },
+      'invalid_dns_config',
+    ],
+    [
+      'too many env vars',
+      { main: { image: 'a', env: Array.from({ length: 300 }, (_, i) => ({ name: `E${i}` })) } },
+      'invalid_workload_spec: spec.main.env',
+    ],
   ];
 
   it.each(cases)('refuses %s with INVALID_ARGUMENT', (_name, request, expected) => {
@@ -338,14 +503,24 @@ describe('labelProblem', () => {
   });
 });
 
-function workload(status: Workload['status'] = undefined, spec: Partial<Workload['spec']> = {}): Workload {
+function workload(
+  status: Workload['status'] = undefined,
+  spec: Partial<Workload['spec']> = {},
+): Workload {
   return {
     apiVersion: 'agyn.io/v1alpha1',
     kind: 'AgentWorkload',
     metadata: { name: `workload-${ID}`, namespace: NS, uid: 'u-1' },
     spec: {
       workloadId: ID,
-      main: { name: 'main', image: 'alpine:3.20', mounts: [{ volume: 'ws', mountPath: '/workspace' }, { volume: 'tmp', mountPath: '/tmp', readOnly: true }] },
+      main: {
+        name: 'main',
+        image: 'alpine:3.20',
+        mounts: [
+          { volume: 'ws', mountPath: '/workspace' },
+          { volume: 'tmp', mountPath: '/tmp', readOnly: true },
+        ],
+      },
       sidecars: [{ name: 'ziti', image: 'ziti:1', role: 'ziti' }],
       initContainers: [{ name: 'init', image: 'init:1' }],
       volumes: [
@@ -380,19 +555,49 @@ const runningPod: IPod = {
   status: {
     phase: 'Running',
     initContainerStatuses: [
-      { name: 'ziti', image: 'ziti:1', imageID: '', ready: true, restartCount: 0, containerID: 'c://z', state: { running: { startedAt: '2026-01-01T00:00:00Z' } } },
+      {
+        name: 'ziti',
+        image: 'ziti:1',
+        imageID: '',
+        ready: true,
+        restartCount: 0,
+        containerID: 'c://z',
+        state: { running: { startedAt: '2026-01-01T00:00:00Z' } },
+      },
       {
         name: 'init',
         image: 'init:1',
         imageID: '',
         ready: true,
         restartCount: 0,
-        state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: '2026-01-01T00:00:00Z', finishedAt: '2026-01-01T00:00:01Z' } },
+        state: {
+          terminated: {
+            exitCode: 0,
+            reason: 'Completed',
+            startedAt: '2026-01-01T00:00:00Z',
+            finishedAt: '2026-01-01T00:00:01Z',
+          },
+        },
       },
     ],
     containerStatuses: [
-      { name: 'main', image: 'docker.io/library/alpine:3.20', imageID: '', ready: true, restartCount: 2, containerID: 'c://m', state: { running: { startedAt: '2026-01-01T00:00:02Z' } } },
-      { name: 'docker-daemon', image: 'docker:27-dind', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'back-off' } } },
+      {
+        name: 'main',
+        image: 'docker.io/library/alpine:3.20',
+        imageID: '',
+        ready: true,
+        restartCount: 2,
+        containerID: 'c://m',
+        state: { running: { startedAt: '2026-01-01T00:00:02Z' } },
+      },
+      {
+        name: 'docker-daemon',
+        image: 'docker:27-dind',
+        imageID: '',
+        ready: false,
+        restartCount: 0,
+        state: { waiting: { reason: 'ImagePullBackOff', message: 'back-off' } },
+      },
     ],
   },
 };
@@ -415,24 +620,62 @@ describe('inspectResponse', () => {
       ['ziti', ContainerRole.CONTAINER_ROLE_SIDECAR, ContainerStatus.CONTAINER_STATUS_RUNNING],
       ['init', ContainerRole.CONTAINER_ROLE_INIT, ContainerStatus.CONTAINER_STATUS_TERMINATED],
       ['main', ContainerRole.CONTAINER_ROLE_MAIN, ContainerStatus.CONTAINER_STATUS_RUNNING],
-      ['docker-daemon', ContainerRole.CONTAINER_ROLE_SIDECAR, ContainerStatus.CONTAINER_STATUS_WAITING],
+      [
+        'docker-daemon',
+        ContainerRole.CONTAINER_ROLE_SIDECAR,
+        ContainerStatus.CONTAINER_STATUS_WAITING,
+      ],
     ]);
-    expect(response.containers[1]).toMatchObject({ exitCode: 0, reason: 'Completed', finishedAt: new Date('2026-01-01T00:00:01Z') });
-    expect(response.containers[2]).toMatchObject({ restartCount: 2, containerId: 'c://m', startedAt: new Date('2026-01-01T00:00:02Z') });
+    expect(response.containers[1]).toMatchObject({
+      exitCode: 0,
+      reason: 'Completed',
+      finishedAt: new Date('2026-01-01T00:00:01Z'),
+    });
+    expect(response.containers[2]).toMatchObject({
+      restartCount: 2,
+      containerId: 'c://m',
+      startedAt: new Date('2026-01-01T00:00:02Z'),
+    });
     expect(response.containers[2]?.reason).toBeUndefined();
-    expect(response.containers[3]).toMatchObject({ reason: 'ImagePullBackOff', message: 'back-off' });
+    expect(response.containers[3]).toMatchObject({
+      reason: 'ImagePullBackOff',
+      message: 'back-off',
+    });
   });
 
   it('is not running unless the workload phase is Running and it is not stopping', () => {
-    expect(inspectResponse(workload({ phase: 'Starting' }), runningPod as never).stateRunning).toBe(false);
-    expect(inspectResponse(workload({ phase: 'Running' }, { stopped: true }), runningPod as never).stateRunning).toBe(false);
-    const terminating = { ...runningPod, metadata: { ...runningPod.metadata, deletionTimestamp: '2026-01-01T00:00:03Z' } };
-    expect(inspectResponse(workload({ phase: 'Running' }), terminating as never).stateRunning).toBe(false);
+    expect(inspectResponse(workload({ phase: 'Starting' }), runningPod as never).stateRunning).toBe(
+      false,
+    );
+    expect(
+      inspectResponse(workload({ phase: 'Running' }, { stopped: true }), runningPod as never)
+        .stateRunning,
+    ).toBe(false);
+    const terminating = {
+      ...runningPod,
+      metadata: { ...runningPod.metadata, deletionTimestamp: '2026-01-01T00:00:03Z' },
+    };
+    expect(inspectResponse(workload({ phase: 'Running' }), terminating as never).stateRunning).toBe(
+      false,
+    );
   });
 
   it('reports a stopped workload (no Pod) from its status, with computed labels', () => {
     const response = inspectResponse(
-      workload({ phase: 'Stopped', runner: 'r1', containers: [{ name: 'main', role: 'main', image: 'alpine:3.20', state: 'terminated', exitCode: 0, restartCount: 0 }] }),
+      workload({
+        phase: 'Stopped',
+        runner: 'r1',
+        containers: [
+          {
+            name: 'main',
+            role: 'main',
+            image: 'alpine:3.20',
+            state: 'terminated',
+            exitCode: 0,
+            restartCount: 0,
+          },
+        ],
+      }),
       undefined,
     );
     expect(response.stateStatus).toBe('stopped');
@@ -445,7 +688,11 @@ describe('inspectResponse', () => {
       'agyn.dev/managed-by': 'agents-orchestrator',
     });
     expect(response.containers).toEqual([
-      expect.objectContaining({ name: 'main', status: ContainerStatus.CONTAINER_STATUS_TERMINATED, exitCode: 0 }),
+      expect.objectContaining({
+        name: 'main',
+        status: ContainerStatus.CONTAINER_STATUS_TERMINATED,
+        exitCode: 0,
+      }),
     ]);
   });
 
@@ -478,7 +725,16 @@ describe('workloadStatusOf', () => {
   });
 
   it('gives a failure only when FAILED', () => {
-    expect(workloadStatusOf(workload({ phase: 'Failed', reason: 'image_pull_failed', message: 'no such image', podName: 'p' }))).toEqual({
+    expect(
+      workloadStatusOf(
+        workload({
+          phase: 'Failed',
+          reason: 'image_pull_failed',
+          message: 'no such image',
+          podName: 'p',
+        }),
+      ),
+    ).toEqual({
       status: WorkloadStatus.WORKLOAD_STATUS_FAILED,
       failure: { code: 'image_pull_failed', message: 'no such image', details: { pod_name: 'p' } },
     });

@@ -1,0 +1,33 @@
+# syntax=docker/dockerfile:1
+# k8s-runner operator image: build with the full toolchain, run on distroless Node.js as
+# the non-root user 65532 with only dist/ and the production node_modules.
+#   docker build -t ghcr.io/agynio/k8s-runner:0.1.0 .
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs20-debian12:nonroot
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+FROM ${RUNTIME_IMAGE}
+WORKDIR /app
+ENV NODE_ENV=production
+# package.json carries "type": "module" for dist/.
+COPY --from=deps --chown=0:0 /app/package.json ./package.json
+COPY --from=deps --chown=0:0 /app/node_modules ./node_modules
+COPY --from=build --chown=0:0 /app/dist ./dist
+USER 65532:65532
+# gRPC (GRPC_PORT) and /metrics, /healthz, /readyz (HTTP_PORT).
+EXPOSE 50051 8080
+# The distroless entrypoint is node.
+CMD ["dist/main.js"]

@@ -1,0 +1,136 @@
+import { pino, type Logger } from 'pino';
+import { ShimCaches } from '../../src/grpc/caches.ts';
+import { startRunnerGrpcServer } from '../../src/grpc/server.ts';
+import { KubeClient, type KubeClientOptions } from '../../src/kube/client.ts';
+import { WorkloadController } from '../../src/workload/controller.ts';
+import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
+import { StaticRunnerDirectory } from '../../src/workload/seams.ts';
+
+/** The operator's own logger as in production (JSON at info), written to /dev/null. */
+export function operatorLogger(): Logger {
+  return pino({ level: 'info', base: { component: 'k8s-runner' } }, pino.destination({ dest: '/dev/null', sync: false }));
+}
+
+/**
+ * The operator's API client, configured as src/main.ts does (client defaults unless
+ * overridden), and a per-resource request tally on top of its per-verb requestCounts.
+ */
+export function operatorClient(kubeconfig: string, options: KubeClientOptions = {}): {
+  client: KubeClient;
+  byResource: Map<string, number>;
+} {
+  const client = KubeClient.fromEnvironment(kubeconfig, options);
+  const byResource = new Map<string, number>();
+  const original = client.request.bind(client);
+  const counted = <T>(method: string, path: string, opts?: Parameters<KubeClient['request']>[2]): Promise<T> => {
+    const key = `${method} ${resourceOf(path)}`;
+    byResource.set(key, (byResource.get(key) ?? 0) + 1);
+    return original<T>(method, path, opts);
+  };
+  client.request = counted;
+  return { client, byResource };
+}
+
+/** `/api/v1/namespaces/ns/pods/name/status` → `pods/status`; collection or object alike. */
+function resourceOf(path: string): string {
+  const parts = path.split('?')[0]?.split('/').filter(Boolean) ?? [];
+  const start = parts[0] === 'api' ? 2 : 3;
+  let rest = parts.slice(start);
+  if (rest[0] === 'namespaces' && rest.length >= 3) rest = rest.slice(2);
+  const plural = rest[0] ?? '?';
+  const sub = rest[2];
+  return sub ? `${plural}/${sub}` : plural;
+}
+
+export function snapshot(counts: Map<string, number>): Map<string, number> {
+  return new Map(counts);
+}
+
+export function diff(after: Map<string, number>, before: Map<string, number>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [k, v] of after) {
+    const d = v - (before.get(k) ?? 0);
+    if (d !== 0) out.set(k, d);
+  }
+  return out;
+}
+
+const WRITE_VERBS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+export function writesIn(counts: Map<string, number>): number {
+  let n = 0;
+  for (const [k, v] of counts) if (WRITE_VERBS.has(k.split(' ')[0] ?? '')) n += v;
+  return n;
+}
+
+export function sortedEntries(counts: Map<string, number>): Array<[string, number]> {
+  return [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+}
+
+export interface InProcessOperator {
+  client: KubeClient;
+  byResource: Map<string, number>;
+  caches: ShimCaches;
+  controller: WorkloadController;
+  address: string;
+  /** Workload name → when this process first saw its status.phase Running. */
+  running: Map<string, number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The operator as src/main.ts wires it in standalone mode, in this process: its own
+ * KubeClient, the shim's caches shared with the WorkloadController, the gRPC listener on a
+ * free loopback port (auth mode insecure).
+ */
+export async function startOperator(
+  kubeconfig: string,
+  namespace: string,
+  options: { workers: number; qps: number; burst: number; runner: RunnerSettings },
+): Promise<InProcessOperator> {
+  const { client, byResource } = operatorClient(kubeconfig, { qps: options.qps, burst: options.burst });
+  const logger = operatorLogger();
+  const caches = new ShimCaches(client, namespace, logger);
+  const controller = new WorkloadController({
+    client,
+    logger,
+    runners: new StaticRunnerDirectory(options.runner),
+    namespace,
+    workers: options.workers,
+    informers: { workloads: caches.workloads, pods: caches.pods, pvcs: caches.pvcs },
+  });
+  const running = new Map<string, number>();
+  const see = (w: { metadata: { name: string }; status?: { phase?: string } }): void => {
+    if (w.status?.phase === 'Running' && !running.has(w.metadata.name)) running.set(w.metadata.name, performance.now());
+  };
+  caches.workloads.addHandler({ onAdd: see, onUpdate: (_o, w) => see(w), onDelete: (w) => running.delete(w.metadata.name) });
+  caches.start();
+  await controller.startInformers();
+  controller.start();
+  await caches.waitForSync();
+  const server = await startRunnerGrpcServer({
+    host: '127.0.0.1',
+    port: 0,
+    kube: client,
+    caches,
+    workloadNamespace: namespace,
+    runnerName: options.runner.name,
+    auth: { mode: 'insecure' },
+    logger,
+  });
+  return {
+    client,
+    byResource,
+    caches,
+    controller,
+    address: `127.0.0.1:${server.port}`,
+    running,
+    async stop() {
+      await server.stop();
+      await controller.stop();
+      await controller.stopInformers();
+      await caches.stop();
+      client.close();
+    },
+  };
+}

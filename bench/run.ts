@@ -1,0 +1,160 @@
+/**
+ * npm run bench [-- options]
+ *
+ * Runs the workload, gRPC and memory benchmarks (and the soak with --soak 30m), each on its
+ * own dedicated loopback cluster unless KUBECONFIG is set, and writes bench/REPORT.md with
+ * every figure beside its same-run baseline and its target. Also prints the report.
+ *
+ *   --only workloads,grpc,memory,soak   which to run (default: the three; soak when --soak is given)
+ *   --n 1000 --c 32 --idle 60s --warmup 20           workloads (bench/workloads.ts)
+ *   --start-n 200 --duration 10s --grpc-warmup 2s     gRPC (bench/grpc.ts; --c shared)
+ *   --memory-n 5000                                   memory (bench/memory.ts)
+ *   --soak 30m --soak-rate 1 --soak-lifetime 20s      soak (bench/soak.ts)
+ *   --workers 4 --qps 200 --burst 400                 the operator's settings (src/main.ts defaults)
+ *   --report bench/REPORT.md
+ */
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from './lib/args.ts';
+import { ROOT } from './lib/cluster.ts';
+import { MiB, fixed, mib, seconds } from './lib/stats.ts';
+import { GRPC_TARGETS, grpcOptions, renderGrpcReport, runGrpcBench, type GrpcBenchResult } from './grpc.ts';
+import { renderMemoryReport, runMemoryBench, type MemoryBenchResult } from './memory.ts';
+import { renderSoakReport, runSoak, soakOptions, type SoakResult } from './soak.ts';
+import {
+  WORKLOAD_TARGETS,
+  renderWorkloadReport,
+  runWorkloadBench,
+  workloadOptions,
+  type WorkloadBenchResult,
+} from './workloads.ts';
+
+type Name = 'workloads' | 'grpc' | 'memory' | 'soak';
+
+const args = parseArgs();
+const only = new Set(
+  (args.optional('only') ?? `workloads,grpc,memory${args.has('soak') ? ',soak' : ''}`)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean) as Name[],
+);
+for (const name of only) {
+  if (!['workloads', 'grpc', 'memory', 'soak'].includes(name)) throw new Error(`--only: unknown benchmark ${name}`);
+}
+const reportPath = path.resolve(ROOT, args.string('report', 'bench/REPORT.md'));
+const kubeconfig = process.env.KUBECONFIG;
+
+const sections: string[] = [];
+const summary: string[] = [];
+const failures: string[] = [];
+const startedAt = new Date();
+const load0 = os.loadavg();
+const t0 = performance.now();
+
+function mark(ok: boolean): string {
+  return ok ? 'meets' : '**misses**';
+}
+
+async function step<T>(name: Name, run: () => Promise<T>, render: (r: T) => string, sum: (r: T) => void): Promise<void> {
+  if (!only.has(name)) return;
+  process.stderr.write(`[bench] === ${name} ===\n`);
+  try {
+    const result = await run();
+    sections.push(render(result));
+    sum(result);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`[bench] ${name} failed: ${err instanceof Error ? err.stack : message}\n`);
+    failures.push(`${name}: ${message}`);
+    sections.push(`## ${name}\n\n**Failed:** ${message}`);
+  }
+}
+
+const wOpts = workloadOptions(args);
+await step(
+  'workloads',
+  () => runWorkloadBench(wOpts, kubeconfig),
+  renderWorkloadReport,
+  (r: WorkloadBenchResult) => {
+    const ratio = r.operator.allRunningMs / r.baseline.allRunningMs;
+    const existRatio = r.operator.allExistMs / r.baseline.allExistMs;
+    const estimate = r.emptyOperatorRss + (r.rss.peak - r.rss.before);
+    summary.push(
+      `| Workloads (N=${r.options.n}, C=${r.options.concurrency}): time until all Running, operator ÷ raw Pods | ${seconds(r.operator.allRunningMs)} s ÷ ${seconds(r.baseline.allRunningMs)} s = ${fixed(ratio)}× | ≤ ${WORKLOAD_TARGETS.ratio}× | ${mark(ratio <= WORKLOAD_TARGETS.ratio)} |`,
+      `| Workloads: time until all Pods exist, operator ÷ raw Pods | ${seconds(r.operator.allExistMs)} s ÷ ${seconds(r.baseline.allExistMs)} s = ${fixed(existRatio)}× | ≤ ${WORKLOAD_TARGETS.ratio}× | ${mark(existRatio <= WORKLOAD_TARGETS.ratio)} |`,
+      `| Workloads: operator RSS (estimate: empty operator process + controller share) | ${mib(estimate)} MiB (in-process under tsx: ${mib(r.rss.peak)} MiB) | ≤ ${WORKLOAD_TARGETS.rssMiB} MiB at ${WORKLOAD_TARGETS.rssAtN} | ${mark(estimate <= WORKLOAD_TARGETS.rssMiB * MiB)}${r.options.n < WORKLOAD_TARGETS.rssAtN ? ` (at ${r.options.n})` : ''} |`,
+      `| Workloads: API writes/min when nothing changes | ${fixed(r.idle.writesPerMin, 1)} (${r.idle.seconds.toFixed(0)} s window) | 0 | ${mark(r.idle.writesPerMin === 0)} |`,
+      `| Workloads: API writes per workload | ${fixed(r.writesPerWorkload)} (raw Pods: 2) | minimal | |`,
+    );
+  },
+);
+
+const gOpts = grpcOptions(args);
+await step(
+  'grpc',
+  () => runGrpcBench(gOpts, kubeconfig),
+  renderGrpcReport,
+  (r: GrpcBenchResult) => {
+    const rate = r.start.running / (r.start.operatorMs / 1000);
+    const baseRate = (r.options.startN - r.start.baselineErrors) / (r.start.baselineMs / 1000);
+    summary.push(
+      `| gRPC: StartWorkload throughput until Running (N=${r.options.startN}) | ${fixed(rate, 1)} /s (raw objects: ${fixed(baseRate, 1)} /s, ${fixed(rate / baseRate)}×) | | |`,
+      `| gRPC: InspectWorkload p99 at ${r.options.concurrency} clients | ${fixed(r.inspect.p99, 2)} ms (Ready: ${fixed(r.ready.p99, 2)} ms) | ≤ ${GRPC_TARGETS.inspectP99Ms} ms | ${mark(r.inspect.p99 <= GRPC_TARGETS.inspectP99Ms)} |`,
+      `| gRPC: InspectWorkload req/s at ${r.options.concurrency} clients | ${fixed(r.inspect.rps, 0)} (Ready: ${fixed(r.ready.rps, 0)}, ${fixed(r.inspect.rps / r.ready.rps)}×) | ≥ ${GRPC_TARGETS.inspectRps} | ${mark(r.inspect.rps >= GRPC_TARGETS.inspectRps)} |`,
+    );
+  },
+);
+
+await step(
+  'memory',
+  () => runMemoryBench({ n: args.int('memory-n', 5000), concurrency: args.int('c', 32) }, kubeconfig),
+  renderMemoryReport,
+  (r: MemoryBenchResult) => {
+    const last = r.steps.at(-1) ?? r.empty;
+    const perObject = last.objects ? (last.heapUsed - r.empty.heapUsed) / last.objects : Number.NaN;
+    summary.push(
+      `| Memory (${r.populated} agents, ${last.objects} objects): cache heap | ${mib(last.heapUsed - r.empty.heapUsed)} MiB, ${fixed(perObject, 0)} B/object (empty process: ${mib(r.empty.heapUsed)} MiB heap, ${mib(r.empty.rss)} MiB RSS) | reference: Pod ~5 KB, CR ~2 KB | |`,
+    );
+  },
+);
+
+if (only.has('soak')) {
+  const sOpts = soakOptions(args);
+  await step('soak', () => runSoak(sOpts, kubeconfig), renderSoakReport, (r: SoakResult) => {
+    const rendered = renderSoakReport(r);
+    const verdict = /no upward drift[^|]*— (meets|\*\*misses\*\*)/.exec(rendered)?.[1] ?? 'n/a';
+    const row = /\| RSS drift[^|]*\| ([^|]*)\|/.exec(rendered)?.[1]?.trim() ?? '';
+    summary.push(
+      `| Soak (${fixed(r.options.durationMs / 60_000, 1)} min, ${r.options.ratePerSec}/s): RSS drift | ${row}; ${r.churn.errors} churn errors | no upward drift | ${verdict} |`,
+    );
+  });
+}
+
+const load1 = os.loadavg();
+const cpus = os.cpus();
+const header = [
+  '# Benchmark report',
+  '',
+  `_Generated by \`npm run bench\` (bench/run.ts) — regenerated on every run, do not edit by hand._`,
+  '',
+  `- Run: ${startedAt.toISOString()}, took ${seconds(performance.now() - t0, 0)} s; arguments: \`${process.argv.slice(2).join(' ') || '(defaults)'}\``,
+  `- Machine: ${cpus.length} × ${cpus[0]?.model ?? 'cpu'}, ${fixed(os.totalmem() / 1024 ** 3, 1)} GiB; Node ${process.version}; ` +
+    `load average ${load0.map((l) => l.toFixed(2)).join(' ')} at the start, ${load1.map((l) => l.toFixed(2)).join(' ')} at the end ` +
+    `(the machine is shared: absolute figures move with its load, the same-run ratios much less)`,
+  `- Cluster: ${kubeconfig ? `the one KUBECONFIG names (${kubeconfig})` : 'a dedicated loopback control plane per benchmark (scripts/test-cluster in a temp dir: etcd, kube-apiserver, controller-manager, scheduler, kwok), torn down after it'}`,
+  `- Method: every figure is measured beside a baseline taken in the same run; targets are from issues 3, 5 and 7. ` +
+    'Performance is not asserted in tests; this report is where it is judged.',
+  '',
+  '## Summary',
+  '',
+  '| Figure | Measured (same-run baseline) | Target | Verdict |',
+  '|---|---|---|---|',
+  ...summary,
+  ...(failures.length ? ['', `**Failed:** ${failures.join('; ')}`] : []),
+];
+const report = `${[...header, '', ...sections].join('\n')}\n`;
+writeFileSync(reportPath, report);
+console.log(report);
+process.stderr.write(`[bench] wrote ${path.relative(ROOT, reportPath)}\n`);
+process.exit(failures.length ? 1 : 0);
