@@ -21,7 +21,7 @@ import { ROOT } from './lib/cluster.ts';
 import { MiB, fixed, mib, seconds } from './lib/stats.ts';
 import { GRPC_TARGETS, grpcOptions, renderGrpcReport, runGrpcBench, type GrpcBenchResult } from './grpc.ts';
 import { renderMemoryReport, runMemoryBench, type MemoryBenchResult } from './memory.ts';
-import { renderSoakReport, runSoak, soakOptions, type SoakResult } from './soak.ts';
+import { renderSoakReport, runSoak, soakFigures, soakOptions, type SoakResult } from './soak.ts';
 import {
   WORKLOAD_TARGETS,
   renderWorkloadReport,
@@ -122,9 +122,9 @@ await step(
 if (only.has('soak')) {
   const sOpts = soakOptions(args);
   await step('soak', () => runSoak(sOpts, kubeconfig), renderSoakReport, (r: SoakResult) => {
-    const rendered = renderSoakReport(r);
-    const verdict = /no upward drift[^|]*— (meets|\*\*misses\*\*)/.exec(rendered)?.[1] ?? 'n/a';
-    const row = /\| RSS drift[^|]*\| ([^|]*)\|/.exec(rendered)?.[1]?.trim() ?? '';
+    const f = soakFigures(r);
+    const row = `${f.rssFitChange >= 0 ? '+' : ''}${mib(f.rssFitChange)} MiB RSS, ${f.heapFitChange >= 0 ? '+' : ''}${mib(f.heapFitChange, 2)} MiB heap over ${fixed(f.window, 0)} s`;
+    const verdict = mark(f.noDrift);
     summary.push(
       `| Soak (${fixed(r.options.durationMs / 60_000, 1)} min, ${r.options.ratePerSec}/s): RSS drift | ${row}; ${r.churn.errors} churn errors | no upward drift | ${verdict} |`,
     );

@@ -132,11 +132,21 @@ export async function runSoak(opts: SoakOptions, kubeconfig?: string): Promise<S
   }
 }
 
-export function renderSoakReport(r: SoakResult): string {
-  const o = r.options;
-  const all = r.samples;
-  let steady = all.filter((s) => s.t * 1000 >= r.warmupMs);
-  if (steady.length < 3) steady = all.slice(1);
+export interface SoakFigures {
+  steady: SoakSample[];
+  window: number;
+  rssSlope: number;
+  heapSlope: number;
+  rssStart: number;
+  rssFitChange: number;
+  heapFitChange: number;
+  noDrift: boolean;
+}
+
+/** Drift over the samples after the warm-up: least-squares lines through RSS and heap. */
+export function soakFigures(r: SoakResult): SoakFigures {
+  let steady = r.samples.filter((s) => s.t * 1000 >= r.warmupMs);
+  if (steady.length < 3) steady = r.samples.slice(1);
   const ts = steady.map((s) => s.t);
   const window = (ts.at(-1) ?? 0) - (ts[0] ?? 0);
   const rssSlope = slope(ts, steady.map((s) => s.rss)); // bytes per second
@@ -145,6 +155,13 @@ export function renderSoakReport(r: SoakResult): string {
   const rssFitChange = rssSlope * window;
   const heapFitChange = heapSlope * window;
   const noDrift = heapFitChange <= 2 * MiB && rssFitChange <= Math.max(5 * MiB, rssStart * 0.05);
+  return { steady, window, rssSlope, heapSlope, rssStart, rssFitChange, heapFitChange, noDrift };
+}
+
+export function renderSoakReport(r: SoakResult): string {
+  const o = r.options;
+  const all = r.samples;
+  const { steady, window, rssSlope, heapSlope, rssStart, rssFitChange, heapFitChange, noDrift } = soakFigures(r);
   const lines: string[] = [];
   lines.push(`## Soak: ${fixed(o.durationMs / 60_000, 1)} min of churn`);
   lines.push('');
