@@ -94,6 +94,8 @@ export class WorkloadController {
   private readonly secrets: ResourceClient<Secret>;
   private readonly events: ResourceClient<KubeObject>;
   private readonly podMissingSince = new Map<string, Date>();
+  /** Pods created but not yet seen in the cache (controller-runtime's "expectations"). */
+  private readonly expectedPods = new Map<string, number>();
   private readonly stateSink?: WorkloadStateSink;
 
   constructor(private readonly options: WorkloadControllerOptions) {
@@ -112,7 +114,10 @@ export class WorkloadController {
     this.informers.workloads.addHandler({
       onAdd: (aw, initial) => this.enqueue(objectKey(aw), initial),
       onUpdate: (_old, aw) => this.enqueue(objectKey(aw)),
-      onDelete: (aw) => this.podMissingSince.delete(objectKey(aw)),
+      onDelete: (aw) => {
+        this.podMissingSince.delete(objectKey(aw));
+        this.expectedPods.delete(objectKey(aw));
+      },
     });
     const enqueueOwner = (obj: KubeObject): void => {
       const owner = controllerOwner(obj);
@@ -121,7 +126,9 @@ export class WorkloadController {
     this.informers.pods.addHandler({
       onAdd: (pod, initial) => {
         const owner = controllerOwner(pod);
-        if (owner) this.enqueue(owner, initial);
+        if (!owner) return;
+        this.expectedPods.delete(owner);
+        this.enqueue(owner, initial);
       },
       onUpdate: (_old, pod) => enqueueOwner(pod),
       onDelete: (pod) => enqueueOwner(pod),
@@ -322,6 +329,12 @@ export class WorkloadController {
       };
     }
 
+    const expectedSince = this.expectedPods.get(key);
+    if (!pod && expectedSince !== undefined && now.getTime() - expectedSince < 30_000) {
+      return { status: base, requeueAfterMs: 1_000 };
+    }
+    this.expectedPods.delete(key);
+
     if (!podAlive) {
       const wasStarted = current.phase === 'Running' || current.phase === 'Starting';
       const lostPodExisted = wasStarted && current.startTime !== undefined && sameGeneration;
@@ -350,6 +363,7 @@ export class WorkloadController {
       await this.adoptSecrets(aw);
       try {
         await this.pods.create(aw.metadata.namespace, desiredPod as Pod);
+        if (!this.informers.pods.get(aw.metadata.namespace, aw.metadata.name)) this.expectedPods.set(key, now.getTime());
         log.info({ pod: aw.metadata.name, runner: runner.name }, 'created Pod');
       } catch (err) {
         if (!isAlreadyExists(err)) throw err;
