@@ -14,7 +14,7 @@ import type { ChurnResult } from './lib/grpc-load.ts';
 import { LoadGenerator } from './lib/load-client.ts';
 import { startOperator, writesIn } from './lib/operator.ts';
 import { benchRunner } from './lib/shapes.ts';
-import { LagMonitor, MiB, fixed, gc, gcAvailable, mean, mib, nowMs, slope } from './lib/stats.ts';
+import { LagMonitor, MiB, fixed, gc, gcAvailable, mean, mib, nowMs, sleep, slope } from './lib/stats.ts';
 
 export interface SoakOptions {
   durationMs: number;
@@ -120,6 +120,7 @@ export async function runSoak(opts: SoakOptions, kubeconfig?: string): Promise<S
     });
     clearInterval(timer);
     progress = { started: churn.started, removed: churn.removed };
+    await sleep(5_000); // the last removals' finalizers
     sample();
     lag.stop();
     await op.stop();

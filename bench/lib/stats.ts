@@ -106,9 +106,13 @@ export class MemorySampler {
   }
 }
 
-/** Event-loop delay (lag) of this process, in ms. */
+/**
+ * Event-loop delay (lag) of this process, in ms. The histogram records the time between its
+ * timer's ticks, so the sampling interval is subtracted to leave the delay.
+ */
 export class LagMonitor {
-  private readonly histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+  private static readonly RESOLUTION_MS = 10;
+  private readonly histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: LagMonitor.RESOLUTION_MS });
 
   start(): this {
     this.histogram.enable();
@@ -118,11 +122,8 @@ export class LagMonitor {
   /** p50/p99/max since the last read, then resets. */
   read(): { p50: number; p99: number; max: number } {
     const h = this.histogram;
-    const out = {
-      p50: h.count > 0 ? h.percentile(50) / 1e6 : 0,
-      p99: h.count > 0 ? h.percentile(99) / 1e6 : 0,
-      max: h.count > 0 ? h.max / 1e6 : 0,
-    };
+    const lag = (ns: number): number => (h.count > 0 ? Math.max(0, ns / 1e6 - LagMonitor.RESOLUTION_MS) : 0);
+    const out = { p50: lag(h.percentile(50)), p99: lag(h.percentile(99)), max: lag(h.max) };
     h.reset();
     return out;
   }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ISecret } from 'kubernetes-models/v1/Secret';
 import {
@@ -13,7 +13,8 @@ import type { KubeClient, KubeObject, ResourceClient } from '../kube/client.ts';
 import { Controller, type ReconcileResult } from '../kube/controller.ts';
 import { isNotFound } from '../kube/errors.ts';
 import { Informer, objectKey } from '../kube/informer.ts';
-import { EVENTS, RUNNERS, SECRETS } from '../kube/resources.ts';
+import { EventRecorder } from '../kube/events.ts';
+import { RUNNERS, SECRETS } from '../kube/resources.ts';
 import type { AddOptions } from '../kube/workqueue.ts';
 import { runnerEnrolledGauge } from '../observability/metrics.ts';
 import { GatewayClient, type EnrollResult } from './gateway-client.ts';
@@ -161,7 +162,7 @@ export class RunnerController implements ReportTargetSource {
   private readonly ownedInformers: Array<{ stop(): Promise<void> }> = [];
   private readonly runnersApi: ResourceClient<Runner>;
   private readonly secretsApi: ResourceClient<Secret>;
-  private readonly eventsApi: ResourceClient<KubeObject>;
+  private readonly recorder: EventRecorder;
   private readonly logger: Logger;
   private readonly gatewayFactory: GatewayFactory;
   private readonly backoff: BackoffOptions;
@@ -181,7 +182,7 @@ export class RunnerController implements ReportTargetSource {
     this.now = options.now ?? (() => new Date());
     this.runnersApi = options.client.resource<Runner>(RUNNERS);
     this.secretsApi = options.client.resource<Secret>(SECRETS);
-    this.eventsApi = options.client.resource<KubeObject>(EVENTS);
+    this.recorder = new EventRecorder(options.client, this.logger);
 
     const runners = options.informers?.runners;
     this.runnerInformer =
@@ -800,41 +801,14 @@ export class RunnerController implements ReportTargetSource {
     }
   }
 
-  private recordEvent(
-    runner: Runner,
-    type: 'Normal' | 'Warning',
-    reason: string,
-    message: string,
-  ): void {
-    const now = this.timestamp();
-    const event = {
-      apiVersion: 'v1',
-      kind: 'Event',
-      metadata: {
-        name: `${runner.metadata.name}.${randomBytes(6).toString('hex')}`,
-        namespace: this.namespace,
-      },
-      involvedObject: {
-        apiVersion: API_GROUP_VERSION,
-        kind: 'Runner',
-        name: runner.metadata.name,
-        namespace: this.namespace,
-        uid: runner.metadata.uid,
-        resourceVersion: runner.metadata.resourceVersion,
-      },
+  private recordEvent(runner: Runner, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    this.recorder.record(
+      { apiVersion: API_GROUP_VERSION, kind: 'Runner', metadata: { ...runner.metadata, namespace: this.namespace } },
+      type,
       reason,
       message,
-      type,
-      source: { component: 'k8s-runner' },
-      reportingComponent: 'k8s-runner',
-      reportingInstance: 'k8s-runner',
-      firstTimestamp: now,
-      lastTimestamp: now,
-      count: 1,
-    };
-    this.eventsApi.create(this.namespace, event).catch((err: unknown) => {
-      this.logger.debug({ err: (err as Error).message }, 'could not record an Event');
-    });
+      this.now(),
+    );
   }
 
   private timestamp(): string {

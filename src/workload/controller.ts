@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
@@ -10,7 +10,8 @@ import type { KubeClient, KubeObject, ResourceClient } from '../kube/client.ts';
 import { Controller } from '../kube/controller.ts';
 import { isAlreadyExists, isConflict, isNotFound } from '../kube/errors.ts';
 import { Informer, objectKey } from '../kube/informer.ts';
-import { AGENT_WORKLOADS, EVENTS, PODS, PVCS, SECRETS } from '../kube/resources.ts';
+import { EventRecorder } from '../kube/events.ts';
+import { AGENT_WORKLOADS, PODS, PVCS, SECRETS } from '../kube/resources.ts';
 import { containerStatesFromPod } from './container-states.ts';
 import { desiredStatus, type StatusFacts } from './desired-status.ts';
 import { classifyWorkload } from './health.ts';
@@ -92,7 +93,7 @@ export class WorkloadController {
   private readonly pods: ResourceClient<Pod>;
   private readonly pvcs: ResourceClient<Pvc>;
   private readonly secrets: ResourceClient<Secret>;
-  private readonly events: ResourceClient<KubeObject>;
+  private readonly recorder: EventRecorder;
   private readonly podMissingSince = new Map<string, Date>();
   /** Pods created but not yet seen in the cache (controller-runtime's "expectations"). */
   private readonly expectedPods = new Map<string, number>();
@@ -110,7 +111,7 @@ export class WorkloadController {
     this.pods = this.client.resource(PODS);
     this.pvcs = this.client.resource(PVCS);
     this.secrets = this.client.resource(SECRETS);
-    this.events = this.client.resource(EVENTS);
+    this.recorder = new EventRecorder(this.client, this.logger);
     this.informers.workloads.addHandler({
       onAdd: (aw, initial) => this.enqueue(objectKey(aw), initial),
       onUpdate: (_old, aw) => this.enqueue(objectKey(aw)),
@@ -518,32 +519,13 @@ export class WorkloadController {
   private recordEvent(aw: AgentWorkload & KubeObject, status: AgentWorkloadStatus): void {
     const phase = status.phase as WorkloadPhase;
     const warning = phase === 'Failed';
-    const now = this.now().toISOString();
-    const event = {
-      apiVersion: 'v1',
-      kind: 'Event',
-      metadata: { name: `${aw.metadata.name}.${randomBytes(6).toString('hex')}`, namespace: aw.metadata.namespace },
-      involvedObject: {
-        apiVersion: API_GROUP_VERSION,
-        kind: 'AgentWorkload',
-        name: aw.metadata.name,
-        namespace: aw.metadata.namespace,
-        uid: aw.metadata.uid,
-        resourceVersion: aw.metadata.resourceVersion,
-      },
-      reason: warning ? (status.reason ?? 'Failed') : phase,
-      message: status.message ?? phase,
-      type: warning ? 'Warning' : 'Normal',
-      source: { component: 'k8s-runner' },
-      reportingComponent: 'k8s-runner',
-      reportingInstance: 'k8s-runner',
-      firstTimestamp: now,
-      lastTimestamp: now,
-      count: 1,
-    };
-    this.events.create(aw.metadata.namespace, event).catch((err: unknown) => {
-      this.logger.debug({ err: (err as Error).message }, 'could not record an Event');
-    });
+    this.recorder.record(
+      { apiVersion: API_GROUP_VERSION, kind: 'AgentWorkload', metadata: aw.metadata },
+      warning ? 'Warning' : 'Normal',
+      warning ? (status.reason ?? 'Failed') : phase,
+      status.message ?? phase,
+      this.now(),
+    );
   }
 
   private async deleteIgnoringMissing(resource: ResourceClient<KubeObject>, obj: KubeObject): Promise<void> {

@@ -5,6 +5,7 @@ import {
   StreamEventsRequest,
   type ExecResponse,
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
+import { metricsRegistry } from '../../src/observability/metrics.ts';
 import { generateTestPki, type TestPki } from '../support/tls.ts';
 import {
   bearer,
@@ -141,6 +142,10 @@ describe('bearer tokens', () => {
     ];
     expect(await threeCalls(h.client)).toEqual(unauthenticated);
     expect(await threeCalls(h.client, bearer('wrong-token'))).toEqual(unauthenticated);
+    const metrics = await metricsRegistry.getSingleMetricAsString('grpc_server_handled_total');
+    expect(metrics).toMatch(
+      /grpc_server_handled_total\{grpc_service="agynio\.api\.runner\.v1\.RunnerService",grpc_method="Exec",grpc_code="Unauthenticated"\} [1-9]/,
+    );
     const basic = new Metadata();
     basic.set('authorization', 'Basic Zmlyc3QtdG9rZW4=');
     expect((await codeOf(call(h.client, 'ready', {}, basic))).code).toBe(status.UNAUTHENTICATED);

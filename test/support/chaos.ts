@@ -1,0 +1,361 @@
+/**
+ * Fault-injection support: a private control plane per test file (never the shared one,
+ * since these tests kill its components), the operator as a child process on it, a TCP
+ * proxy that takes the platform gateway away and brings it back, and the invariants every
+ * fault test checks afterwards.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { credentials } from '@grpc/grpc-js';
+import type { IPod } from 'kubernetes-models/v1/Pod';
+import type { ISecret } from 'kubernetes-models/v1/Secret';
+import type { AgentWorkload } from '../../src/api/agentworkload.ts';
+import { LABELS, MANAGED_BY_VALUE } from '../../src/api/common.ts';
+import { RunnerServiceClient } from '../../src/gen/agynio/api/runner/v1/runner.ts';
+import { KubeClient, type KubeObject } from '../../src/kube/client.ts';
+import { AGENT_WORKLOADS, PODS, SECRETS } from '../../src/kube/resources.ts';
+import { startOperator, type OperatorProcess } from './operator-process.ts';
+
+const run = promisify(execFile);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const script = path.join(root, 'scripts/test-cluster');
+
+export type Workload = AgentWorkload & KubeObject;
+type Pod = IPod & KubeObject;
+type Secret = ISecret & KubeObject;
+
+/** A size from the environment (to scale a test up to the issue's sizes), else the default. */
+export function sizeFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got ${raw}`);
+  return value;
+}
+
+/** mulberry32: a small seeded generator, so a failing run can be replayed with CHAOS_SEED. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function chaosSeed(): number {
+  return Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000);
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A control plane of this test file's own, in a fresh temporary state directory. */
+export interface PrivateCluster {
+  dir: string;
+  kubeconfig: string;
+  binDir: string;
+  /** A client of this cluster (closed by down()). */
+  client: KubeClient;
+  /**
+   * SIGKILLs one component, keeps it down `downSeconds`, and starts it again with the exact
+   * command line it ran with (scripts/test-cluster restart-component); resolves once it is
+   * healthy again.
+   */
+  restartComponent(name: 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok', downSeconds?: number): Promise<void>;
+  /** Compacts etcd at its current revision: every older resource version is gone (watches expire). */
+  compactEtcd(): Promise<number>;
+  down(): Promise<void>;
+}
+
+export async function startPrivateCluster(): Promise<PrivateCluster> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'k8s-runner-chaos-'));
+  const env = { ...process.env, K8S_RUNNER_CLUSTER_DIR: dir };
+  delete env.KUBECONFIG;
+  const scriptRun = (args: string[], timeout: number) =>
+    run('bash', [script, ...args], { env, timeout, maxBuffer: 16 * 1024 * 1024 });
+  let client: KubeClient | undefined;
+  const down = async (): Promise<void> => {
+    client?.close();
+    await scriptRun(['down'], 60_000).catch((err: unknown) => {
+      process.stderr.write(`chaos: could not stop the private cluster in ${dir}: ${String(err)}\n`);
+    });
+  };
+  try {
+    const { stdout } = await scriptRun(['up'], 600_000);
+    const line = stdout.split('\n').find((l) => l.startsWith('KUBECONFIG='));
+    if (!line) throw new Error(`scripts/test-cluster up printed no KUBECONFIG: ${stdout}`);
+    const kubeconfig = line.slice('KUBECONFIG='.length);
+    const ports = await readFile(path.join(dir, 'ports.env'), 'utf8');
+    const binDir = /BIN_DIR=(.*)/.exec(ports)?.[1] ?? '';
+    const kubectl = path.join(binDir, 'kubectl');
+    await run(kubectl, ['--kubeconfig', kubeconfig, 'apply', '--server-side', '-f', path.join(root, 'crds')]);
+    await run(kubectl, ['--kubeconfig', kubeconfig, 'wait', '--for=condition=Established', 'crd', '--all', '--timeout=60s']);
+    client = KubeClient.fromEnvironment(kubeconfig);
+    const etcdPort = /ETCD_PORT=(\d+)/.exec(ports)?.[1];
+    return {
+      dir,
+      kubeconfig,
+      binDir,
+      client,
+      async restartComponent(name, downSeconds = 0) {
+        await scriptRun(['restart-component', name, String(downSeconds)], 180_000);
+      },
+      async compactEtcd() {
+        const base = `http://127.0.0.1:${etcdPort}/v3/kv`;
+        const range = (await (await fetch(`${base}/range`, { method: 'POST', body: '{"key":"AA=="}' })).json()) as {
+          header: { revision: string };
+        };
+        const revision = Number(range.header.revision);
+        const res = await fetch(`${base}/compaction`, {
+          method: 'POST',
+          body: JSON.stringify({ revision: String(revision), physical: true }),
+        });
+        if (!res.ok) throw new Error(`etcd compaction failed: ${res.status} ${await res.text()}`);
+        return revision;
+      },
+      down,
+    };
+  } catch (err) {
+    await down();
+    throw err;
+  }
+}
+
+export interface ChaosOperatorOptions {
+  name: string;
+  namespace: string;
+  /** Keep the gRPC port across restarts (clients reconnect to the same address). */
+  grpcPort?: number;
+  env?: Record<string, string>;
+}
+
+/** The operator on the private cluster: one replica without leader election, gRPC without auth. */
+export function startChaosOperator(cluster: PrivateCluster, options: ChaosOperatorOptions): Promise<OperatorProcess> {
+  return startOperator({
+    name: options.name,
+    env: {
+      KUBECONFIG: cluster.kubeconfig,
+      OPERATOR_NAMESPACE: options.namespace,
+      LEADER_ELECTION: 'false',
+      GRPC_AUTH_MODE: 'insecure',
+      GRPC_PORT: String(options.grpcPort ?? 0),
+      LOG_LEVEL: 'info',
+      ...options.env,
+    },
+  });
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export function grpcClient(port: number): RunnerServiceClient {
+  return new RunnerServiceClient(`127.0.0.1:${port}`, credentials.createInsecure(), {
+    // The operator restarts under the tests: reconnect quickly.
+    'grpc.initial_reconnect_backoff_ms': 100,
+    'grpc.max_reconnect_backoff_ms': 1_000,
+  });
+}
+
+/** A TCP forwarder on a fixed loopback port that can refuse connections for a while. */
+export interface TcpProxy {
+  port: number;
+  url: string;
+  /** Closes the listener and every connection: the target is unreachable. */
+  cut(): Promise<void>;
+  /** Listens again on the same port. */
+  restore(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startTcpProxy(targetPort: number, scheme = 'grpc'): Promise<TcpProxy> {
+  const sockets = new Set<net.Socket>();
+  let server: net.Server | undefined;
+  let port = 0;
+  const listen = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const s = net.createServer((inbound) => {
+        const outbound = net.connect(targetPort, '127.0.0.1');
+        sockets.add(inbound);
+        sockets.add(outbound);
+        const drop = (): void => {
+          inbound.destroy();
+          outbound.destroy();
+          sockets.delete(inbound);
+          sockets.delete(outbound);
+        };
+        inbound.on('error', drop).on('close', drop);
+        outbound.on('error', drop).on('close', drop);
+        inbound.pipe(outbound);
+        outbound.pipe(inbound);
+      });
+      s.once('error', reject);
+      s.listen(port, '127.0.0.1', () => {
+        port = (s.address() as net.AddressInfo).port;
+        server = s;
+        resolve();
+      });
+    });
+  const cut = async (): Promise<void> => {
+    const s = server;
+    server = undefined;
+    for (const socket of sockets) socket.destroy();
+    sockets.clear();
+    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+  };
+  await listen();
+  return {
+    port,
+    url: `${scheme}://127.0.0.1:${port}`,
+    cut,
+    restore: () => (server ? Promise.resolve() : listen()),
+    close: cut,
+  };
+}
+
+/** What a workload must end as: a phase, and a failure reason for Failed. */
+export interface Expected {
+  phase: string;
+  reason?: string;
+}
+
+export interface ClusterState {
+  workloads: Workload[];
+  pods: Pod[];
+  secrets: Secret[];
+}
+
+export async function readState(client: KubeClient, namespace: string): Promise<ClusterState> {
+  const [workloads, pods, secrets] = await Promise.all([
+    client.resource<Workload>(AGENT_WORKLOADS).list(namespace),
+    client.resource<Pod>(PODS).list(namespace),
+    client.resource<Secret>(SECRETS).list(namespace),
+  ]);
+  return { workloads: workloads.items, pods: pods.items, secrets: secrets.items };
+}
+
+/**
+ * Every way the namespace differs from the invariants of the fault tests:
+ * - every workload in `expected` exists and shows its true phase (and reason) for its
+ *   current generation; no other workload exists (deleted ones are gone: finalizers ran);
+ * - a managed Pod has a controller reference to a live AgentWorkload (same uid), at most one
+ *   Pod per workload, and a workload that should run has exactly one;
+ * - every Secret of a workload (label agyn.io/workload-id) is owned by a live AgentWorkload.
+ */
+export function violations(state: ClusterState, expected: ReadonlyMap<string, Expected>): string[] {
+  const problems: string[] = [];
+  const live = new Map<string, Workload>();
+  for (const w of state.workloads) live.set(w.metadata?.uid ?? '', w);
+  const byName = new Map(state.workloads.map((w) => [w.metadata?.name ?? '', w]));
+  for (const [name, want] of expected) {
+    const w = byName.get(name);
+    if (!w) {
+      problems.push(`workload ${name} is missing (expected ${want.phase})`);
+      continue;
+    }
+    const s = w.status;
+    if (w.metadata?.deletionTimestamp) problems.push(`workload ${name} is stuck deleting`);
+    if (s?.phase !== want.phase || (want.reason !== undefined && s?.reason !== want.reason)) {
+      problems.push(
+        `workload ${name} is ${s?.phase ?? 'without phase'}${s?.reason ? `/${s.reason}` : ''}` +
+          ` (${s?.message ?? ''}), expected ${want.phase}${want.reason ? `/${want.reason}` : ''}`,
+      );
+    }
+    if (s?.observedGeneration !== w.metadata?.generation) {
+      problems.push(`workload ${name}: status is for generation ${s?.observedGeneration}, not ${w.metadata?.generation}`);
+    }
+  }
+  for (const name of byName.keys()) {
+    if (!expected.has(name)) problems.push(`workload ${name} should not exist (deleted or never started)`);
+  }
+  const podsPerOwner = new Map<string, string[]>();
+  for (const pod of state.pods) {
+    if (pod.metadata?.labels?.[LABELS.managedBy] !== MANAGED_BY_VALUE) continue;
+    const name = pod.metadata?.name ?? '';
+    const owner = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'AgentWorkload');
+    if (!owner || !live.has(owner.uid)) {
+      problems.push(`Pod ${name} is orphaned (owner ${owner ? `${owner.name}/${owner.uid}` : 'none'} is gone)`);
+      continue;
+    }
+    const list = podsPerOwner.get(owner.uid) ?? [];
+    list.push(name);
+    podsPerOwner.set(owner.uid, list);
+  }
+  for (const [uid, pods] of podsPerOwner) {
+    if (pods.length > 1) problems.push(`workload ${live.get(uid)?.metadata?.name} has ${pods.length} Pods: ${pods.join(', ')}`);
+  }
+  for (const [name, want] of expected) {
+    const w = byName.get(name);
+    if (!w || want.phase !== 'Running') continue;
+    if ((podsPerOwner.get(w.metadata?.uid ?? '') ?? []).length !== 1) problems.push(`running workload ${name} has no Pod`);
+  }
+  const byWorkloadId = new Map<string, string[]>();
+  for (const pod of state.pods) {
+    const id = pod.metadata?.labels?.[LABELS.workloadId];
+    if (!id || pod.metadata?.deletionTimestamp) continue;
+    byWorkloadId.set(id, [...(byWorkloadId.get(id) ?? []), pod.metadata?.name ?? '']);
+  }
+  for (const [id, pods] of byWorkloadId) {
+    if (pods.length > 1) problems.push(`workload id ${id} has ${pods.length} live Pods: ${pods.join(', ')}`);
+  }
+  for (const secret of state.secrets) {
+    if (!secret.metadata?.labels?.[LABELS.workloadId]) continue;
+    const owners = secret.metadata?.ownerReferences ?? [];
+    if (!owners.some((r) => r.kind === 'AgentWorkload' && live.has(r.uid))) {
+      problems.push(`Secret ${secret.metadata?.name} is orphaned (owners: ${owners.map((r) => `${r.kind}/${r.name}`).join(', ') || 'none'})`);
+    }
+  }
+  return problems;
+}
+
+/** Polls until the namespace satisfies the invariants; fails with what still differs. */
+export async function waitForInvariants(
+  client: KubeClient,
+  namespace: string,
+  expected: ReadonlyMap<string, Expected>,
+  timeoutMs: number,
+): Promise<{ ms: number; state: ClusterState }> {
+  const started = Date.now();
+  let last: string[] = [];
+  for (;;) {
+    try {
+      const state = await readState(client, namespace);
+      last = violations(state, expected);
+      if (last.length === 0) return { ms: Date.now() - started, state };
+    } catch (err) {
+      last = [`could not read the cluster: ${String(err)}`];
+    }
+    if (Date.now() - started > timeoutMs) {
+      const shown = last.slice(0, 25).join('\n  ');
+      throw new Error(`invariants still violated after ${timeoutMs} ms (${last.length} problems):\n  ${shown}`);
+    }
+    await sleep(500);
+  }
+}
+
+/** Retries `fn` while the API server (or the operator) is away; other errors are returned. */
+export async function retrying<T>(fn: () => Promise<T>, isTransient: (err: unknown) => boolean, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isTransient(err) || Date.now() > deadline) throw err;
+      await sleep(Math.min(100 * 2 ** attempt, 1_000));
+    }
+  }
+}
