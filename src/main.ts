@@ -17,6 +17,7 @@ import { startTracing, traceWorkloadLifecycle } from './observability/tracing.ts
 import { RunnerController, type Secret } from './runner/controller.ts';
 import { RunnerRegistry } from './runner/registry.ts';
 import { GatewayStateReporter } from './runner/state-reporter.ts';
+import { countWorkloads, watchWorkloadCounts } from './runner/workload-counts.ts';
 import { WorkloadController } from './workload/controller.ts';
 import { DEFAULT_RUNNER_SETTINGS } from './workload/runner-settings.ts';
 import { StaticRunnerDirectory } from './workload/seams.ts';
@@ -59,7 +60,9 @@ async function main(): Promise<void> {
     namespace: operatorNs,
     logger,
     informers: { runners: runnerInformer, secrets: operatorSecrets },
+    workloadCounts: (runner) => countWorkloads(caches.workloads.list(), runner),
   });
+  watchWorkloadCounts(caches.workloads, (runner) => runnerController.workloadsChanged(runner));
   const directory = config.STANDALONE
     ? new StaticRunnerDirectory({ ...DEFAULT_RUNNER_SETTINGS, name: '' })
     : new RunnerRegistry({ runners: runnerInformer, logger });

@@ -53,7 +53,7 @@ const CACHE_CATCH_UP_MS = 2_000;
 const DEFAULT_STOP_WAIT_SEC = 30;
 const STOP_WAIT_MARGIN_MS = 5_000;
 /** Time kept back from a client's deadline so the answer still reaches it. */
-const DEADLINE_RESERVE_MS = 250;
+const DEADLINE_RESERVE_MS = 1_000;
 
 export function requireWorkloadId(raw: string): string {
   const id = raw.trim();

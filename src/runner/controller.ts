@@ -71,6 +71,8 @@ export interface RunnerControllerOptions {
   /** Backoff of failed enrollments and catalog reports. Default 1 s doubling to 5 min. */
   backoff?: Partial<BackoffOptions>;
   workers?: number;
+  /** Counts of the workloads placed on a Runner (status.workloads); omitted when absent. */
+  workloadCounts?: (runnerName: string) => NonNullable<RunnerStatus['workloads']>;
   /** Name of the controller (metrics label, logs). Default `runner`. */
   name?: string;
   now?: () => Date;
@@ -172,7 +174,7 @@ export class RunnerController implements ReportTargetSource {
   private readonly memos = new Map<string, RunnerMemo>();
   private controller?: Controller;
 
-  constructor(options: RunnerControllerOptions) {
+  constructor(private readonly options: RunnerControllerOptions) {
     this.namespace = options.namespace;
     this.logger = options.logger.child({ component: 'runner-controller' });
     this.gatewayFactory = options.gatewayFactory ?? defaultGatewayFactory;
@@ -249,6 +251,11 @@ export class RunnerController implements ReportTargetSource {
     await Promise.all(this.ownedInformers.map((i) => i.stop()));
     for (const memo of this.memos.values()) memo.gateway?.client.close();
     this.memos.clear();
+  }
+
+  /** A workload placed on this Runner changed: recount soon (many changes, one status write). */
+  workloadsChanged(runnerName: string): void {
+    this.controller?.queue.addAfter(`${this.namespace}/${runnerName}`, 2_000);
   }
 
   /** Looks up what a state report for the named Runner needs (from the caches only). */
@@ -765,6 +772,7 @@ export class RunnerController implements ReportTargetSource {
       scopeOf(spec),
       this.now(),
     );
+    if (this.options.workloadCounts) desired.workloads = this.options.workloadCounts(runner.metadata.name);
     const patch = runnerStatusPatch(current, desired);
     if (!patch) return;
     try {

@@ -37,9 +37,14 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // The namespace goes first so the running controller can clear its finalizers.
+  await ns.cleanup();
+  await eventually(async () => (await client.resource(AGENT_WORKLOADS).list(ns.name)).items.length === 0, {
+    timeoutMs: 60_000,
+    what: 'the workloads to be finalized',
+  });
   await controller?.stop();
   await controller?.stopInformers();
-  await ns.cleanup();
   client.close();
 });
 

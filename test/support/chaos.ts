@@ -11,13 +11,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { credentials } from '@grpc/grpc-js';
+import { Metadata, credentials, status, type ServiceError } from '@grpc/grpc-js';
 import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { ISecret } from 'kubernetes-models/v1/Secret';
 import type { AgentWorkload } from '../../src/api/agentworkload.ts';
 import { LABELS, MANAGED_BY_VALUE } from '../../src/api/common.ts';
-import { RunnerServiceClient } from '../../src/gen/agynio/api/runner/v1/runner.ts';
+import {
+  RemoveWorkloadRequest,
+  RunnerServiceClient,
+  StartWorkloadRequest,
+  type StartWorkloadResponse,
+} from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import { KubeClient, type KubeObject } from '../../src/kube/client.ts';
+import { KubeApiError } from '../../src/kube/errors.ts';
 import { AGENT_WORKLOADS, PODS, SECRETS } from '../../src/kube/resources.ts';
 import { startOperator, type OperatorProcess } from './operator-process.ts';
 
@@ -76,7 +82,7 @@ export interface PrivateCluster {
 
 export async function startPrivateCluster(): Promise<PrivateCluster> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'k8s-runner-chaos-'));
-  const env = { ...process.env, K8S_RUNNER_CLUSTER_DIR: dir };
+  const env: NodeJS.ProcessEnv = { ...process.env, K8S_RUNNER_CLUSTER_DIR: dir };
   delete env.KUBECONFIG;
   const scriptRun = (args: string[], timeout: number) =>
     run('bash', [script, ...args], { env, timeout, maxBuffer: 16 * 1024 * 1024 });
@@ -358,4 +364,105 @@ export async function retrying<T>(fn: () => Promise<T>, isTransient: (err: unkno
       await sleep(Math.min(100 * 2 ** attempt, 1_000));
     }
   }
+}
+
+/** A Kubernetes error that a retry may cure: no connection, overload, timeouts, restarts. */
+export function transientKubeError(err: unknown): boolean {
+  if (!(err instanceof KubeApiError)) return false;
+  return err.statusCode === 0 || err.statusCode === 429 || err.statusCode >= 500;
+}
+
+/** A gRPC status that a retry may cure (the operator or its API server is away). */
+export function transientGrpcError(err: unknown): boolean {
+  const code = (err as Partial<ServiceError>).code;
+  return (
+    code === status.UNAVAILABLE ||
+    code === status.INTERNAL ||
+    code === status.DEADLINE_EXCEEDED ||
+    code === status.UNKNOWN ||
+    code === status.ABORTED ||
+    code === status.CANCELLED
+  );
+}
+
+export const grpcCode = (err: unknown): number | undefined => (err as Partial<ServiceError>).code;
+
+function unaryCall<Req, Res>(
+  invoke: (req: Req, md: Metadata, options: { deadline: number }, cb: (err: ServiceError | null, res: Res) => void) => unknown,
+  request: Req,
+  deadlineMs: number,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    invoke(request, new Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(err) : resolve(res)));
+  });
+}
+
+/** The StartWorkload every fault test sends: a pull credential and an inline file, so each start writes two Secrets. */
+export function chaosStartRequest(workloadId: string, planted = { password: 'chaos-pull-password', file: '{"chaos":true}' }): StartWorkloadRequest {
+  return StartWorkloadRequest.fromPartial({
+    workloadId,
+    main: {
+      name: 'main',
+      image: 'registry.example.invalid/agent:1',
+      inlineFileMounts: [{ path: '/etc/agent/config.json' }],
+    },
+    imagePullCredentials: [{ registry: 'registry.example.invalid', username: 'chaos', password: planted.password }],
+    inlineFiles: { '/etc/agent/config.json': Buffer.from(planted.file) },
+    labels: { 'chaos.agyn.io/test': 'yes' },
+  });
+}
+
+/**
+ * StartWorkload until it is answered for good: OK, or ALREADY_EXISTS (an earlier attempt
+ * whose answer was lost created it). Returns the final gRPC code (0 for OK).
+ */
+export async function startUntilAnswered(
+  client: () => RunnerServiceClient,
+  request: StartWorkloadRequest,
+  timeoutMs = 120_000,
+): Promise<{ code: number; attempts: number; response?: StartWorkloadResponse }> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempts = 1; ; attempts++) {
+    const c = client();
+    try {
+      const response = await unaryCall(c.startWorkload.bind(c), request, 15_000);
+      return { code: 0, attempts, response };
+    } catch (err) {
+      if (grpcCode(err) === status.ALREADY_EXISTS) return { code: status.ALREADY_EXISTS, attempts };
+      if (!transientGrpcError(err) || Date.now() > deadline) throw err;
+      await sleep(Math.min(50 * 2 ** attempts, 1_000));
+    }
+  }
+}
+
+/** RemoveWorkload until it is answered for good: OK, or NOT_FOUND (already removed). */
+export async function removeUntilAnswered(
+  client: () => RunnerServiceClient,
+  workloadId: string,
+  timeoutMs = 120_000,
+): Promise<{ code: number; attempts: number }> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempts = 1; ; attempts++) {
+    const c = client();
+    try {
+      await unaryCall(c.removeWorkload.bind(c), RemoveWorkloadRequest.fromPartial({ workloadId }), 15_000);
+      return { code: 0, attempts };
+    } catch (err) {
+      if (grpcCode(err) === status.NOT_FOUND) return { code: status.NOT_FOUND, attempts };
+      if (!transientGrpcError(err) || Date.now() > deadline) throw err;
+      await sleep(Math.min(50 * 2 ** attempts, 1_000));
+    }
+  }
+}
+
+/** Runs `worker` over `items` with at most `concurrency` at once. */
+export async function pool<T>(items: readonly T[], concurrency: number, worker: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const loops = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+    while (next < items.length) {
+      const index = next++;
+      await worker(items[index]!, index);
+    }
+  });
+  await Promise.all(loops);
 }
