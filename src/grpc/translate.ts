@@ -40,6 +40,8 @@ import { workloadIdOf, type Pod, type Workload } from './caches.ts';
 import { invalidArgument } from './errors.ts';
 
 export const TOUCHED_AT_ANNOTATION = 'agyn.io/touched-at';
+export const TTL_AFTER_STOPPED_ANNOTATION = 'agyn.io/ttl-seconds-after-stopped';
+export const STOPPED_WORKLOAD_TTL_SECONDS = 3600;
 export const POD_NAME_PREFIX = 'workload-';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -211,6 +213,8 @@ export function translateStartRequest(
       name: podName,
       namespace: options.namespace,
       labels: { ...userLabels, ...ownedLabels(workloadId) },
+      // Stop keeps the workload inspectable; without a RemoveWorkload it goes after an hour.
+      annotations: { [TTL_AFTER_STOPPED_ANNOTATION]: String(STOPPED_WORKLOAD_TTL_SECONDS) },
     },
     spec,
   };

@@ -27,6 +27,9 @@ import type { RunnerDirectory, WorkloadStateSink } from './seams.ts';
 
 export const WORKLOAD_FINALIZER = 'agyn.io/workload-cleanup';
 export const POD_SPEC_HASH_ANNOTATION = 'agyn.io/pod-spec-hash';
+/** A stopped workload with this annotation is deleted that many seconds after it stopped. */
+export const TTL_AFTER_STOPPED_ANNOTATION = 'agyn.io/ttl-seconds-after-stopped';
+export const TOUCHED_AT_ANNOTATION = 'agyn.io/touched-at';
 /** AgentWorkload annotations with these prefixes are copied onto its Pod. */
 export const POD_ANNOTATION_PREFIXES = ['pod.agyn.io/', 'sim.agyn.io/'];
 
@@ -241,8 +244,14 @@ export class WorkloadController {
         if (!pod.metadata?.deletionTimestamp) await this.deleteIgnoringMissing(this.pods, pod);
         return { status: { ...base, phase: 'Stopping', reason: undefined, message: 'deleting the Pod', startTime: undefined } };
       }
+      const expiresInMs = this.stoppedTtlLeftMs(aw, now);
+      if (expiresInMs !== undefined && expiresInMs <= 0) {
+        log.info('stopped longer than its TTL; deleting the workload');
+        await this.deleteIgnoringMissing(this.workloads, aw);
+      }
       return {
         status: { ...base, phase: 'Stopped', reason: undefined, message: 'stopped', containers: undefined, startTime: undefined },
+        requeueAfterMs: expiresInMs !== undefined && expiresInMs > 0 ? expiresInMs : undefined,
       };
     }
 
@@ -429,6 +438,14 @@ export class WorkloadController {
     };
   }
 
+  private stoppedTtlLeftMs(aw: AgentWorkload, now: Date): number | undefined {
+    const ttl = Number(aw.metadata.annotations?.[TTL_AFTER_STOPPED_ANNOTATION]);
+    if (!Number.isFinite(ttl) || ttl < 0 || aw.status?.phase !== 'Stopped') return undefined;
+    const settled = aw.status.conditions?.find((c) => c.type === 'Reconciling' && c.status === 'False');
+    if (!settled) return undefined;
+    return new Date(settled.lastTransitionTime).getTime() + ttl * 1000 - now.getTime();
+  }
+
   private desiredPod(aw: AgentWorkload & KubeObject, runner: RunnerSettings): IPod {
     const pod = buildPod({ workload: aw, workloadId: workloadIdOf(aw), podName: aw.metadata.name, runner });
     const passthrough = Object.entries(aw.metadata.annotations ?? {}).filter(([k]) =>
@@ -503,6 +520,8 @@ export class WorkloadController {
   private async writeStatus(aw: AgentWorkload & KubeObject, facts: StatusFacts): Promise<void> {
     const now = this.now();
     const next = desiredStatus(aw, facts, now);
+    const touchedAt = aw.metadata.annotations?.[TOUCHED_AT_ANNOTATION];
+    if (touchedAt) next.lastActivityTime = touchedAt;
     const previous = aw.status ?? {};
     if (jsonEqual(previous, next)) return;
     const patch: Record<string, unknown> = { ...next };

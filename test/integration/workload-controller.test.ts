@@ -177,6 +177,33 @@ test('stop deletes the Pod and keeps the PVC; start again reuses it', async () =
   expect((await client.resource(PVCS).get(ns.name, 'toggle-data')).metadata?.uid).toBe(pvcUid);
 });
 
+test('a stopped workload with a TTL is deleted after it, and touches show as lastActivityTime', async () => {
+  await createWorkload(
+    client,
+    ns.name,
+    workloadManifest('ephemeral', {}, { 'agyn.io/ttl-seconds-after-stopped': '1' }),
+  );
+  await waitForPhase(client, ns.name, 'ephemeral', 'Running');
+  const touchedAt = '2026-11-25T10:00:00.123456789Z';
+  await client.resource(AGENT_WORKLOADS).mergePatch(ns.name, 'ephemeral', {
+    metadata: { annotations: { 'agyn.io/touched-at': touchedAt } },
+  });
+  await eventually(async () => (await getWorkload(client, ns.name, 'ephemeral')).status?.lastActivityTime === touchedAt);
+  await client.resource(AGENT_WORKLOADS).mergePatch(ns.name, 'ephemeral', { spec: { stopped: true } });
+  await waitForPhase(client, ns.name, 'ephemeral', 'Stopped');
+  await eventually(
+    async () => {
+      try {
+        await getWorkload(client, ns.name, 'ephemeral');
+        return false;
+      } catch (err) {
+        return isNotFound(err);
+      }
+    },
+    { what: 'the stopped workload to be deleted after its TTL' },
+  );
+});
+
 test('deleting the workload removes its Pod and adopted Secrets, and keeps the PVC', async () => {
   const aw = await createWorkload(
     client,

@@ -124,6 +124,7 @@ describe('translateStartRequest', () => {
         'app.kubernetes.io/managed-by': 'k8s-runner',
         'agyn.io/workload-id': ID,
       },
+      annotations: { 'agyn.io/ttl-seconds-after-stopped': '3600' },
     });
     expect(spec.workloadId).toBe(ID);
     expect(spec.runnerRef).toEqual({ name: 'runner-eu-1' });
