@@ -8,6 +8,7 @@ import {
   MANAGED_BY_VALUE,
   type Condition,
 } from '../api/common.ts';
+import { jsonEqual } from '../api/conditions.ts';
 import type { Runner, RunnerSpec, RunnerStatus } from '../api/runner.ts';
 import type { KubeClient, KubeObject, ResourceClient } from '../kube/client.ts';
 import { Controller, type ReconcileResult } from '../kube/controller.ts';
@@ -772,8 +773,9 @@ export class RunnerController implements ReportTargetSource {
       scopeOf(spec),
       this.now(),
     );
-    if (this.options.workloadCounts) desired.workloads = this.options.workloadCounts(runner.metadata.name);
-    const patch = runnerStatusPatch(current, desired);
+    let patch = runnerStatusPatch(current, desired);
+    const counts = this.options.workloadCounts?.(runner.metadata.name);
+    if (counts && !jsonEqual(counts, current?.workloads)) patch = { ...patch, workloads: counts };
     if (!patch) return;
     try {
       await this.runnersApi.mergePatch(

@@ -144,7 +144,6 @@ export const OWNED_STATUS_FIELDS = [
   'enrolledAt',
   'catalogReportedAt',
   'scope',
-  'workloads',
 ] as const satisfies ReadonlyArray<keyof RunnerStatus>;
 
 export type OwnedRunnerStatus = Pick<RunnerStatus, (typeof OWNED_STATUS_FIELDS)[number]>;
