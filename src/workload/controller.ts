@@ -32,6 +32,16 @@ export const TTL_AFTER_STOPPED_ANNOTATION = 'agyn.io/ttl-seconds-after-stopped';
 export const TOUCHED_AT_ANNOTATION = 'agyn.io/touched-at';
 /** AgentWorkload annotations with these prefixes are copied onto its Pod. */
 export const POD_ANNOTATION_PREFIXES = ['pod.agyn.io/', 'sim.agyn.io/'];
+/**
+ * A workload Secret (labelled with a workload id, as the gRPC shim writes them) whose
+ * workload does not exist this long after its creation is deleted: the start that wrote it
+ * failed or its process died before the AgentWorkload was created (or was deleted before
+ * adopting it). Longer than any StartWorkload takes between the two writes.
+ */
+export const ORPHAN_SECRET_GRACE_MS = 60_000;
+/** Queue keys of Secrets to collect; `:` never appears in a namespace, so they never clash with workload keys. */
+const SECRET_KEY_PREFIX = 'Secret:';
+const SECRET_WORKLOAD_ID_INDEX = 'workloadId';
 
 type Pod = IPod & KubeObject;
 type Pvc = IPersistentVolumeClaim & KubeObject;
@@ -48,6 +58,8 @@ export interface WorkloadControllerOptions {
   /** Shared informers (e.g. with the gRPC shim); created here when absent. */
   informers?: Partial<WorkloadInformers>;
   now?: () => Date;
+  /** Default ORPHAN_SECRET_GRACE_MS. */
+  orphanSecretGraceMs?: number;
 }
 
 export interface WorkloadInformers {
@@ -74,6 +86,13 @@ export function workloadIdOf(workload: AgentWorkload): string {
 function controllerOwner(obj: KubeObject): string | undefined {
   const ref = obj.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'AgentWorkload');
   return ref && obj.metadata?.namespace ? `${obj.metadata.namespace}/${ref.name}` : undefined;
+}
+
+/** A Secret written for a workload (it carries the workload id) that no AgentWorkload owns yet. */
+function unadoptedWorkloadSecret(secret: KubeObject): string | undefined {
+  const id = secret.metadata?.labels?.[LABELS.workloadId];
+  if (!id || secret.metadata?.ownerReferences?.some((r) => r.kind === 'AgentWorkload')) return undefined;
+  return id;
 }
 
 function hashOf(value: unknown): string {
@@ -121,7 +140,19 @@ export class WorkloadController {
       onDelete: (aw) => {
         this.podMissingSince.delete(objectKey(aw));
         this.expectedPods.delete(objectKey(aw));
+        // Secrets it never adopted are left behind: collect them.
+        for (const secret of this.informers.secrets.byIndex(SECRET_WORKLOAD_ID_INDEX, workloadIdOf(aw))) {
+          this.enqueueSecret(secret);
+        }
       },
+    });
+    this.informers.secrets.addIndex(SECRET_WORKLOAD_ID_INDEX, (s) => {
+      const id = s.metadata?.labels?.[LABELS.workloadId];
+      return id ? [id] : [];
+    });
+    this.informers.secrets.addHandler({
+      onAdd: (secret, initial) => this.enqueueSecret(secret, initial),
+      onUpdate: (_old, secret) => this.enqueueSecret(secret),
     });
     const enqueueOwner = (obj: KubeObject): void => {
       const owner = controllerOwner(obj);
@@ -159,6 +190,10 @@ export class WorkloadController {
     this.controller?.enqueue(key, { initial });
   }
 
+  private enqueueSecret(secret: Secret, initial = false): void {
+    if (unadoptedWorkloadSecret(secret) !== undefined) this.enqueue(SECRET_KEY_PREFIX + objectKey(secret), initial);
+  }
+
   /** Starts reconciling (e.g. on gaining leadership), beginning with everything in the cache. */
   start(): void {
     if (this.controller) return;
@@ -170,6 +205,7 @@ export class WorkloadController {
     });
     this.controller.start();
     for (const aw of this.informers.workloads.list()) this.enqueue(objectKey(aw), true);
+    for (const secret of this.informers.secrets.list()) this.enqueueSecret(secret, true);
   }
 
   /** Stops reconciling at once (e.g. on losing leadership); start() may follow. */
@@ -194,6 +230,7 @@ export class WorkloadController {
   }
 
   private async reconcile(key: string): Promise<{ requeueAfterMs?: number } | void> {
+    if (key.startsWith(SECRET_KEY_PREFIX)) return this.collectOrphanSecret(key.slice(SECRET_KEY_PREFIX.length));
     const aw = this.informers.workloads.getByKey(key);
     if (!aw) return;
     const namespace = aw.metadata.namespace ?? '';
@@ -493,11 +530,37 @@ export class WorkloadController {
     }
   }
 
+  /** Deletes a workload Secret whose workload does not exist, once it is older than the grace. */
+  private async collectOrphanSecret(key: string): Promise<{ requeueAfterMs?: number } | void> {
+    const secret = this.informers.secrets.getByKey(key);
+    const id = secret ? unadoptedWorkloadSecret(secret) : undefined;
+    if (!secret || id === undefined || secret.metadata?.deletionTimestamp) return;
+    const namespace = secret.metadata?.namespace;
+    // Its workload exists: that adopts it (or deletes it when it goes). The shim names its
+    // Secrets after the workload, so look there first.
+    const name = secret.metadata?.name ?? '';
+    const named = [pullSecretName(''), inlineFilesSecretName('')]
+      .filter((suffix) => name.endsWith(suffix))
+      .map((suffix) => this.informers.workloads.get(namespace, name.slice(0, -suffix.length)));
+    const mine = (aw: AgentWorkload & KubeObject | undefined): boolean =>
+      aw !== undefined && aw.metadata.namespace === namespace && workloadIdOf(aw) === id;
+    if (named.some(mine) || this.informers.workloads.list().some(mine)) return;
+    const grace = this.options.orphanSecretGraceMs ?? ORPHAN_SECRET_GRACE_MS;
+    const createdAt = Date.parse(secret.metadata?.creationTimestamp ?? '');
+    const left = (Number.isNaN(createdAt) ? this.now().getTime() : createdAt) + grace - this.now().getTime();
+    if (left > 0) return { requeueAfterMs: left };
+    await this.deleteIgnoringMissing(this.secrets, secret);
+    this.logger.info({ secret: key, workloadId: id }, 'deleted a Secret whose workload does not exist');
+  }
+
   private async finalize(aw: AgentWorkload & KubeObject, pod: Pod | undefined): Promise<void> {
     if (!aw.metadata.finalizers?.includes(WORKLOAD_FINALIZER)) return;
     if (pod && isOwnedBy(pod, aw) && !pod.metadata?.deletionTimestamp) await this.deleteIgnoringMissing(this.pods, pod);
+    const id = workloadIdOf(aw);
     for (const secret of this.informers.secrets.list()) {
-      if (secret.metadata?.namespace === aw.metadata.namespace && isOwnedBy(secret, aw)) {
+      if (secret.metadata?.namespace !== aw.metadata.namespace) continue;
+      // Its own Secrets, adopted or not yet (a workload deleted before its Pod was created).
+      if (isOwnedBy(secret, aw) || unadoptedWorkloadSecret(secret) === id) {
         await this.deleteIgnoringMissing(this.secrets, secret);
       }
     }
@@ -508,12 +571,17 @@ export class WorkloadController {
         }
       }
     }
-    await this.workloads.mergePatch(aw.metadata.namespace, aw.metadata.name, {
-      metadata: {
-        finalizers: aw.metadata.finalizers.filter((f) => f !== WORKLOAD_FINALIZER),
-        resourceVersion: aw.metadata.resourceVersion,
-      },
-    });
+    try {
+      await this.workloads.mergePatch(aw.metadata.namespace, aw.metadata.name, {
+        metadata: {
+          finalizers: aw.metadata.finalizers.filter((f) => f !== WORKLOAD_FINALIZER),
+          resourceVersion: aw.metadata.resourceVersion,
+        },
+      });
+    } catch (err) {
+      // A stale cache entry of a workload an earlier reconcile already finalized: it is gone.
+      if (!isNotFound(err)) throw err;
+    }
     this.podMissingSince.delete(objectKey(aw));
   }
 
