@@ -18,5 +18,6 @@ export function renderCrds(): Record<string, string> {
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   mkdirSync(outDir, { recursive: true });
-  for (const [name, text] of Object.entries(renderCrds())) writeFileSync(path.join(outDir, name), text);
+  for (const [name, text] of Object.entries(renderCrds()))
+    writeFileSync(path.join(outDir, name), text);
 }

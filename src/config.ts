@@ -4,15 +4,6 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
-const csv = z
-  .string()
-  .transform((v) =>
-    v
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-  );
-
 /** Operator configuration from the environment (the Helm chart sets these). */
 export const configSchema = z.object({
   OPERATOR_NAMESPACE: z.string().min(1).default('default'),
@@ -23,7 +14,11 @@ export const configSchema = z.object({
   GRPC_AUTH_MODE: z.enum(['mtls', 'token', 'insecure']).default('token'),
   GRPC_TLS_DIR: z.string().optional(),
   GRPC_TOKEN_SECRET: z.string().default('k8s-runner-grpc-token'),
-  GRPC_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(32 * 1024 * 1024),
+  GRPC_MAX_MESSAGE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(32 * 1024 * 1024),
   HTTP_HOST: z.string().default('0.0.0.0'),
   HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   LEADER_ELECTION: bool.default(true),
@@ -40,7 +35,6 @@ export const configSchema = z.object({
   OTEL_SERVICE_NAME: z.string().min(1).default('k8s-runner'),
   OTEL_BSP_SCHEDULE_DELAY: z.coerce.number().int().min(0).default(5000),
   GATEWAY_CA_FILE: z.string().optional(),
-  WATCH_NAMESPACES: csv.optional(),
 });
 
 export type OperatorConfig = z.output<typeof configSchema>;

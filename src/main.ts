@@ -52,8 +52,14 @@ async function main(): Promise<void> {
     logger,
   });
 
-  const runnerInformer = new Informer(client.resource<Runner & KubeObject>(RUNNERS), { namespace: operatorNs, logger });
-  const operatorSecrets = new Informer(client.resource<Secret>(SECRETS), { namespace: operatorNs, logger });
+  const runnerInformer = new Informer(client.resource<Runner & KubeObject>(RUNNERS), {
+    namespace: operatorNs,
+    logger,
+  });
+  const operatorSecrets = new Informer(client.resource<Secret>(SECRETS), {
+    namespace: operatorNs,
+    logger,
+  });
   const caches = new ShimCaches(client, workloadNs, logger);
   const runnerController = new RunnerController({
     client,
@@ -82,7 +88,11 @@ async function main(): Promise<void> {
   runnerInformer.start();
   operatorSecrets.start();
   caches.start();
-  const synced = Promise.all([runnerInformer.waitForSync(), operatorSecrets.waitForSync(), workloads.startInformers()]);
+  const synced = Promise.all([
+    runnerInformer.waitForSync(),
+    operatorSecrets.waitForSync(),
+    workloads.startInformers(),
+  ]);
 
   let reconciling = false;
   const startReconciling = async (): Promise<void> => {
@@ -117,7 +127,8 @@ async function main(): Promise<void> {
     port: config.HTTP_PORT,
     logger,
     ready: () => {
-      const cachesSynced = runnerInformer.hasSynced() && operatorSecrets.hasSynced() && workloads.hasSynced();
+      const cachesSynced =
+        runnerInformer.hasSynced() && operatorSecrets.hasSynced() && workloads.hasSynced();
       if (!cachesSynced) return { ok: false, reason: 'caches not synced' };
       const leading = elector ? elector.isLeader : true;
       if (leading && !reconciling) return { ok: false, reason: 'controllers not running' };
@@ -132,10 +143,14 @@ async function main(): Promise<void> {
     caches,
     workloadNamespace: workloadNs,
     auth: grpcAuth(config, operatorSecrets),
+    ready: () => caches.hasSynced() && operatorSecrets.hasSynced(),
     logger,
     maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
   });
-  logger.info({ grpcPort: grpc.port, httpPort: http.port, operatorNs, workloadNs, identity }, 'k8s-runner started');
+  logger.info(
+    { grpcPort: grpc.port, httpPort: http.port, operatorNs, workloadNs, identity },
+    'k8s-runner started',
+  );
 
   let shuttingDown = false;
   // Only a replica whose caches are synced campaigns: the leader starts reconciling at once.
@@ -149,7 +164,12 @@ async function main(): Promise<void> {
     await elector?.stop();
     await stopReconciling();
     await Promise.all([grpc.stop(), http.close(), reporter.stop()]);
-    await Promise.all([runnerInformer.stop(), operatorSecrets.stop(), caches.stop(), workloads.stopInformers()]);
+    await Promise.all([
+      runnerInformer.stop(),
+      operatorSecrets.stop(),
+      caches.stop(),
+      workloads.stopInformers(),
+    ]);
     client.close();
     await tracing.shutdown();
     process.exit(0);
@@ -157,11 +177,16 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('unhandledRejection', (reason) => {
-    logger.error({ err: reason instanceof Error ? reason.message : String(reason) }, 'unhandled rejection');
+    logger.error(
+      { err: reason instanceof Error ? reason.message : String(reason) },
+      'unhandled rejection',
+    );
   });
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`k8s-runner failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(
+    `k8s-runner failed to start: ${err instanceof Error ? err.message : String(err)}\n`,
+  );
   process.exit(1);
 });

@@ -53,15 +53,19 @@ const containerFields = {
   workingDir: z.string().max(4096).optional(),
   mounts: z.array(volumeMountSchema).max(MAX_MOUNTS).optional(),
   linuxCapabilities: z
-    .array(z.string().min(1).max(64).regex(/^[A-Z_]+$/))
+    .array(
+      z
+        .string()
+        .min(1)
+        .max(64)
+        .regex(/^[A-Z_]+$/),
+    )
     .max(64)
     .optional()
     .meta({ description: 'Linux capabilities to add, e.g. NET_ADMIN.' }),
-  inlineFileMounts: z
-    .array(absolutePath)
-    .max(MAX_INLINE_FILES)
-    .optional()
-    .meta({ description: 'Paths from spec.inlineFiles.files mounted read-only into this container.' }),
+  inlineFileMounts: z.array(absolutePath).max(MAX_INLINE_FILES).optional().meta({
+    description: 'Paths from spec.inlineFiles.files mounted read-only into this container.',
+  }),
 };
 
 export const containerSpecSchema = z.object(containerFields);
@@ -79,19 +83,21 @@ export const sidecarSpecSchema = z.object({
 
 export const initContainerSpecSchema = z.object({
   ...containerFields,
-  restartPolicy: z
-    .enum(['Always'])
-    .optional()
-    .meta({ description: 'Always makes this init container a native sidecar (reported as a sidecar).' }),
+  restartPolicy: z.enum(['Always']).optional().meta({
+    description: 'Always makes this init container a native sidecar (reported as a sidecar).',
+  }),
 });
 
 export const volumeSpecSchema = withCel(
   z.object({
     name: dnsLabel('Volume name, referenced by container mounts.'),
     kind: z.enum(['Ephemeral', 'Persistent']).meta({
-      description: 'Ephemeral is an emptyDir; Persistent is a PersistentVolumeClaim named persistentName.',
+      description:
+        'Ephemeral is an emptyDir; Persistent is a PersistentVolumeClaim named persistentName.',
     }),
-    persistentName: dnsLabel('Name of the PersistentVolumeClaim (adopted when it exists).').optional(),
+    persistentName: dnsLabel(
+      'Name of the PersistentVolumeClaim (adopted when it exists).',
+    ).optional(),
     size: z
       .string()
       .max(64)
@@ -141,7 +147,8 @@ function everyContainer(condition: string): string {
   return `(${condition.replaceAll('c.', 'self.main.')}) && self.sidecars.all(c, ${condition}) && self.initContainers.all(c, ${condition})`;
 }
 
-const uniqueIn = (list: string) => `self.${list}.all(x, self.${list}.filter(y, y.name == x.name).size() == 1)`;
+const uniqueIn = (list: string) =>
+  `self.${list}.all(x, self.${list}.filter(y, y.name == x.name).size() == 1)`;
 
 export const agentWorkloadSpecSchema = withCel(
   z.object({
@@ -150,11 +157,9 @@ export const agentWorkloadSpecSchema = withCel(
       .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
       .optional()
       .meta({ description: 'Workload id (lowercase UUID). Defaults to metadata.uid.' }),
-    organizationId: z
-      .string()
-      .max(253)
-      .optional()
-      .meta({ description: 'Organization that owns the workload; limits placement to its runners.' }),
+    organizationId: z.string().max(253).optional().meta({
+      description: 'Organization that owns the workload; limits placement to its runners.',
+    }),
     main: containerSpecSchema.meta({ description: 'The runtime (main) container.' }),
     sidecars: z.array(sidecarSpecSchema).max(MAX_CONTAINERS).default([]),
     initContainers: z.array(initContainerSpecSchema).max(MAX_CONTAINERS).default([]),
@@ -175,18 +180,24 @@ export const agentWorkloadSpecSchema = withCel(
       .max(16)
       .default([])
       .meta({ description: 'Runner capabilities this workload needs (docker, gpu, ...).' }),
-    flavor: z.string().max(253).optional().meta({ description: "A flavor of the runner's catalog." }),
+    flavor: z
+      .string()
+      .max(253)
+      .optional()
+      .meta({ description: "A flavor of the runner's catalog." }),
     runnerRef: localObjectReference
       .optional()
       .meta({ description: "A Runner in the operator's namespace; skips placement." }),
     runnerSelector: z
       .object({ labels: labelMap('Labels every candidate Runner must carry.').default({}) })
       .optional(),
-    stopped: z.boolean().default(false).meta({ description: 'true deletes the Pod and keeps the volumes.' }),
-    restartPolicy: z
-      .enum(['Never', 'OnFailure', 'Always'])
-      .default('Never')
-      .meta({ description: 'Pod restart policy; Never (the default) leaves restarts to the orchestrator.' }),
+    stopped: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'true deletes the Pod and keeps the volumes.' }),
+    restartPolicy: z.enum(['Never', 'OnFailure', 'Always']).default('Never').meta({
+      description: 'Pod restart policy; Never (the default) leaves restarts to the orchestrator.',
+    }),
     deleteVolumesWithWorkload: z
       .boolean()
       .default(false)
@@ -209,7 +220,9 @@ export const agentWorkloadSpecSchema = withCel(
       fieldPath: '.volumes',
     },
     {
-      rule: everyContainer('!has(c.mounts) || c.mounts.all(m, self.volumes.exists(v, v.name == m.volume))'),
+      rule: everyContainer(
+        '!has(c.mounts) || c.mounts.all(m, self.volumes.exists(v, v.name == m.volume))',
+      ),
       message: 'every mount must name a volume declared in spec.volumes',
     },
     {
@@ -225,7 +238,14 @@ export const agentWorkloadSpecSchema = withCel(
   ],
 );
 
-export const WORKLOAD_PHASES = ['Pending', 'Starting', 'Running', 'Stopping', 'Stopped', 'Failed'] as const;
+export const WORKLOAD_PHASES = [
+  'Pending',
+  'Starting',
+  'Running',
+  'Stopping',
+  'Stopped',
+  'Failed',
+] as const;
 export type WorkloadPhase = (typeof WORKLOAD_PHASES)[number];
 
 export const FAILURE_REASONS = [

@@ -26,7 +26,9 @@ export function setCondition(
     reason: next.reason,
     message: next.message,
     lastTransitionTime:
-      previous && previous.status === next.status ? previous.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      previous && previous.status === next.status
+        ? previous.lastTransitionTime
+        : now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
     ...(observedGeneration !== undefined ? { observedGeneration } : {}),
   };
   if (index >= 0) list[index] = condition;
@@ -34,11 +36,17 @@ export function setCondition(
   return list;
 }
 
-export function removeCondition(existing: readonly Condition[] | undefined, type: string): Condition[] {
+export function removeCondition(
+  existing: readonly Condition[] | undefined,
+  type: string,
+): Condition[] {
   return (existing ?? []).filter((c) => c.type !== type);
 }
 
-export function findCondition(existing: readonly Condition[] | undefined, type: string): Condition | undefined {
+export function findCondition(
+  existing: readonly Condition[] | undefined,
+  type: string,
+): Condition | undefined {
   return existing?.find((c) => c.type === type);
 }
 

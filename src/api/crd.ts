@@ -13,11 +13,17 @@ export function toStructural(node: unknown): unknown {
   for (const [key, value] of Object.entries(node as JsonSchema)) {
     if (key === '$schema' || key === 'propertyNames' || key === 'id') continue;
     if (key === 'additionalProperties' && value === false) continue;
-    if ((key === 'minimum' || key === 'maximum') && Math.abs(value as number) >= Number.MAX_SAFE_INTEGER) continue;
+    if (
+      (key === 'minimum' || key === 'maximum') &&
+      Math.abs(value as number) >= Number.MAX_SAFE_INTEGER
+    )
+      continue;
     if (key === 'properties' || key === 'x-kubernetes-validations') {
       out[key] =
         key === 'properties'
-          ? Object.fromEntries(Object.entries(value as JsonSchema).map(([k, v]) => [k, toStructural(v)]))
+          ? Object.fromEntries(
+              Object.entries(value as JsonSchema).map(([k, v]) => [k, toStructural(v)]),
+            )
           : value;
       continue;
     }
@@ -29,7 +35,9 @@ export function toStructural(node: unknown): unknown {
 }
 
 function schemaOf(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
-  return toStructural(z.toJSONSchema(schema, { target: 'openapi-3.0', io, unrepresentable: 'throw' })) as JsonSchema;
+  return toStructural(
+    z.toJSONSchema(schema, { target: 'openapi-3.0', io, unrepresentable: 'throw' }),
+  ) as JsonSchema;
 }
 
 interface CrdDefinition {
@@ -40,7 +48,13 @@ interface CrdDefinition {
   spec: z.ZodType;
   status: z.ZodType;
   description: string;
-  columns: Array<{ name: string; type: string; jsonPath: string; description?: string; priority?: number }>;
+  columns: Array<{
+    name: string;
+    type: string;
+    jsonPath: string;
+    description?: string;
+    priority?: number;
+  }>;
 }
 
 export function buildCrd(def: CrdDefinition): JsonSchema {
@@ -119,7 +133,11 @@ export const runnerCrd = (): JsonSchema =>
     description: 'A runner identity enrolled with the agyn platform, and where its workloads run.',
     columns: [
       { name: 'Scope', type: 'string', jsonPath: '.status.scope' },
-      { name: 'Enrolled', type: 'string', jsonPath: ".status.conditions[?(@.type=='Enrolled')].status" },
+      {
+        name: 'Enrolled',
+        type: 'string',
+        jsonPath: ".status.conditions[?(@.type=='Enrolled')].status",
+      },
       { name: 'Ready', type: 'string', jsonPath: ".status.conditions[?(@.type=='Ready')].status" },
       { name: 'Workloads', type: 'integer', jsonPath: '.status.workloads.total' },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },

@@ -54,6 +54,12 @@ export interface RunnerGrpcServerOptions {
   auth: AuthOptions;
   logger: Logger;
   maxMessageBytes?: number;
+  /**
+   * Whether calls can be served: until it is true (the caches the handlers and the token
+   * check read have not synced), every call is UNAVAILABLE rather than answered from an
+   * empty cache (NOT_FOUND for a workload that exists, UNAUTHENTICATED for a valid token).
+   */
+  ready?: () => boolean;
 }
 
 export interface RunnerGrpcServer {
@@ -97,7 +103,11 @@ function splitPath(path: string): { service: string; method: string } {
 }
 
 /** Authentication (before the request is read) and the grpc_server_* metrics, for every call. */
-function shimInterceptor(auth: AuthOptions, logger: Logger): ServerInterceptor {
+function shimInterceptor(
+  auth: AuthOptions,
+  logger: Logger,
+  ready: () => boolean,
+): ServerInterceptor {
   return (descriptor, call) => {
     const labels = splitPath(descriptor.path);
     const startedAt = process.hrtime.bigint();
@@ -128,6 +138,14 @@ function shimInterceptor(auth: AuthOptions, logger: Logger): ServerInterceptor {
         // Handlers take the call's trace from the traceparent they receive (rpc.ts).
         span = startRpcSpan(labels.service, labels.method, metadata.get('traceparent')[0]);
         metadata.set('traceparent', span.traceparent);
+        if (!ready()) {
+          record(status.UNAVAILABLE);
+          call.sendStatus({
+            code: status.UNAVAILABLE,
+            details: 'the runner is starting: its caches are not synced yet',
+          });
+          return;
+        }
         let problem: string | undefined;
         try {
           problem = authProblem(auth, metadata, call, logger);
@@ -183,7 +201,7 @@ export async function startRunnerGrpcServer(
   const server = new Server({
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,
-    interceptors: [shimInterceptor(options.auth, logger)],
+    interceptors: [shimInterceptor(options.auth, logger, options.ready ?? (() => true))],
   });
   server.addService(RunnerServiceService, createRunnerService(shim));
   const address = `${options.host ?? '0.0.0.0'}:${options.port ?? DEFAULT_GRPC_PORT}`;

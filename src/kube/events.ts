@@ -21,7 +21,13 @@ export class EventRecorder {
     this.events = client.resource(EVENTS);
   }
 
-  record(subject: EventSubject, type: 'Normal' | 'Warning', reason: string, message: string, now = new Date()): void {
+  record(
+    subject: EventSubject,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+    now = new Date(),
+  ): void {
     const time = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
     const namespace = subject.metadata.namespace;
     const event = {

@@ -109,7 +109,9 @@ export async function startExec(
   );
   if (ws.protocol !== 'v5.channel.k8s.io') {
     ws.close();
-    throw new Error(`API server did not accept the v5.channel.k8s.io exec protocol (got "${ws.protocol}")`);
+    throw new Error(
+      `API server did not accept the v5.channel.k8s.io exec protocol (got "${ws.protocol}")`,
+    );
   }
   return new ExecSession(ws, handlers);
 }

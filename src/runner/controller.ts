@@ -811,9 +811,18 @@ export class RunnerController implements ReportTargetSource {
     }
   }
 
-  private recordEvent(runner: Runner, type: 'Normal' | 'Warning', reason: string, message: string): void {
+  private recordEvent(
+    runner: Runner,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ): void {
     this.recorder.record(
-      { apiVersion: API_GROUP_VERSION, kind: 'Runner', metadata: { ...runner.metadata, namespace: this.namespace } },
+      {
+        apiVersion: API_GROUP_VERSION,
+        kind: 'Runner',
+        metadata: { ...runner.metadata, namespace: this.namespace },
+      },
       type,
       reason,
       message,

@@ -5,7 +5,10 @@ import type { KubeObject } from '../kube/client.ts';
 
 type Workload = AgentWorkload & KubeObject;
 
-export function countWorkloads(workloads: Iterable<Workload>, runnerName: string): NonNullable<RunnerStatus['workloads']> {
+export function countWorkloads(
+  workloads: Iterable<Workload>,
+  runnerName: string,
+): NonNullable<RunnerStatus['workloads']> {
   const counts = { total: 0, running: 0, failed: 0 };
   for (const w of workloads) {
     if (w.status?.runner !== runnerName) continue;
@@ -17,7 +20,10 @@ export function countWorkloads(workloads: Iterable<Workload>, runnerName: string
 }
 
 /** Calls `changed(runner)` whenever a workload joins, leaves or changes phase on a Runner. */
-export function watchWorkloadCounts(informer: Informer<Workload>, changed: (runner: string) => void): void {
+export function watchWorkloadCounts(
+  informer: Informer<Workload>,
+  changed: (runner: string) => void,
+): void {
   const touch = (w: Workload | undefined): void => {
     if (w?.status?.runner) changed(w.status.runner);
   };
@@ -25,7 +31,11 @@ export function watchWorkloadCounts(informer: Informer<Workload>, changed: (runn
     onAdd: (w) => touch(w),
     onDelete: (w) => touch(w),
     onUpdate: (before, after) => {
-      if (before.status?.runner === after.status?.runner && before.status?.phase === after.status?.phase) return;
+      if (
+        before.status?.runner === after.status?.runner &&
+        before.status?.phase === after.status?.phase
+      )
+        return;
       touch(before);
       touch(after);
     },

@@ -69,13 +69,24 @@ export interface WorkloadInformers {
   secrets: Informer<Secret>;
 }
 
-export function createWorkloadInformers(client: KubeClient, logger: Logger, namespace?: string): WorkloadInformers {
+export function createWorkloadInformers(
+  client: KubeClient,
+  logger: Logger,
+  namespace?: string,
+): WorkloadInformers {
   const managed = `${LABELS.managedBy}=${MANAGED_BY_VALUE}`;
   return {
-    workloads: new Informer(client.resource<AgentWorkload & KubeObject>(AGENT_WORKLOADS), { namespace, logger }),
+    workloads: new Informer(client.resource<AgentWorkload & KubeObject>(AGENT_WORKLOADS), {
+      namespace,
+      logger,
+    }),
     pods: new Informer(client.resource<Pod>(PODS), { namespace, logger, labelSelector: managed }),
     pvcs: new Informer(client.resource<Pvc>(PVCS), { namespace, logger }),
-    secrets: new Informer(client.resource<Secret>(SECRETS), { namespace, logger, labelSelector: managed }),
+    secrets: new Informer(client.resource<Secret>(SECRETS), {
+      namespace,
+      logger,
+      labelSelector: managed,
+    }),
   };
 }
 
@@ -84,14 +95,17 @@ export function workloadIdOf(workload: AgentWorkload): string {
 }
 
 function controllerOwner(obj: KubeObject): string | undefined {
-  const ref = obj.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'AgentWorkload');
+  const ref = obj.metadata?.ownerReferences?.find(
+    (r) => r.controller && r.kind === 'AgentWorkload',
+  );
   return ref && obj.metadata?.namespace ? `${obj.metadata.namespace}/${ref.name}` : undefined;
 }
 
 /** A Secret written for a workload (it carries the workload id) that no AgentWorkload owns yet. */
 function unadoptedWorkloadSecret(secret: KubeObject): string | undefined {
   const id = secret.metadata?.labels?.[LABELS.workloadId];
-  if (!id || secret.metadata?.ownerReferences?.some((r) => r.kind === 'AgentWorkload')) return undefined;
+  if (!id || secret.metadata?.ownerReferences?.some((r) => r.kind === 'AgentWorkload'))
+    return undefined;
   return id;
 }
 
@@ -141,7 +155,10 @@ export class WorkloadController {
         this.podMissingSince.delete(objectKey(aw));
         this.expectedPods.delete(objectKey(aw));
         // Secrets it never adopted are left behind: collect them.
-        for (const secret of this.informers.secrets.byIndex(SECRET_WORKLOAD_ID_INDEX, workloadIdOf(aw))) {
+        for (const secret of this.informers.secrets.byIndex(
+          SECRET_WORKLOAD_ID_INDEX,
+          workloadIdOf(aw),
+        )) {
           this.enqueueSecret(secret);
         }
       },
@@ -175,15 +192,23 @@ export class WorkloadController {
 
   /** Starts the informers this controller created and waits for them to sync. */
   async startInformers(): Promise<void> {
-    const all = [this.informers.workloads, this.informers.pods, this.informers.pvcs, this.informers.secrets];
+    const all = [
+      this.informers.workloads,
+      this.informers.pods,
+      this.informers.pvcs,
+      this.informers.secrets,
+    ];
     for (const informer of all) informer.start();
     await Promise.all(all.map((i) => i.waitForSync()));
   }
 
   hasSynced(): boolean {
-    return [this.informers.workloads, this.informers.pods, this.informers.pvcs, this.informers.secrets].every((i) =>
-      i.hasSynced(),
-    );
+    return [
+      this.informers.workloads,
+      this.informers.pods,
+      this.informers.pvcs,
+      this.informers.secrets,
+    ].every((i) => i.hasSynced());
   }
 
   private enqueue(key: string, initial = false): void {
@@ -191,7 +216,8 @@ export class WorkloadController {
   }
 
   private enqueueSecret(secret: Secret, initial = false): void {
-    if (unadoptedWorkloadSecret(secret) !== undefined) this.enqueue(SECRET_KEY_PREFIX + objectKey(secret), initial);
+    if (unadoptedWorkloadSecret(secret) !== undefined)
+      this.enqueue(SECRET_KEY_PREFIX + objectKey(secret), initial);
   }
 
   /** Starts reconciling (e.g. on gaining leadership), beginning with everything in the cache. */
@@ -221,7 +247,12 @@ export class WorkloadController {
 
   async stopInformers(): Promise<void> {
     await Promise.all(
-      [this.informers.workloads, this.informers.pods, this.informers.pvcs, this.informers.secrets].map((i) => i.stop()),
+      [
+        this.informers.workloads,
+        this.informers.pods,
+        this.informers.pvcs,
+        this.informers.secrets,
+      ].map((i) => i.stop()),
     );
   }
 
@@ -230,7 +261,8 @@ export class WorkloadController {
   }
 
   private async reconcile(key: string): Promise<{ requeueAfterMs?: number } | void> {
-    if (key.startsWith(SECRET_KEY_PREFIX)) return this.collectOrphanSecret(key.slice(SECRET_KEY_PREFIX.length));
+    if (key.startsWith(SECRET_KEY_PREFIX))
+      return this.collectOrphanSecret(key.slice(SECRET_KEY_PREFIX.length));
     const aw = this.informers.workloads.getByKey(key);
     if (!aw) return;
     const namespace = aw.metadata.namespace ?? '';
@@ -251,7 +283,8 @@ export class WorkloadController {
     const log = this.logger.child({ workload: key, workloadId: workloadIdOf(aw) });
     const facts = await this.observe(aw, pod, log);
     await this.writeStatus(aw, facts.status);
-    if (facts.requeueAfterMs !== undefined) return { requeueAfterMs: Math.max(10, facts.requeueAfterMs) };
+    if (facts.requeueAfterMs !== undefined)
+      return { requeueAfterMs: Math.max(10, facts.requeueAfterMs) };
   }
 
   private async observe(
@@ -279,7 +312,15 @@ export class WorkloadController {
       this.podMissingSince.delete(key);
       if (pod) {
         if (!pod.metadata?.deletionTimestamp) await this.deleteIgnoringMissing(this.pods, pod);
-        return { status: { ...base, phase: 'Stopping', reason: undefined, message: 'deleting the Pod', startTime: undefined } };
+        return {
+          status: {
+            ...base,
+            phase: 'Stopping',
+            reason: undefined,
+            message: 'deleting the Pod',
+            startTime: undefined,
+          },
+        };
       }
       const expiresInMs = this.stoppedTtlLeftMs(aw, now);
       if (expiresInMs !== undefined && expiresInMs <= 0) {
@@ -287,7 +328,14 @@ export class WorkloadController {
         await this.deleteIgnoringMissing(this.workloads, aw);
       }
       return {
-        status: { ...base, phase: 'Stopped', reason: undefined, message: 'stopped', containers: undefined, startTime: undefined },
+        status: {
+          ...base,
+          phase: 'Stopped',
+          reason: undefined,
+          message: 'stopped',
+          containers: undefined,
+          startTime: undefined,
+        },
         requeueAfterMs: expiresInMs !== undefined && expiresInMs > 0 ? expiresInMs : undefined,
       };
     }
@@ -311,14 +359,22 @@ export class WorkloadController {
             phase: 'Pending',
             reason: undefined,
             message: decision.message,
-            placed: { ok: false, reason: `No${capitalize(decision.filter)}Match`, message: decision.message },
+            placed: {
+              ok: false,
+              reason: `No${capitalize(decision.filter)}Match`,
+              message: decision.message,
+            },
           },
         };
       }
       runner = decision.runner;
       base.runner = runner.name;
     }
-    const placed = { ok: true, reason: 'Placed', message: `placed on Runner ${JSON.stringify(base.runner)}` };
+    const placed = {
+      ok: true,
+      reason: 'Placed',
+      message: `placed on Runner ${JSON.stringify(base.runner)}`,
+    };
 
     // A runner that stopped being Ready takes its workloads with it after the grace.
     if (base.runner) {
@@ -357,7 +413,13 @@ export class WorkloadController {
     } catch (err) {
       if (err instanceof WorkloadConfigError) {
         return {
-          status: { ...base, placed, phase: 'Failed', reason: 'config_invalid', message: `${err.message} (${err.field})` },
+          status: {
+            ...base,
+            placed,
+            phase: 'Failed',
+            reason: 'config_invalid',
+            message: `${err.message} (${err.field})`,
+          },
         };
       }
       throw err;
@@ -387,7 +449,9 @@ export class WorkloadController {
       const lostPodExisted = wasStarted && current.startTime !== undefined && sameGeneration;
       if (lostPodExisted || pod) {
         // The Pod vanished (or is being deleted) behind our back while it should run.
-        const since = this.podMissingSince.get(key) ?? (pod?.metadata?.deletionTimestamp ? new Date(pod.metadata.deletionTimestamp) : now);
+        const since =
+          this.podMissingSince.get(key) ??
+          (pod?.metadata?.deletionTimestamp ? new Date(pod.metadata.deletionTimestamp) : now);
         this.podMissingSince.set(key, since);
         const verdict = classifyWorkload({
           containers: current.containers ?? [],
@@ -401,7 +465,13 @@ export class WorkloadController {
         });
         if (verdict.phase === 'Failed') this.podMissingSince.delete(key);
         return {
-          status: { ...base, placed, phase: verdict.phase, reason: verdict.reason, message: verdict.message },
+          status: {
+            ...base,
+            placed,
+            phase: verdict.phase,
+            reason: verdict.reason,
+            message: verdict.message,
+          },
           requeueAfterMs: verdict.recheckAfterMs,
         };
       }
@@ -410,7 +480,8 @@ export class WorkloadController {
       await this.adoptSecrets(aw);
       try {
         await this.pods.create(aw.metadata.namespace, desiredPod as Pod);
-        if (!this.informers.pods.get(aw.metadata.namespace, aw.metadata.name)) this.expectedPods.set(key, now.getTime());
+        if (!this.informers.pods.get(aw.metadata.namespace, aw.metadata.name))
+          this.expectedPods.set(key, now.getTime());
         log.info({ pod: aw.metadata.name, runner: runner.name }, 'created Pod');
       } catch (err) {
         if (!isAlreadyExists(err)) throw err;
@@ -452,8 +523,10 @@ export class WorkloadController {
     const verdict = classifyWorkload({
       containers,
       podPhase: podAlive.status?.phase,
-      podReason: podAlive.status?.reason ?? (scheduled?.status === 'False' ? scheduled.reason : undefined),
-      podMessage: podAlive.status?.message ?? (scheduled?.status === 'False' ? scheduled.message : undefined),
+      podReason:
+        podAlive.status?.reason ?? (scheduled?.status === 'False' ? scheduled.reason : undefined),
+      podMessage:
+        podAlive.status?.message ?? (scheduled?.status === 'False' ? scheduled.message : undefined),
       podExists: true,
       startTime: new Date(startTime),
       now,
@@ -467,7 +540,8 @@ export class WorkloadController {
         placed,
         phase: verdict.phase,
         reason: verdict.reason,
-        message: verdict.message ?? (verdict.phase === 'Running' ? 'all containers running' : 'starting'),
+        message:
+          verdict.message ?? (verdict.phase === 'Running' ? 'all containers running' : 'starting'),
         startTime,
         containers,
       },
@@ -478,30 +552,50 @@ export class WorkloadController {
   private stoppedTtlLeftMs(aw: AgentWorkload, now: Date): number | undefined {
     const ttl = Number(aw.metadata.annotations?.[TTL_AFTER_STOPPED_ANNOTATION]);
     if (!Number.isFinite(ttl) || ttl < 0 || aw.status?.phase !== 'Stopped') return undefined;
-    const settled = aw.status.conditions?.find((c) => c.type === 'Reconciling' && c.status === 'False');
+    const settled = aw.status.conditions?.find(
+      (c) => c.type === 'Reconciling' && c.status === 'False',
+    );
     if (!settled) return undefined;
     return new Date(settled.lastTransitionTime).getTime() + ttl * 1000 - now.getTime();
   }
 
   private desiredPod(aw: AgentWorkload & KubeObject, runner: RunnerSettings): IPod {
-    const pod = buildPod({ workload: aw, workloadId: workloadIdOf(aw), podName: aw.metadata.name, runner });
+    const pod = buildPod({
+      workload: aw,
+      workloadId: workloadIdOf(aw),
+      podName: aw.metadata.name,
+      runner,
+    });
     const passthrough = Object.entries(aw.metadata.annotations ?? {}).filter(([k]) =>
       POD_ANNOTATION_PREFIXES.some((p) => k.startsWith(p)),
     );
     const metadata = pod.metadata ?? {};
-    const annotations: Record<string, string> = { ...(metadata.annotations ?? {}), ...Object.fromEntries(passthrough) };
-    annotations[POD_SPEC_HASH_ANNOTATION] = hashOf({ spec: pod.spec, labels: metadata.labels, annotations });
+    const annotations: Record<string, string> = {
+      ...(metadata.annotations ?? {}),
+      ...Object.fromEntries(passthrough),
+    };
+    annotations[POD_SPEC_HASH_ANNOTATION] = hashOf({
+      spec: pod.spec,
+      labels: metadata.labels,
+      annotations,
+    });
     return { ...pod, metadata: { ...metadata, annotations } };
   }
 
-  private async ensureVolumes(aw: AgentWorkload & KubeObject, runner: RunnerSettings): Promise<void> {
+  private async ensureVolumes(
+    aw: AgentWorkload & KubeObject,
+    runner: RunnerSettings,
+  ): Promise<void> {
     const input = { workload: aw, workloadId: workloadIdOf(aw), podName: aw.metadata.name, runner };
     for (const volume of aw.spec.volumes) {
       if (volume.kind !== 'Persistent') continue;
       const name = volume.persistentName ?? volume.name;
       if (this.informers.pvcs.get(aw.metadata.namespace, name)) continue;
       try {
-        await this.pvcs.create(aw.metadata.namespace, buildPersistentVolumeClaim(input, volume) as Pvc);
+        await this.pvcs.create(
+          aw.metadata.namespace,
+          buildPersistentVolumeClaim(input, volume) as Pvc,
+        );
       } catch (err) {
         if (!isAlreadyExists(err)) throw err;
       }
@@ -510,7 +604,10 @@ export class WorkloadController {
 
   /** Secrets the shim created for this workload become owned by it (garbage-collected with it). */
   private async adoptSecrets(aw: AgentWorkload & KubeObject): Promise<void> {
-    const names = new Set([pullSecretName(aw.metadata.name), inlineFilesSecretName(aw.metadata.name)]);
+    const names = new Set([
+      pullSecretName(aw.metadata.name),
+      inlineFilesSecretName(aw.metadata.name),
+    ]);
     if (aw.spec.imagePullSecretRef) names.add(aw.spec.imagePullSecretRef.name);
     if (aw.spec.inlineFiles) names.add(aw.spec.inlineFiles.secretRef.name);
     for (const name of names) {
@@ -542,20 +639,25 @@ export class WorkloadController {
     const named = [pullSecretName(''), inlineFilesSecretName('')]
       .filter((suffix) => name.endsWith(suffix))
       .map((suffix) => this.informers.workloads.get(namespace, name.slice(0, -suffix.length)));
-    const mine = (aw: AgentWorkload & KubeObject | undefined): boolean =>
+    const mine = (aw: (AgentWorkload & KubeObject) | undefined): boolean =>
       aw !== undefined && aw.metadata.namespace === namespace && workloadIdOf(aw) === id;
     if (named.some(mine) || this.informers.workloads.list().some(mine)) return;
     const grace = this.options.orphanSecretGraceMs ?? ORPHAN_SECRET_GRACE_MS;
     const createdAt = Date.parse(secret.metadata?.creationTimestamp ?? '');
-    const left = (Number.isNaN(createdAt) ? this.now().getTime() : createdAt) + grace - this.now().getTime();
+    const left =
+      (Number.isNaN(createdAt) ? this.now().getTime() : createdAt) + grace - this.now().getTime();
     if (left > 0) return { requeueAfterMs: left };
     await this.deleteIgnoringMissing(this.secrets, secret);
-    this.logger.info({ secret: key, workloadId: id }, 'deleted a Secret whose workload does not exist');
+    this.logger.info(
+      { secret: key, workloadId: id },
+      'deleted a Secret whose workload does not exist',
+    );
   }
 
   private async finalize(aw: AgentWorkload & KubeObject, pod: Pod | undefined): Promise<void> {
     if (!aw.metadata.finalizers?.includes(WORKLOAD_FINALIZER)) return;
-    if (pod && isOwnedBy(pod, aw) && !pod.metadata?.deletionTimestamp) await this.deleteIgnoringMissing(this.pods, pod);
+    if (pod && isOwnedBy(pod, aw) && !pod.metadata?.deletionTimestamp)
+      await this.deleteIgnoringMissing(this.pods, pod);
     const id = workloadIdOf(aw);
     for (const secret of this.informers.secrets.list()) {
       if (secret.metadata?.namespace !== aw.metadata.namespace) continue;
@@ -594,7 +696,12 @@ export class WorkloadController {
     if (jsonEqual(previous, next)) return;
     const patch: Record<string, unknown> = { ...next };
     for (const field of Object.keys(previous)) if (!(field in next)) patch[field] = null;
-    await this.workloads.mergePatch(aw.metadata.namespace, aw.metadata.name, { status: patch }, 'status');
+    await this.workloads.mergePatch(
+      aw.metadata.namespace,
+      aw.metadata.name,
+      { status: patch },
+      'status',
+    );
     if (previous.phase !== next.phase || previous.reason !== next.reason) {
       this.recordEvent(aw, next);
     }
@@ -615,7 +722,10 @@ export class WorkloadController {
     );
   }
 
-  private async deleteIgnoringMissing(resource: ResourceClient<KubeObject>, obj: KubeObject): Promise<void> {
+  private async deleteIgnoringMissing(
+    resource: ResourceClient<KubeObject>,
+    obj: KubeObject,
+  ): Promise<void> {
     try {
       await resource.delete(obj.metadata?.namespace, obj.metadata?.name ?? '', {
         preconditions: { uid: obj.metadata?.uid },

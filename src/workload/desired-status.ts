@@ -32,7 +32,11 @@ const READY_REASON: Record<WorkloadPhase, string> = {
  * The status the controller wants, in the kstatus convention: `Ready` says whether the
  * workload runs; `Reconciling` while it moves towards that; `Stalled` when it failed.
  */
-export function desiredStatus(workload: AgentWorkload, facts: StatusFacts, now: Date): AgentWorkloadStatus {
+export function desiredStatus(
+  workload: AgentWorkload,
+  facts: StatusFacts,
+  now: Date,
+): AgentWorkloadStatus {
   const current = workload.status ?? {};
   const generation = workload.metadata.generation;
   let conditions = current.conditions ?? [];
@@ -48,7 +52,8 @@ export function desiredStatus(workload: AgentWorkload, facts: StatusFacts, now: 
     generation,
     now,
   );
-  const reconciling = facts.phase === 'Pending' || facts.phase === 'Starting' || facts.phase === 'Stopping';
+  const reconciling =
+    facts.phase === 'Pending' || facts.phase === 'Starting' || facts.phase === 'Stopping';
   conditions = setCondition(
     conditions,
     {

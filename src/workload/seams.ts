@@ -2,8 +2,7 @@ import type { AgentWorkload, AgentWorkloadStatus } from '../api/agentworkload.ts
 import type { RunnerSettings } from './runner-settings.ts';
 
 export type PlacementDecision =
-  | { placed: true; runner: RunnerSettings }
-  | { placed: false; filter: string; message: string };
+  { placed: true; runner: RunnerSettings } | { placed: false; filter: string; message: string };
 
 /**
  * What the workload controller needs from the Runners: placement, the settings of the

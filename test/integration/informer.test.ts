@@ -1,7 +1,13 @@
 import { KubeClient, type KubeObject } from '../../src/kube/client.ts';
 import { Informer } from '../../src/kube/informer.ts';
 import { CONFIGMAPS } from '../../src/kube/resources.ts';
-import { compactEtcd, createTestNamespace, eventually, testLogger, type TestNamespace } from '../support/kube.ts';
+import {
+  compactEtcd,
+  createTestNamespace,
+  eventually,
+  testLogger,
+  type TestNamespace,
+} from '../support/kube.ts';
 
 type ConfigMap = KubeObject & { data?: Record<string, string> };
 const client = KubeClient.fromEnvironment(process.env.KUBECONFIG);
@@ -35,7 +41,12 @@ test('lists, then follows adds, updates and deletes through the watch', async ()
   await configMaps.delete(ns.name, 'before');
   await eventually(() => seen.includes('delete:before'));
   expect(seen).toEqual(
-    expect.arrayContaining(['add:before:true', 'add:after:false', 'update:after:2', 'delete:before']),
+    expect.arrayContaining([
+      'add:before:true',
+      'add:after:false',
+      'update:after:2',
+      'delete:before',
+    ]),
   );
   expect(informer.get(ns.name, 'after')?.metadata?.managedFields).toBeUndefined();
   await informer.stop();
@@ -60,7 +71,11 @@ test('a watch expired by etcd compaction (410 Gone) relists and keeps going', as
 });
 
 test('a silent watch is presumed dead and restarted, and events still arrive', async () => {
-  const informer = new Informer(configMaps, { namespace: ns.name, logger: testLogger, idleTimeoutMs: 300 });
+  const informer = new Informer(configMaps, {
+    namespace: ns.name,
+    logger: testLogger,
+    idleTimeoutMs: 300,
+  });
   informer.start();
   await informer.waitForSync();
   await eventually(() => informer.stats.idleRestarts >= 2, { what: 'idle restarts' });

@@ -196,7 +196,6 @@ describe('server-side dry run of the Helm chart output', () => {
         resources: {
           workloadNamespace: workloadNs.name,
           pullSecrets: ['registry-a'],
-          additionalWorkloadNamespaces: [operatorNs.name],
         },
         gateway: { caSecretRef: { name: 'gateway-ca' } },
         runner: {
@@ -256,6 +255,6 @@ describe('server-side dry run of the Helm chart output', () => {
     );
     expect(
       out.match(/role.rbac.authorization.k8s.io\/acme-runner-k8s-runner-workloads created/g),
-    ).toHaveLength(2);
+    ).toHaveLength(1);
   });
 });

@@ -113,8 +113,8 @@ describe('kubectl apply -k config/default', () => {
     const env = Object.fromEntries(
       d.spec.template.spec.containers[0]!.env.map((e) => [e.name, e.value]),
     );
-    expect(env.WATCH_NAMESPACES).toBe(workloadNs);
     expect(env.WORKLOAD_NAMESPACE).toBe(workloadNs);
+    expect(env).not.toHaveProperty('WATCH_NAMESPACES');
     await getJson(['role', 'k8s-runner-operator', '-n', operatorNs]);
     await getJson(['role', 'k8s-runner-workloads', '-n', workloadNs]);
     const binding = await getJson<{ subjects: unknown[] }>([

@@ -2,7 +2,12 @@ import { appendFileSync } from 'node:fs';
 import { CoreV1Api, KubeConfig, Watch, type V1Pod } from '@kubernetes/client-node';
 import { KubeClient } from '../../src/kube/client.ts';
 import { execCollect } from '../../src/kube/exec.ts';
-import { createTestNamespace, eventually, simulatedLogFile, type TestNamespace } from '../support/kube.ts';
+import {
+  createTestNamespace,
+  eventually,
+  simulatedLogFile,
+  type TestNamespace,
+} from '../support/kube.ts';
 
 const kc = new KubeConfig();
 kc.loadFromFile(process.env.KUBECONFIG ?? '');
@@ -18,7 +23,11 @@ afterAll(async () => {
   client.close();
 });
 
-function pod(name: string, annotations: Record<string, string> = {}, extra: Partial<V1Pod['spec']> = {}): V1Pod {
+function pod(
+  name: string,
+  annotations: Record<string, string> = {},
+  extra: Partial<V1Pod['spec']> = {},
+): V1Pod {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -69,7 +78,11 @@ test('container logs are served through the API server', async () => {
   await eventually(async () => (await podStatus('two')).status?.phase === 'Running');
   const marker = `smoke-${Date.now()}`;
   appendFileSync(simulatedLogFile(), `2026-11-25T09:00:00.000000000Z stdout F ${marker}\n`);
-  const text = await core.readNamespacedPodLog({ name: 'two', namespace: ns.name, container: 'helper' });
+  const text = await core.readNamespacedPodLog({
+    name: 'two',
+    namespace: ns.name,
+    container: 'helper',
+  });
   expect(text).toContain(marker);
 });
 
@@ -101,7 +114,9 @@ test('deleting a Pod garbage-collects an object it owns', async () => {
     body: {
       metadata: {
         name: 'owned-by-two',
-        ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: 'two', uid: p.metadata?.uid ?? '' }],
+        ownerReferences: [
+          { apiVersion: 'v1', kind: 'Pod', name: 'two', uid: p.metadata?.uid ?? '' },
+        ],
       },
       data: { a: 'b' },
     },
@@ -137,7 +152,12 @@ describe('simulated failures', () => {
       namespace: ns.name,
       body: pod('pull', { 'sim.agyn.io/scenario': 'image-pull-failed' }),
     });
-    await eventually(async () => (await podStatus('pull')).status?.containerStatuses?.[0]?.state?.waiting?.reason === 'ErrImagePull' || undefined, { what: 'ErrImagePull' }).catch(() => undefined);
+    await eventually(
+      async () =>
+        (await podStatus('pull')).status?.containerStatuses?.[0]?.state?.waiting?.reason ===
+          'ErrImagePull' || undefined,
+      { what: 'ErrImagePull' },
+    ).catch(() => undefined);
     const reason = await eventually(async () => {
       const r = (await podStatus('pull')).status?.containerStatuses?.[0]?.state?.waiting?.reason;
       return r === 'ImagePullBackOff' ? r : undefined;
@@ -148,10 +168,14 @@ describe('simulated failures', () => {
   test('init container that keeps failing: restart count rises', async () => {
     await core.createNamespacedPod({
       namespace: ns.name,
-      body: pod('init', { 'sim.agyn.io/scenario': 'init-crash' }, {
-        restartPolicy: 'OnFailure',
-        initContainers: [{ name: 'setup', image: 'example.invalid/init:1' }],
-      }),
+      body: pod(
+        'init',
+        { 'sim.agyn.io/scenario': 'init-crash' },
+        {
+          restartPolicy: 'OnFailure',
+          initContainers: [{ name: 'setup', image: 'example.invalid/init:1' }],
+        },
+      ),
     });
     const counts: number[] = [];
     await eventually(async () => {
@@ -181,22 +205,34 @@ describe('simulated failures', () => {
   });
 
   test('container that cannot be configured: CreateContainerConfigError', async () => {
-    await core.createNamespacedPod({ namespace: ns.name, body: pod('config', { 'sim.agyn.io/scenario': 'config-error' }) });
-    const reason = await eventually(async () => (await podStatus('config')).status?.containerStatuses?.[0]?.state?.waiting?.reason);
+    await core.createNamespacedPod({
+      namespace: ns.name,
+      body: pod('config', { 'sim.agyn.io/scenario': 'config-error' }),
+    });
+    const reason = await eventually(
+      async () =>
+        (await podStatus('config')).status?.containerStatuses?.[0]?.state?.waiting?.reason,
+    );
     expect(reason).toBe('CreateContainerConfigError');
   });
 
   test('node lost: the running Pod vanishes', async () => {
-    await core.createNamespacedPod({ namespace: ns.name, body: pod('lost', { 'sim.agyn.io/scenario': 'node-lost' }) });
+    await core.createNamespacedPod({
+      namespace: ns.name,
+      body: pod('lost', { 'sim.agyn.io/scenario': 'node-lost' }),
+    });
     await eventually(async () => (await podStatus('lost')).status?.phase === 'Running');
-    await eventually(async () => {
-      try {
-        await podStatus('lost');
-        return false;
-      } catch {
-        return true;
-      }
-    }, { what: 'the Pod to vanish' });
+    await eventually(
+      async () => {
+        try {
+          await podStatus('lost');
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      { what: 'the Pod to vanish' },
+    );
   });
 
   test('the GPU node is tainted and labelled for placement tests', async () => {

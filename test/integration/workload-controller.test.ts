@@ -4,7 +4,12 @@ import { isNotFound } from '../../src/kube/errors.ts';
 import { AGENT_WORKLOADS, EVENTS, PODS, PVCS, SECRETS } from '../../src/kube/resources.ts';
 import { WorkloadController } from '../../src/workload/controller.ts';
 import { StaticRunnerDirectory } from '../../src/workload/seams.ts';
-import { createTestNamespace, eventually, testLogger, type TestNamespace } from '../support/kube.ts';
+import {
+  createTestNamespace,
+  eventually,
+  testLogger,
+  type TestNamespace,
+} from '../support/kube.ts';
 import {
   createWorkload,
   fastRunner,
@@ -39,10 +44,13 @@ beforeAll(async () => {
 afterAll(async () => {
   // The namespace goes first so the running controller can clear its finalizers.
   await ns.cleanup();
-  await eventually(async () => (await client.resource(AGENT_WORKLOADS).list(ns.name)).items.length === 0, {
-    timeoutMs: 60_000,
-    what: 'the workloads to be finalized',
-  });
+  await eventually(
+    async () => (await client.resource(AGENT_WORKLOADS).list(ns.name)).items.length === 0,
+    {
+      timeoutMs: 60_000,
+      what: 'the workloads to be finalized',
+    },
+  );
   await controller?.stop();
   await controller?.stopInformers();
   client.close();
@@ -73,7 +81,11 @@ test('an AgentWorkload with the agent layout becomes a Running Pod with full sta
         { name: 'workspace', kind: 'Persistent', persistentName: 'ws-agent' },
       ],
       initContainers: [
-        { name: 'agent-init', image: 'example.invalid/init:1', mounts: [{ volume: 'agyn-bin', mountPath: '/agyn-bin' }] },
+        {
+          name: 'agent-init',
+          image: 'example.invalid/init:1',
+          mounts: [{ volume: 'agyn-bin', mountPath: '/agyn-bin' }],
+        },
       ],
       main: {
         name: 'main',
@@ -86,18 +98,29 @@ test('an AgentWorkload with the agent layout becomes a Running Pod with full sta
         inlineFileMounts: ['/etc/agyn/ca.crt'],
       },
       sidecars: [
-        { name: 'ziti', image: 'example.invalid/ziti:1', role: 'ziti', linuxCapabilities: ['NET_ADMIN'] },
+        {
+          name: 'ziti',
+          image: 'example.invalid/ziti:1',
+          role: 'ziti',
+          linuxCapabilities: ['NET_ADMIN'],
+        },
         { name: 'files-mcp', image: 'example.invalid/files-mcp:1', role: 'mcp' },
         { name: 'hook', image: 'example.invalid/hook:1', role: 'hook' },
       ],
-      inlineFiles: { secretRef: { name: 'files' }, files: [{ path: '/etc/agyn/ca.crt', key: 'inline-file-0' }] },
+      inlineFiles: {
+        secretRef: { name: 'files' },
+        files: [{ path: '/etc/agyn/ca.crt', key: 'inline-file-0' }],
+      },
       labels: { team: 'a' },
     }),
   );
   const aw = await waitForPhase(client, ns.name, 'agent', 'Running');
   expect(aw.status).toMatchObject({ podName: 'agent', runner: 'local', observedGeneration: 1 });
   expect(aw.status?.workloadId).toBe(aw.metadata.uid);
-  expect(aw.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', observedGeneration: 1 });
+  expect(aw.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+    status: 'True',
+    observedGeneration: 1,
+  });
   const roles = aw.status?.containers?.map((c) => [c.name, c.role, c.state]);
   expect(roles).toEqual([
     ['ziti', 'sidecar', 'running'],
@@ -114,40 +137,71 @@ test('an AgentWorkload with the agent layout becomes a Running Pod with full sta
     'agyn.dev/managed-by': 'agents-orchestrator',
     team: 'a',
   });
-  expect(pod?.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'AgentWorkload', name: 'agent', controller: true });
+  expect(pod?.metadata?.ownerReferences?.[0]).toMatchObject({
+    kind: 'AgentWorkload',
+    name: 'agent',
+    controller: true,
+  });
   expect(pod?.spec?.initContainers?.[0]).toMatchObject({ name: 'ziti', restartPolicy: 'Always' });
   const pvc = await client.resource(PVCS).get(ns.name, 'ws-agent');
   expect(pvc.metadata?.name).toBe('ws-agent');
   const events = await client.resource<KubeObject & { reason?: string }>(EVENTS).list(ns.name, {
     fieldSelector: 'involvedObject.name=agent,involvedObject.kind=AgentWorkload',
   });
-  expect(events.items.map((e) => e.reason)).toEqual(expect.arrayContaining(['Starting', 'Running']));
+  expect(events.items.map((e) => e.reason)).toEqual(
+    expect.arrayContaining(['Starting', 'Running']),
+  );
 });
 
 test.each([
   ['image-pull-failed', 'image_pull_failed', {}],
   ['config-error', 'config_invalid', {}],
-  ['init-crash', 'start_failed', { initContainers: [{ name: 'setup', image: 'example.invalid/init:1' }] }],
-  ['init-crash', 'start_failed', { restartPolicy: 'OnFailure', initContainers: [{ name: 'setup', image: 'x.invalid/i:1' }] }],
+  [
+    'init-crash',
+    'start_failed',
+    { initContainers: [{ name: 'setup', image: 'example.invalid/init:1' }] },
+  ],
+  [
+    'init-crash',
+    'start_failed',
+    { restartPolicy: 'OnFailure', initContainers: [{ name: 'setup', image: 'x.invalid/i:1' }] },
+  ],
   ['crashloop', 'crashloop', { restartPolicy: 'Always' }],
   ['crashloop', 'crashloop', {}],
   ['exit-1', 'crashloop', {}],
   ['node-lost', 'runtime_lost', {}],
-] as const)('a Pod simulating %s makes the workload Failed with %s', async (scenario, reason, spec) => {
-  const name = `f-${scenario}-${Object.keys(spec).length}-${'restartPolicy' in spec ? 'r' : 'n'}`;
-  await createWorkload(client, ns.name, workloadManifest(name, spec as object, { 'sim.agyn.io/scenario': scenario }));
-  const aw = await waitForPhase(client, ns.name, name, 'Failed');
-  expect(aw.status?.reason).toBe(reason);
-  expect(aw.status?.message).toBeTruthy();
-  expect(aw.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason });
-  expect(aw.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason });
-});
+] as const)(
+  'a Pod simulating %s makes the workload Failed with %s',
+  async (scenario, reason, spec) => {
+    const name = `f-${scenario}-${Object.keys(spec).length}-${'restartPolicy' in spec ? 'r' : 'n'}`;
+    await createWorkload(
+      client,
+      ns.name,
+      workloadManifest(name, spec as object, { 'sim.agyn.io/scenario': scenario }),
+    );
+    const aw = await waitForPhase(client, ns.name, name, 'Failed');
+    expect(aw.status?.reason).toBe(reason);
+    expect(aw.status?.message).toBeTruthy();
+    expect(aw.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({
+      status: 'True',
+      reason,
+    });
+    expect(aw.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      reason,
+    });
+  },
+);
 
 test('a workload held in Pending shows Starting first, and a main that exits 0 is Stopped', async () => {
   await createWorkload(
     client,
     ns.name,
-    workloadManifest('slow', {}, { 'sim.agyn.io/start-delay': '1500ms', 'sim.agyn.io/scenario': 'exit-0' }),
+    workloadManifest(
+      'slow',
+      {},
+      { 'sim.agyn.io/start-delay': '1500ms', 'sim.agyn.io/scenario': 'exit-0' },
+    ),
   );
   await waitForPhase(client, ns.name, 'slow', 'Starting');
   await waitForPhase(client, ns.name, 'slow', 'Running');
@@ -161,7 +215,11 @@ test('stop deletes the Pod and keeps the PVC; start again reuses it', async () =
     ns.name,
     workloadManifest('toggle', {
       volumes: [{ name: 'data', kind: 'Persistent', persistentName: 'toggle-data' }],
-      main: { name: 'main', image: 'example.invalid/a:1', mounts: [{ volume: 'data', mountPath: '/data' }] },
+      main: {
+        name: 'main',
+        image: 'example.invalid/a:1',
+        mounts: [{ volume: 'data', mountPath: '/data' }],
+      },
     }),
   );
   await waitForPhase(client, ns.name, 'toggle', 'Running');
@@ -170,10 +228,14 @@ test('stop deletes the Pod and keeps the PVC; start again reuses it', async () =
   await waitForPhase(client, ns.name, 'toggle', 'Stopped');
   expect(await podOf('toggle')).toBeUndefined();
   expect((await client.resource(PVCS).get(ns.name, 'toggle-data')).metadata?.uid).toBe(pvcUid);
-  await client.resource(AGENT_WORKLOADS).mergePatch(ns.name, 'toggle', { spec: { stopped: false } });
+  await client
+    .resource(AGENT_WORKLOADS)
+    .mergePatch(ns.name, 'toggle', { spec: { stopped: false } });
   await waitForPhase(client, ns.name, 'toggle', 'Running');
   const pod = await podOf('toggle');
-  expect(pod?.spec?.volumes?.find((v) => v.name === 'data')?.persistentVolumeClaim?.claimName).toBe('toggle-data');
+  expect(pod?.spec?.volumes?.find((v) => v.name === 'data')?.persistentVolumeClaim?.claimName).toBe(
+    'toggle-data',
+  );
   expect((await client.resource(PVCS).get(ns.name, 'toggle-data')).metadata?.uid).toBe(pvcUid);
 });
 
@@ -188,8 +250,13 @@ test('a stopped workload with a TTL is deleted after it, and touches show as las
   await client.resource(AGENT_WORKLOADS).mergePatch(ns.name, 'ephemeral', {
     metadata: { annotations: { 'agyn.io/touched-at': touchedAt } },
   });
-  await eventually(async () => (await getWorkload(client, ns.name, 'ephemeral')).status?.lastActivityTime === touchedAt);
-  await client.resource(AGENT_WORKLOADS).mergePatch(ns.name, 'ephemeral', { spec: { stopped: true } });
+  await eventually(
+    async () =>
+      (await getWorkload(client, ns.name, 'ephemeral')).status?.lastActivityTime === touchedAt,
+  );
+  await client
+    .resource(AGENT_WORKLOADS)
+    .mergePatch(ns.name, 'ephemeral', { spec: { stopped: true } });
   await waitForPhase(client, ns.name, 'ephemeral', 'Stopped');
   await eventually(
     async () => {
@@ -218,16 +285,22 @@ test('deleting the workload removes its Pod and adopted Secrets, and keeps the P
     kind: 'Secret',
     metadata: {
       name: 'doomed-pull',
-      labels: { 'app.kubernetes.io/managed-by': 'k8s-runner', 'agyn.io/workload-id': aw.metadata.uid ?? '' },
+      labels: {
+        'app.kubernetes.io/managed-by': 'k8s-runner',
+        'agyn.io/workload-id': aw.metadata.uid ?? '',
+      },
     },
     type: 'kubernetes.io/dockerconfigjson',
     data: { '.dockerconfigjson': Buffer.from('{"auths":{}}').toString('base64') },
   } as KubeObject);
   await waitForPhase(client, ns.name, 'doomed', 'Running');
-  await eventually(async () => {
-    const s = await client.resource(SECRETS).get(ns.name, 'doomed-pull');
-    return s.metadata?.ownerReferences?.some((r) => r.uid === aw.metadata.uid);
-  }, { what: 'the pull Secret to be adopted' });
+  await eventually(
+    async () => {
+      const s = await client.resource(SECRETS).get(ns.name, 'doomed-pull');
+      return s.metadata?.ownerReferences?.some((r) => r.uid === aw.metadata.uid);
+    },
+    { what: 'the pull Secret to be adopted' },
+  );
   await client.resource(AGENT_WORKLOADS).delete(ns.name, 'doomed');
   await eventually(async () => (await podOf('doomed')) === undefined, { what: 'the Pod to go' });
   await eventually(
@@ -249,7 +322,9 @@ test('deleting the workload removes its Pod and adopted Secrets, and keeps the P
       return isNotFound(err);
     }
   });
-  expect((await client.resource(PVCS).get(ns.name, 'doomed-data')).metadata?.name).toBe('doomed-data');
+  expect((await client.resource(PVCS).get(ns.name, 'doomed-data')).metadata?.name).toBe(
+    'doomed-data',
+  );
 });
 
 test('an invalid spec is refused by the API server with a message naming the problem', async () => {
@@ -264,7 +339,11 @@ test('an invalid spec is refused by the API server with a message naming the pro
     /container names must be unique[\s\S]*every mount must name a volume[\s\S]*mutually exclusive[\s\S]*persistentName/,
   );
   await expect(
-    createWorkload(client, ns.name, workloadManifest('bad2', { main: { name: 'Main_', image: '' } } as object)),
+    createWorkload(
+      client,
+      ns.name,
+      workloadManifest('bad2', { main: { name: 'Main_', image: '' } } as object),
+    ),
   ).rejects.toThrow(/spec.main.name/);
 });
 
@@ -276,7 +355,11 @@ test('a controller restarted mid-reconcile converges without duplicate or orphan
   const first = startController();
   await first.startInformers();
   first.start();
-  await eventually(async () => (await pods.list(ns.name, { labelSelector: 'app.kubernetes.io/managed-by=k8s-runner' })).items.some((p) => p.metadata?.name?.startsWith('burst-')));
+  await eventually(async () =>
+    (
+      await pods.list(ns.name, { labelSelector: 'app.kubernetes.io/managed-by=k8s-runner' })
+    ).items.some((p) => p.metadata?.name?.startsWith('burst-')),
+  );
   await first.stop();
   await first.stopInformers();
   controller = startController();
@@ -290,13 +373,21 @@ test('a controller restarted mid-reconcile converges without duplicate or orphan
 });
 
 test('no API writes when nothing changes', async () => {
-  await eventually(async () => {
-    const list = await client.resource<Workload>(AGENT_WORKLOADS).list(ns.name);
-    return list.items.every((w) => ['Running', 'Failed', 'Stopped'].includes(w.status?.phase ?? '')) || undefined;
-  }, { timeoutMs: 60_000, what: 'all workloads to settle' });
+  await eventually(
+    async () => {
+      const list = await client.resource<Workload>(AGENT_WORKLOADS).list(ns.name);
+      return (
+        list.items.every((w) => ['Running', 'Failed', 'Stopped'].includes(w.status?.phase ?? '')) ||
+        undefined
+      );
+    },
+    { timeoutMs: 60_000, what: 'all workloads to settle' },
+  );
   await new Promise((r) => setTimeout(r, 4000));
   const writes = (): number =>
-    [...client.requestCounts.entries()].filter(([k]) => /^(POST|PUT|PATCH|DELETE)/.test(k)).reduce((a, [, v]) => a + v, 0);
+    [...client.requestCounts.entries()]
+      .filter(([k]) => /^(POST|PUT|PATCH|DELETE)/.test(k))
+      .reduce((a, [, v]) => a + v, 0);
   const before = writes();
   await new Promise((r) => setTimeout(r, 5000));
   expect(writes() - before).toBe(0);

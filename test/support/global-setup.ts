@@ -25,9 +25,13 @@ export default async function globalSetup(): Promise<void> {
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
   ).trim();
   const kubectl = path.join(process.env.K8S_RUNNER_BIN_DIR, 'kubectl');
-  execFileSync(kubectl, ['apply', '--server-side', '--force-conflicts', '-f', path.join(root, 'crds')], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  execFileSync(
+    kubectl,
+    ['apply', '--server-side', '--force-conflicts', '-f', path.join(root, 'crds')],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   execFileSync(kubectl, ['wait', '--for=condition=Established', 'crd', '--all', '--timeout=60s'], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });

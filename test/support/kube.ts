@@ -10,7 +10,8 @@ export const testLogger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }
 
 export function testKubeClient(): KubeClient {
   const kubeconfig = process.env.KUBECONFIG;
-  if (!kubeconfig) throw new Error('KUBECONFIG is not set: the integration global setup did not run');
+  if (!kubeconfig)
+    throw new Error('KUBECONFIG is not set: the integration global setup did not run');
   return KubeClient.fromEnvironment(kubeconfig);
 }
 
@@ -39,7 +40,10 @@ export interface TestNamespace {
 }
 
 /** A fresh namespace per test file, deleted (and awaited) by cleanup. */
-export async function createTestNamespace(client: KubeClient, prefix = 't'): Promise<TestNamespace> {
+export async function createTestNamespace(
+  client: KubeClient,
+  prefix = 't',
+): Promise<TestNamespace> {
   const name = `${prefix}-${randomBytes(4).toString('hex')}`;
   const namespaces = client.resource(NAMESPACES);
   await namespaces.create(undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
@@ -88,7 +92,9 @@ export async function compactEtcd(): Promise<number> {
   const port = /ETCD_PORT=(\d+)/.exec(ports)?.[1];
   if (!port) throw new Error('ETCD_PORT not found in ports.env');
   const base = `http://127.0.0.1:${port}/v3/kv`;
-  const range = (await (await fetch(`${base}/range`, { method: 'POST', body: '{"key":"AA=="}' })).json()) as {
+  const range = (await (
+    await fetch(`${base}/range`, { method: 'POST', body: '{"key":"AA=="}' })
+  ).json()) as {
     header: { revision: string };
   };
   const revision = Number(range.header.revision);

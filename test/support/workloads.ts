@@ -1,7 +1,10 @@
 import type { AgentWorkload, AgentWorkloadSpecInput } from '../../src/api/agentworkload.ts';
 import type { KubeClient, KubeObject } from '../../src/kube/client.ts';
 import { AGENT_WORKLOADS } from '../../src/kube/resources.ts';
-import { DEFAULT_RUNNER_SETTINGS, type RunnerSettings } from '../../src/workload/runner-settings.ts';
+import {
+  DEFAULT_RUNNER_SETTINGS,
+  type RunnerSettings,
+} from '../../src/workload/runner-settings.ts';
 import { eventually } from './kube.ts';
 
 export type Workload = AgentWorkload & KubeObject;
@@ -10,7 +13,12 @@ export function fastRunner(overrides: Partial<RunnerSettings> = {}): RunnerSetti
   return {
     ...DEFAULT_RUNNER_SETTINGS,
     name: 'local',
-    health: { startGraceSeconds: 3, initRetryThreshold: 3, crashloopThreshold: 3, runtimeLostGraceSeconds: 1 },
+    health: {
+      startGraceSeconds: 3,
+      initRetryThreshold: 3,
+      crashloopThreshold: 3,
+      runtimeLostGraceSeconds: 1,
+    },
     ...overrides,
   };
 }
@@ -33,10 +41,16 @@ export async function createWorkload(
   namespace: string,
   manifest: Record<string, unknown>,
 ): Promise<Workload> {
-  return client.resource<Workload>(AGENT_WORKLOADS).create(namespace, manifest as unknown as Workload);
+  return client
+    .resource<Workload>(AGENT_WORKLOADS)
+    .create(namespace, manifest as unknown as Workload);
 }
 
-export async function getWorkload(client: KubeClient, namespace: string, name: string): Promise<Workload> {
+export async function getWorkload(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+): Promise<Workload> {
   return client.resource<Workload>(AGENT_WORKLOADS).get(namespace, name);
 }
 

@@ -169,7 +169,6 @@ const WORKLOAD_RULES = [
 const OPERATOR_ENV = [
   'OPERATOR_NAMESPACE',
   'POD_NAME',
-  'WATCH_NAMESPACES',
   'WORKLOAD_NAMESPACE',
   'GRPC_PORT',
   'GRPC_AUTH_MODE',
@@ -324,7 +323,6 @@ describe('helm template with the seed values', () => {
     expect(env).toEqual({
       OPERATOR_NAMESPACE: 'fieldRef:metadata.namespace',
       POD_NAME: 'fieldRef:metadata.name',
-      WATCH_NAMESPACES: 'agyn-workloads',
       WORKLOAD_NAMESPACE: 'agyn-workloads',
       GRPC_PORT: '50051',
       GRPC_AUTH_MODE: 'token',
@@ -422,21 +420,42 @@ describe('helm template with optional values', () => {
     expect(runner.spec).not.toHaveProperty('capabilityImplementations');
   });
 
-  it('grants the same Role in every additional workload namespace and lists them in WATCH_NAMESPACES', () => {
-    const objects = template([
-      '--set',
-      'resources.additionalWorkloadNamespaces={team-a,agyn-workloads,team-b}',
-    ]);
-    const roles = objects.filter(
-      (o) => o.kind === 'Role' && o.metadata.name.endsWith('-workloads'),
+  it('grants the workload Role in exactly one namespace, the one the operator is told to use', () => {
+    const objects = template(['--set', 'resources.workloadNamespace=team-a']);
+    for (const kind of ['Role', 'RoleBinding']) {
+      const workloads = objects.filter(
+        (o) => o.kind === kind && o.metadata.name.endsWith('-workloads'),
+      );
+      expect(workloads.map((o) => o.metadata.namespace)).toEqual(['team-a']);
+    }
+    const role = find<Obj & { rules: PolicyRule[] }>(
+      objects,
+      'Role',
+      'acme-runner-k8s-runner-workloads',
+      'team-a',
     );
-    expect(roles.map((r) => r.metadata.namespace)).toEqual(['agyn-workloads', 'team-a', 'team-b']);
-    for (const role of roles)
-      expect(ruleLines((role as Obj & { rules: PolicyRule[] }).rules)).toEqual(WORKLOAD_RULES);
+    expect(ruleLines(role.rules)).toEqual(WORKLOAD_RULES);
     const env = find<Deployment>(objects, 'Deployment', 'acme-runner-k8s-runner').spec.template.spec
       .containers[0]!.env;
-    expect(env.find((e) => e.name === 'WATCH_NAMESPACES')?.value).toBe(
-      'agyn-workloads,team-a,team-b',
+    expect(env.find((e) => e.name === 'WORKLOAD_NAMESPACE')?.value).toBe('team-a');
+    expect(find(objects, 'Runner', 'acme-runner').spec).toMatchObject({
+      workloadNamespace: 'team-a',
+    });
+  });
+
+  it('has no value for further workload namespaces', () => {
+    const r = run('helm', [
+      'template',
+      'acme-runner',
+      chart,
+      '-f',
+      seedValues,
+      '--set',
+      'resources.additionalWorkloadNamespaces={team-a}',
+    ]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain(
+      "at '/resources': additional properties 'additionalWorkloadNamespaces' not allowed",
     );
   });
 
@@ -505,7 +524,6 @@ describe('helm template with optional values', () => {
 
   it('renders the workload egress NetworkPolicy from CIDRs plus DNS', () => {
     const values = {
-      resources: { additionalWorkloadNamespaces: ['team-a'] },
       networkPolicy: {
         workloadEgress: {
           enabled: true,
@@ -522,7 +540,7 @@ describe('helm template with optional values', () => {
     };
     const objects = template(['-f', writeValues(values)]);
     const policies = objects.filter((o) => o.kind === 'NetworkPolicy');
-    expect(policies.map((p) => p.metadata.namespace)).toEqual(['agyn-workloads', 'team-a']);
+    expect(policies.map((p) => p.metadata.namespace)).toEqual(['agyn-workloads']);
     expect(policies[0]!.spec).toEqual({
       podSelector: { matchLabels: { 'agyn.dev/managed-by': 'agents-orchestrator' } },
       policyTypes: ['Egress'],
@@ -613,7 +631,6 @@ describe('the kustomize config', () => {
     expect(mc.volumeMounts).toEqual(cc.volumeMounts);
     expect(mc.env.map((e) => e.name)).toEqual(OPERATOR_ENV);
     expect(Object.fromEntries(mc.env.map((e) => [e.name, e.value]))).toMatchObject({
-      WATCH_NAMESPACES: 'agyn-workloads',
       WORKLOAD_NAMESPACE: 'agyn-workloads',
       GRPC_AUTH_MODE: 'token',
       GRPC_TOKEN_SECRET: 'k8s-runner-grpc-token',

@@ -54,13 +54,9 @@ app.kubernetes.io/part-of: agyn
 {{- end }}
 {{- end }}
 
-{{/* The workload namespaces as a JSON list: the Runner's first, then the additional ones, without duplicates. */}}
-{{- define "k8s-runner.workloadNamespaces" -}}
-{{- $all := list (required "resources.workloadNamespace is required" .Values.resources.workloadNamespace) }}
-{{- range .Values.resources.additionalWorkloadNamespaces }}
-{{- $all = append $all . }}
-{{- end }}
-{{- $all | uniq | toJson }}
+{{/* The one namespace the operator manages workloads in (the Runner's spec.workloadNamespace). */}}
+{{- define "k8s-runner.workloadNamespace" -}}
+{{- required "resources.workloadNamespace is required" .Values.resources.workloadNamespace }}
 {{- end }}
 
 {{- define "k8s-runner.grpcTokenSecretName" -}}
