@@ -243,7 +243,7 @@ test('a stopped workload with a TTL is deleted after it, and touches show as las
   await createWorkload(
     client,
     ns.name,
-    workloadManifest('ephemeral', {}, { 'agyn.io/ttl-seconds-after-stopped': '1' }),
+    workloadManifest('ephemeral', {}, { 'agyn.io/ttl-seconds-after-stopped': '4' }),
   );
   await waitForPhase(client, ns.name, 'ephemeral', 'Running');
   const touchedAt = '2026-11-25T10:00:00.123456789Z';
