@@ -15,7 +15,13 @@ import type { Secret } from '../src/grpc/translate.ts';
 import type { KubeClient, KubeObject } from '../src/kube/client.ts';
 import { PODS, PVCS, SECRETS } from '../src/kube/resources.ts';
 import { parseArgs, type Args } from './lib/args.ts';
-import { acquireCluster, createNamespace, deleteNamespace, stopOnSignals, unlimitedClient } from './lib/cluster.ts';
+import {
+  acquireCluster,
+  createNamespace,
+  deleteNamespace,
+  stopOnSignals,
+  unlimitedClient,
+} from './lib/cluster.ts';
 import type { LoadResult, StartResult } from './lib/grpc-load.ts';
 import { LoadGenerator } from './lib/load-client.ts';
 import { startOperator } from './lib/operator.ts';
@@ -75,13 +81,20 @@ function log(message: string): void {
   process.stderr.write(`[bench:grpc] ${message}\n`);
 }
 
-async function startBaseline(kube: KubeClient, opts: GrpcBenchOptions): Promise<{ ms: number; errors: number }> {
+async function startBaseline(
+  kube: KubeClient,
+  opts: GrpcBenchOptions,
+): Promise<{ ms: number; errors: number }> {
   const ns = await createNamespace(kube, 'bench-grpc-raw');
   const runner = benchRunner();
-  const objects = Array.from({ length: opts.startN }, () => rawObjectsForStart(agentStartRequest(), ns, runner));
+  const objects = Array.from({ length: opts.startN }, () =>
+    rawObjectsForStart(agentStartRequest(), ns, runner),
+  );
   const pods = new Tracker(kube, PODS, ns, 'Running');
   await pods.start();
-  log(`baseline: creating the Secrets, PVCs and Pods of ${opts.startN} workloads directly at concurrency ${opts.concurrency}`);
+  log(
+    `baseline: creating the Secrets, PVCs and Pods of ${opts.startN} workloads directly at concurrency ${opts.concurrency}`,
+  );
   const t0 = nowMs();
   const pool = await runPool(objects.length, opts.concurrency, async (i) => {
     const o = objects[i]!;
@@ -91,7 +104,11 @@ async function startBaseline(kube: KubeClient, opts: GrpcBenchOptions): Promise<
   });
   const expected = opts.startN - pool.errors;
   await pods
-    .until(() => pods.reachedPhase.size >= expected, Math.max(180_000, opts.startN * 300), 'the baseline Pods to run')
+    .until(
+      () => pods.reachedPhase.size >= expected,
+      Math.max(180_000, opts.startN * 300),
+      'the baseline Pods to run',
+    )
     .catch((err: Error) => log(err.message));
   const last = Math.max(0, ...pods.reachedPhase.values());
   await pods.stop();
@@ -99,7 +116,10 @@ async function startBaseline(kube: KubeClient, opts: GrpcBenchOptions): Promise<
   return { ms: last - t0, errors: pool.errors };
 }
 
-export async function runGrpcBench(opts: GrpcBenchOptions, kubeconfig?: string): Promise<GrpcBenchResult> {
+export async function runGrpcBench(
+  opts: GrpcBenchOptions,
+  kubeconfig?: string,
+): Promise<GrpcBenchResult> {
   const cluster = acquireCluster(kubeconfig);
   stopOnSignals(cluster);
   const kube = unlimitedClient(cluster.kubeconfig);
@@ -144,7 +164,9 @@ export async function runGrpcBench(opts: GrpcBenchOptions, kubeconfig?: string):
     const ids = rpc.ids.filter((id) => running.has(`workload-${id}`));
 
     const measure = async (method: 'ready' | 'inspect'): Promise<LoadFigures> => {
-      log(`${method}: ${opts.concurrency} clients for ${seconds(opts.warmupMs, 0)} s warm-up + ${seconds(opts.durationMs, 0)} s`);
+      log(
+        `${method}: ${opts.concurrency} clients for ${seconds(opts.warmupMs, 0)} s warm-up + ${seconds(opts.durationMs, 0)} s`,
+      );
       const lag = new LagMonitor().start();
       const cpu0 = process.cpuUsage();
       const w0 = nowMs();
@@ -176,7 +198,13 @@ export async function runGrpcBench(opts: GrpcBenchOptions, kubeconfig?: string):
     if (!cluster.dedicated) await deleteNamespace(kube, ns);
     return {
       options: opts,
-      start: { operatorMs, baselineMs: baseline.ms, rpc, baselineErrors: baseline.errors, running: running.size },
+      start: {
+        operatorMs,
+        baselineMs: baseline.ms,
+        rpc,
+        baselineErrors: baseline.errors,
+        running: running.size,
+      },
       ready,
       inspect,
       rss: {

@@ -9,7 +9,13 @@
  */
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from './lib/args.ts';
-import { acquireCluster, createNamespace, deleteNamespace, stopOnSignals, unlimitedClient } from './lib/cluster.ts';
+import {
+  acquireCluster,
+  createNamespace,
+  deleteNamespace,
+  stopOnSignals,
+  unlimitedClient,
+} from './lib/cluster.ts';
 import { compiledOperator, runMemoryProbe, type ProbeStep } from './lib/compiled.ts';
 import type { StartResult } from './lib/grpc-load.ts';
 import { LoadGenerator } from './lib/load-client.ts';
@@ -35,7 +41,10 @@ function log(message: string): void {
   process.stderr.write(`[bench:memory] ${message}\n`);
 }
 
-export async function runMemoryBench(opts: MemoryBenchOptions, kubeconfig?: string): Promise<MemoryBenchResult> {
+export async function runMemoryBench(
+  opts: MemoryBenchOptions,
+  kubeconfig?: string,
+): Promise<MemoryBenchResult> {
   const cluster = acquireCluster(kubeconfig);
   stopOnSignals(cluster);
   const kube = unlimitedClient(cluster.kubeconfig);
@@ -44,18 +53,34 @@ export async function runMemoryBench(opts: MemoryBenchOptions, kubeconfig?: stri
     log('compiling the operator to JavaScript for the probe process');
     compiledOperator();
     const ns = await createNamespace(kube, 'bench-mem');
-    // Populating is setup, not the measurement: a generous client and more workers.
-    const op = await startOperator(cluster.kubeconfig, ns, { workers: 16, qps: 100_000, burst: 100_000, runner: benchRunner() });
+    // Populating is setup, not the measurement: a generous client, more workers, and an hour
+    // of start grace (5,000 volumes take minutes to bind in the simulated provisioner).
+    const op = await startOperator(cluster.kubeconfig, ns, {
+      workers: 16,
+      qps: 100_000,
+      burst: 100_000,
+      runner: benchRunner(3_600),
+    });
     log(`populating ${opts.n} agents through StartWorkload at concurrency ${opts.concurrency}`);
     const t0 = nowMs();
-    const progress = setInterval(() => log(`  ${op.running.size}/${opts.n} Running after ${seconds(nowMs() - t0, 0)} s`), 15_000);
-    const started = await loadgen.run<StartResult>({ type: 'start', address: op.address, count: opts.n, concurrency: opts.concurrency });
+    const progress = setInterval(
+      () => log(`  ${op.running.size}/${opts.n} Running after ${seconds(nowMs() - t0, 0)} s`),
+      15_000,
+    );
+    const started = await loadgen.run<StartResult>({
+      type: 'start',
+      address: op.address,
+      count: opts.n,
+      concurrency: opts.concurrency,
+    });
     const deadline = nowMs() + Math.max(300_000, opts.n * 200);
     while (op.running.size < opts.n - started.errors && nowMs() < deadline) await sleep(200);
     clearInterval(progress);
     const populateMs = nowMs() - t0;
     const populated = op.running.size;
-    log(`populated: ${populated} Running after ${seconds(populateMs)} s; letting the cluster settle`);
+    log(
+      `populated: ${populated} Running after ${seconds(populateMs)} s; letting the cluster settle`,
+    );
     await op.stop();
     await sleep(5_000);
 
@@ -89,7 +114,9 @@ export function renderMemoryReport(r: MemoryBenchResult): string {
       `before caching, as the informer does.`,
   );
   lines.push('');
-  lines.push('| Step | Objects cached | Heap used | Δ heap | Heap bytes / object (this kind) | JSON bytes / object | RSS | Sync time |');
+  lines.push(
+    '| Step | Objects cached | Heap used | Δ heap | Heap bytes / object (this kind) | JSON bytes / object | RSS | Sync time |',
+  );
   lines.push('|---|---:|---:|---:|---:|---:|---:|---:|');
   let prev = r.empty;
   for (const s of r.steps) {
@@ -112,7 +139,9 @@ export function renderMemoryReport(r: MemoryBenchResult): string {
   lines.push(
     `| Heap of all caches | ${mib(heapDelta)} MiB over ${objects} objects | ${mib(r.empty.heapUsed)} MiB heap | |`,
   );
-  lines.push(`| Heap per cached object (all kinds) | ${fixed(perObject, 0)} B | | design note: Pod ~5 KB, small CR ~2 KB |`);
+  lines.push(
+    `| Heap per cached object (all kinds) | ${fixed(perObject, 0)} B | | design note: Pod ~5 KB, small CR ~2 KB |`,
+  );
   lines.push(`| Heap per agent (its 4 objects) | ${fixed(perWorkload / 1024, 1)} KiB | | |`);
   lines.push(
     `| Process RSS with the caches synced | ${mib(last.rss)} MiB (+${mib(rssDelta)} MiB) | ${mib(r.empty.rss)} MiB RSS | |`,

@@ -19,7 +19,13 @@ import path from 'node:path';
 import { parseArgs } from './lib/args.ts';
 import { ROOT } from './lib/cluster.ts';
 import { MiB, fixed, mib, seconds } from './lib/stats.ts';
-import { GRPC_TARGETS, grpcOptions, renderGrpcReport, runGrpcBench, type GrpcBenchResult } from './grpc.ts';
+import {
+  GRPC_TARGETS,
+  grpcOptions,
+  renderGrpcReport,
+  runGrpcBench,
+  type GrpcBenchResult,
+} from './grpc.ts';
 import { renderMemoryReport, runMemoryBench, type MemoryBenchResult } from './memory.ts';
 import { renderSoakReport, runSoak, soakFigures, soakOptions, type SoakResult } from './soak.ts';
 import {
@@ -40,7 +46,8 @@ const only = new Set(
     .filter(Boolean) as Name[],
 );
 for (const name of only) {
-  if (!['workloads', 'grpc', 'memory', 'soak'].includes(name)) throw new Error(`--only: unknown benchmark ${name}`);
+  if (!['workloads', 'grpc', 'memory', 'soak'].includes(name))
+    throw new Error(`--only: unknown benchmark ${name}`);
 }
 const reportPath = path.resolve(ROOT, args.string('report', 'bench/REPORT.md'));
 const kubeconfig = process.env.KUBECONFIG;
@@ -56,7 +63,12 @@ function mark(ok: boolean): string {
   return ok ? 'meets' : '**misses**';
 }
 
-async function step<T>(name: Name, run: () => Promise<T>, render: (r: T) => string, sum: (r: T) => void): Promise<void> {
+async function step<T>(
+  name: Name,
+  run: () => Promise<T>,
+  render: (r: T) => string,
+  sum: (r: T) => void,
+): Promise<void> {
   if (!only.has(name)) return;
   process.stderr.write(`[bench] === ${name} ===\n`);
   try {
@@ -108,7 +120,8 @@ await step(
 
 await step(
   'memory',
-  () => runMemoryBench({ n: args.int('memory-n', 5000), concurrency: args.int('c', 32) }, kubeconfig),
+  () =>
+    runMemoryBench({ n: args.int('memory-n', 5000), concurrency: args.int('c', 32) }, kubeconfig),
   renderMemoryReport,
   (r: MemoryBenchResult) => {
     const last = r.steps.at(-1) ?? r.empty;
@@ -121,14 +134,19 @@ await step(
 
 if (only.has('soak')) {
   const sOpts = soakOptions(args);
-  await step('soak', () => runSoak(sOpts, kubeconfig), renderSoakReport, (r: SoakResult) => {
-    const f = soakFigures(r);
-    const row = `${f.rssFitChange >= 0 ? '+' : ''}${mib(f.rssFitChange)} MiB RSS, ${f.heapFitChange >= 0 ? '+' : ''}${mib(f.heapFitChange, 2)} MiB heap over ${fixed(f.window, 0)} s`;
-    const verdict = mark(f.noDrift);
-    summary.push(
-      `| Soak (${fixed(r.options.durationMs / 60_000, 1)} min, ${r.options.ratePerSec}/s): RSS drift | ${row}; ${r.churn.errors} churn errors | no upward drift | ${verdict} |`,
-    );
-  });
+  await step(
+    'soak',
+    () => runSoak(sOpts, kubeconfig),
+    renderSoakReport,
+    (r: SoakResult) => {
+      const f = soakFigures(r);
+      const row = `${f.rssFitChange >= 0 ? '+' : ''}${mib(f.rssFitChange)} MiB RSS, ${f.heapFitChange >= 0 ? '+' : ''}${mib(f.heapFitChange, 2)} MiB heap over ${fixed(f.window, 0)} s`;
+      const verdict = mark(f.noDrift);
+      summary.push(
+        `| Soak (${fixed(r.options.durationMs / 60_000, 1)} min, ${r.options.ratePerSec}/s): RSS drift | ${row}; ${r.churn.errors} churn errors | no upward drift | ${verdict} |`,
+      );
+    },
+  );
 }
 
 const load1 = os.loadavg();

@@ -9,12 +9,29 @@
  */
 import { pathToFileURL } from 'node:url';
 import { parseArgs, type Args } from './lib/args.ts';
-import { acquireCluster, createNamespace, deleteNamespace, stopOnSignals, unlimitedClient } from './lib/cluster.ts';
+import {
+  acquireCluster,
+  createNamespace,
+  deleteNamespace,
+  stopOnSignals,
+  unlimitedClient,
+} from './lib/cluster.ts';
 import type { ChurnResult } from './lib/grpc-load.ts';
 import { LoadGenerator } from './lib/load-client.ts';
 import { startOperator, writesIn } from './lib/operator.ts';
 import { benchRunner } from './lib/shapes.ts';
-import { LagMonitor, MiB, fixed, gc, gcAvailable, mean, mib, nowMs, sleep, slope } from './lib/stats.ts';
+import {
+  LagMonitor,
+  MiB,
+  fixed,
+  gc,
+  gcAvailable,
+  mean,
+  mib,
+  nowMs,
+  sleep,
+  slope,
+} from './lib/stats.ts';
 
 export interface SoakOptions {
   durationMs: number;
@@ -150,8 +167,14 @@ export function soakFigures(r: SoakResult): SoakFigures {
   if (steady.length < 3) steady = r.samples.slice(1);
   const ts = steady.map((s) => s.t);
   const window = (ts.at(-1) ?? 0) - (ts[0] ?? 0);
-  const rssSlope = slope(ts, steady.map((s) => s.rss)); // bytes per second
-  const heapSlope = slope(ts, steady.map((s) => s.heapUsed));
+  const rssSlope = slope(
+    ts,
+    steady.map((s) => s.rss),
+  ); // bytes per second
+  const heapSlope = slope(
+    ts,
+    steady.map((s) => s.heapUsed),
+  );
   const rssStart = steady[0]?.rss ?? 0;
   const rssFitChange = rssSlope * window;
   const heapFitChange = heapSlope * window;
@@ -162,7 +185,8 @@ export function soakFigures(r: SoakResult): SoakFigures {
 export function renderSoakReport(r: SoakResult): string {
   const o = r.options;
   const all = r.samples;
-  const { steady, window, rssSlope, heapSlope, rssStart, rssFitChange, heapFitChange, noDrift } = soakFigures(r);
+  const { steady, window, rssSlope, heapSlope, rssStart, rssFitChange, heapFitChange, noDrift } =
+    soakFigures(r);
   const lines: string[] = [];
   lines.push(`## Soak: ${fixed(o.durationMs / 60_000, 1)} min of churn`);
   lines.push('');
@@ -198,7 +222,9 @@ export function renderSoakReport(r: SoakResult): string {
   lines.push('');
   lines.push('<details><summary>Samples</summary>');
   lines.push('');
-  lines.push('| t (s) | RSS (MiB) | heap (MiB) | lag p50 / p99 / max (ms) | AgentWorkloads cached | started | removed | operator writes |');
+  lines.push(
+    '| t (s) | RSS (MiB) | heap (MiB) | lag p50 / p99 / max (ms) | AgentWorkloads cached | started | removed | operator writes |',
+  );
   lines.push('|---:|---:|---:|---|---:|---:|---:|---:|');
   const step = Math.max(1, Math.ceil(all.length / 60));
   all.forEach((s, i) => {

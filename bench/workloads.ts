@@ -23,9 +23,21 @@ import {
   unlimitedClient,
   type BenchCluster,
 } from './lib/cluster.ts';
-import { diff, operatorClient, operatorLogger, snapshot, sortedEntries, writesIn } from './lib/operator.ts';
+import {
+  diff,
+  operatorClient,
+  operatorLogger,
+  snapshot,
+  sortedEntries,
+  writesIn,
+} from './lib/operator.ts';
 import { runPool } from './lib/pool.ts';
-import { agentWorkload, benchRunner, rawObjectsFor } from './lib/shapes.ts';
+import {
+  BENCH_START_GRACE_SECONDS,
+  agentWorkload,
+  benchRunner,
+  rawObjectsFor,
+} from './lib/shapes.ts';
 import { runMemoryProbe } from './lib/compiled.ts';
 import {
   LagMonitor,
@@ -80,6 +92,9 @@ interface PhaseTiming {
   runningP95: number;
   errors: number;
   firstErrors: string[];
+  /** How many reached Running, and the phases of all at the end of the wait. */
+  running: number;
+  phases: Record<string, number>;
 }
 
 export interface WorkloadBenchResult {
@@ -89,7 +104,14 @@ export interface WorkloadBenchResult {
   requestsPerWorkload: Array<[string, number]>;
   requestsPerWorkloadByResource: Array<[string, number]>;
   writesPerWorkload: number;
-  rss: { before: number; peak: number; converged: number; afterGc: number; heapBefore: number; heapAfterGc: number };
+  rss: {
+    before: number;
+    peak: number;
+    converged: number;
+    afterGc: number;
+    heapBefore: number;
+    heapAfterGc: number;
+  };
   /** RSS of a fresh process on the compiled operator code with its modules loaded (no tsx). */
   emptyOperatorRss: number;
   /** Event-loop lag and CPU of this process while converging. */
@@ -121,6 +143,7 @@ function timing(
   running: Map<string, number>,
   sendMs: number,
   pool: { errors: number; firstErrors: string[] },
+  phases: Record<string, number>,
 ): PhaseTiming {
   const existLat: number[] = [];
   const runLat: number[] = [];
@@ -149,6 +172,8 @@ function timing(
     runningP95: percentile(runLat, 95),
     errors: pool.errors,
     firstErrors: pool.firstErrors,
+    running: runLat.length,
+    phases,
   };
 }
 
@@ -171,7 +196,10 @@ async function warmUp(kube: KubeClient, count: number): Promise<void> {
   await deleteNamespace(kube, ns, 60_000);
 }
 
-async function baselinePhase(kube: KubeClient, opts: WorkloadBenchOptions): Promise<{ timing: PhaseTiming; ns: string }> {
+async function baselinePhase(
+  kube: KubeClient,
+  opts: WorkloadBenchOptions,
+): Promise<{ timing: PhaseTiming; ns: string }> {
   const ns = await createNamespace(kube, 'bench-raw');
   const runner = benchRunner();
   const objects = Array.from({ length: opts.n }, () => rawObjectsFor(agentWorkload(ns), runner));
@@ -192,11 +220,18 @@ async function baselinePhase(kube: KubeClient, opts: WorkloadBenchOptions): Prom
   await pods
     .until(() => pods.reachedPhase.size >= expected, waitMsFor(opts.n), 'the baseline Pods to run')
     .catch((err: Error) => log(err.message));
+  const phases = pods.phases();
   await pods.stop();
-  return { timing: timing(t0, sentAt, names, pods.firstSeen, pods.reachedPhase, sendMs, pool), ns };
+  return {
+    timing: timing(t0, sentAt, names, pods.firstSeen, pods.reachedPhase, sendMs, pool, phases),
+    ns,
+  };
 }
 
-export async function runWorkloadBench(opts: WorkloadBenchOptions, kubeconfig?: string): Promise<WorkloadBenchResult> {
+export async function runWorkloadBench(
+  opts: WorkloadBenchOptions,
+  kubeconfig?: string,
+): Promise<WorkloadBenchResult> {
   const cluster: BenchCluster = acquireCluster(kubeconfig);
   stopOnSignals(cluster);
   const kube = unlimitedClient(cluster.kubeconfig);
@@ -224,7 +259,10 @@ export async function runWorkloadBench(opts: WorkloadBenchOptions, kubeconfig?: 
     await Promise.all([pods.start(), workloads.start()]);
     gc();
     const before = process.memoryUsage();
-    const { client: opClient, byResource } = operatorClient(cluster.kubeconfig, { qps: opts.qps, burst: opts.burst });
+    const { client: opClient, byResource } = operatorClient(cluster.kubeconfig, {
+      qps: opts.qps,
+      burst: opts.burst,
+    });
     const controller = new WorkloadController({
       client: opClient,
       logger: operatorLogger(),
@@ -239,7 +277,9 @@ export async function runWorkloadBench(opts: WorkloadBenchOptions, kubeconfig?: 
     const countsStart = snapshot(opClient.requestCounts);
     const byResourceStart = snapshot(byResource);
     const sentAt: number[] = [];
-    log(`operator: creating ${opts.n} AgentWorkloads at concurrency ${opts.concurrency} (workers ${opts.workers}, qps ${opts.qps})`);
+    log(
+      `operator: creating ${opts.n} AgentWorkloads at concurrency ${opts.concurrency} (workers ${opts.workers}, qps ${opts.qps})`,
+    );
     const lag = new LagMonitor().start();
     const cpu0 = process.cpuUsage();
     const t0 = nowMs();
@@ -257,7 +297,16 @@ export async function runWorkloadBench(opts: WorkloadBenchOptions, kubeconfig?: 
         'the AgentWorkloads to be Running',
       )
       .catch((err: Error) => log(err.message));
-    const opTiming = timing(t0, sentAt, names, pods.firstSeen, workloads.reachedPhase, sendMs, pool);
+    const opTiming = timing(
+      t0,
+      sentAt,
+      names,
+      pods.firstSeen,
+      workloads.reachedPhase,
+      sendMs,
+      pool,
+      workloads.phases(),
+    );
     const cpu = process.cpuUsage(cpu0);
     const lagStats = lag.read();
     lag.stop();
@@ -280,7 +329,9 @@ export async function runWorkloadBench(opts: WorkloadBenchOptions, kubeconfig?: 
     // let those drain before the quiet window starts.
     const settleMs = 5_000;
     await sleep(settleMs);
-    log(`idle: counting the operator's API requests for ${Math.round(opts.idleMs / 1000)} s with nothing changing`);
+    log(
+      `idle: counting the operator's API requests for ${Math.round(opts.idleMs / 1000)} s with nothing changing`,
+    );
     const idleStart = snapshot(opClient.requestCounts);
     const idleByResourceStart = snapshot(byResource);
     await sleep(opts.idleMs);
@@ -351,8 +402,9 @@ export function renderWorkloadReport(r: WorkloadBenchResult): string {
   lines.push(
     `WorkloadController in-process (workers ${o.workers}, client limit ${o.qps} qps / burst ${o.burst}, its own KubeClient); ` +
       `the real agent shape (test/fixtures/agent-workload-example.ts: 2 init containers, main, MCP + Ziti sidecars, ` +
-      `one persistent workspace → one PVC per workload). Baseline, same run and cluster: the same PVC and Pod ` +
-      `(built by the same pod builder) created directly at the same concurrency.`,
+      `one persistent workspace → one PVC per workload; start grace ${BENCH_START_GRACE_SECONDS} s, see bench/lib/shapes.ts). ` +
+      `Baseline, same run and cluster: the same PVC and Pod (built by the same pod builder) created directly at the ` +
+      `same concurrency.`,
   );
   lines.push('');
   lines.push('| Figure | Operator | Baseline (raw Pods) | Ratio | Target |');
@@ -366,19 +418,32 @@ export function renderWorkloadReport(r: WorkloadBenchResult): string {
   lines.push(
     `| Throughput until Running | ${fixed(o.n / (op.allRunningMs / 1000), 1)} /s | ${fixed(o.n / (b.allRunningMs / 1000), 1)} /s | | |`,
   );
-  lines.push(`| create → Pod seen, p50 | ${ms(op.existP50)} | ${ms(b.existP50)} | ${fixed(op.existP50 / b.existP50)}× | |`);
-  lines.push(`| create → Pod seen, p95 | ${ms(op.existP95)} | ${ms(b.existP95)} | ${fixed(op.existP95 / b.existP95)}× | |`);
+  lines.push(
+    `| create → Pod seen, p50 | ${ms(op.existP50)} | ${ms(b.existP50)} | ${fixed(op.existP50 / b.existP50)}× | |`,
+  );
+  lines.push(
+    `| create → Pod seen, p95 | ${ms(op.existP95)} | ${ms(b.existP95)} | ${fixed(op.existP95 / b.existP95)}× | |`,
+  );
   lines.push(
     `| create → Running, p50 | ${ms(op.runningP50)} | ${ms(b.runningP50)} | ${fixed(op.runningP50 / b.runningP50)}× | |`,
   );
   lines.push(
     `| create → Running, p95 | ${ms(op.runningP95)} | ${ms(b.runningP95)} | ${fixed(op.runningP95 / b.runningP95)}× | |`,
   );
-  lines.push(`| Time to send all creates (load generator) | ${seconds(op.sendMs)} s | ${seconds(b.sendMs)} s | | |`);
+  lines.push(
+    `| Time to send all creates (load generator) | ${seconds(op.sendMs)} s | ${seconds(b.sendMs)} s | | |`,
+  );
   lines.push(
     `| API writes per workload | ${fixed(r.writesPerWorkload)} | ${fixed(2)} (PVC + Pod) | ${fixed(r.writesPerWorkload / 2)}× | minimal |`,
   );
   lines.push(`| Create errors | ${op.errors} | ${b.errors} | | 0 |`);
+  const phaseText = (p: Record<string, number>): string =>
+    Object.entries(p)
+      .map(([k, v]) => `${v} ${k}`)
+      .join(', ');
+  lines.push(
+    `| Reached Running (phases at the end of the wait) | ${op.running}/${o.n} (${phaseText(op.phases)}) | ${b.running}/${o.n} (${phaseText(b.phases)}) | | all |`,
+  );
   const controllerShare = r.rss.peak - r.rss.before;
   const estimate = r.emptyOperatorRss + controllerShare;
   const atN = o.n < WORKLOAD_TARGETS.rssAtN ? ` (measured at ${o.n})` : '';
@@ -408,13 +473,19 @@ export function renderWorkloadReport(r: WorkloadBenchResult): string {
   );
   lines.push('');
   lines.push(
-    'The same by resource: ' + r.requestsPerWorkloadByResource.map(([k, v]) => `${k} ${fixed(v, 3)}`).join(', ') + '.',
+    'The same by resource: ' +
+      r.requestsPerWorkloadByResource.map(([k, v]) => `${k} ${fixed(v, 3)}`).join(', ') +
+      '.',
   );
   lines.push('');
   lines.push(
     `Idle window (${r.idle.seconds.toFixed(0)} s, starting ${r.idle.settleSeconds.toFixed(0)} s after the last status was observed) requests: ` +
-      (r.idle.requests.length === 0 ? 'none' : r.idle.requests.map(([k, v]) => `${k} ${v}`).join(', ')) +
-      (r.idle.byResource.length ? ` (${r.idle.byResource.map(([k, v]) => `${k} ${v}`).join(', ')})` : '') +
+      (r.idle.requests.length === 0
+        ? 'none'
+        : r.idle.requests.map(([k, v]) => `${k} ${v}`).join(', ')) +
+      (r.idle.byResource.length
+        ? ` (${r.idle.byResource.map(([k, v]) => `${k} ${v}`).join(', ')})`
+        : '') +
       '.',
   );
   if (op.firstErrors.length || b.firstErrors.length) {
@@ -427,7 +498,9 @@ export function renderWorkloadReport(r: WorkloadBenchResult): string {
       `RSS is this whole process: the controller plus the load generator and two slim watch observers; ` +
       `the "before" figure is the same process with everything loaded but the controller not yet started, ` +
       `so the delta is the controller's share.` +
-      (r.baselineNamespaceGone ? '' : ' The baseline namespace was still terminating when the operator run began.') +
+      (r.baselineNamespaceGone
+        ? ''
+        : ' The baseline namespace was still terminating when the operator run began.') +
       (gcAvailable() ? '' : ' (GC not exposed: run with --expose-gc for the after-GC figures.)'),
   );
   return lines.join('\n');

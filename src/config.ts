@@ -34,7 +34,6 @@ export const configSchema = z.object({
   OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess((v) => (v === '' ? undefined : v), z.url().optional()),
   OTEL_SERVICE_NAME: z.string().min(1).default('k8s-runner'),
   OTEL_BSP_SCHEDULE_DELAY: z.coerce.number().int().min(0).default(5000),
-  GATEWAY_CA_FILE: z.string().optional(),
 });
 
 export type OperatorConfig = z.output<typeof configSchema>;

@@ -12,7 +12,8 @@ export interface Args {
 
 export function parseDurationMs(text: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!match) throw new Error(`not a duration: ${JSON.stringify(text)} (use e.g. 30m, 90s, 1500ms)`);
+  if (!match)
+    throw new Error(`not a duration: ${JSON.stringify(text)} (use e.g. 30m, 90s, 1500ms)`);
   const value = Number(match[1]);
   const unit = match[2] ?? 's';
   const factor = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[unit] ?? 1_000;

@@ -86,10 +86,14 @@ export function binDir(): string {
 function installCrds(kubeconfig: string): void {
   const kubectl = path.join(binDir(), 'kubectl');
   const env = { ...process.env, KUBECONFIG: kubeconfig };
-  execFileSync(kubectl, ['apply', '--server-side', '--force-conflicts', '-f', path.join(ROOT, 'crds')], {
-    env,
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  execFileSync(
+    kubectl,
+    ['apply', '--server-side', '--force-conflicts', '-f', path.join(ROOT, 'crds')],
+    {
+      env,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   execFileSync(kubectl, ['wait', '--for=condition=Established', 'crd', '--all', '--timeout=60s'], {
     env,
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -98,13 +102,19 @@ function installCrds(kubeconfig: string): void {
 
 /** A client for the load generator and observers: no client-side rate limit worth the name. */
 export function unlimitedClient(kubeconfig: string): KubeClient {
-  return KubeClient.fromEnvironment(kubeconfig, { qps: 100_000, burst: 100_000, userAgent: 'k8s-runner-bench' });
+  return KubeClient.fromEnvironment(kubeconfig, {
+    qps: 100_000,
+    burst: 100_000,
+    userAgent: 'k8s-runner-bench',
+  });
 }
 
 /** A fresh namespace whose default ServiceAccount exists (Pods are refused before it does). */
 export async function createNamespace(kube: KubeClient, prefix: string): Promise<string> {
   const name = `${prefix}-${randomBytes(3).toString('hex')}`;
-  await kube.resource(NAMESPACES).create(undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  await kube
+    .resource(NAMESPACES)
+    .create(undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
   const accounts = kube.resource(SERVICE_ACCOUNTS);
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -123,7 +133,11 @@ export async function createNamespace(kube: KubeClient, prefix: string): Promise
  * gone), then the namespace goes. With `waitMs` it waits (up to that long) until it is gone
  * and says whether it is.
  */
-export async function deleteNamespace(kube: KubeClient, name: string, waitMs = 0): Promise<boolean> {
+export async function deleteNamespace(
+  kube: KubeClient,
+  name: string,
+  waitMs = 0,
+): Promise<boolean> {
   const namespaces = kube.resource(NAMESPACES);
   try {
     await namespaces.delete(undefined, name);
@@ -138,7 +152,9 @@ export async function deleteNamespace(kube: KubeClient, name: string, waitMs = 0
     const stuck = list.items.filter((w) => (w.metadata?.finalizers ?? []).length > 0);
     await runPool(stuck.length, 32, async (i) => {
       const w = stuck[i];
-      await workloads.mergePatch(name, w?.metadata?.name ?? '', { metadata: { finalizers: null } }).catch(() => undefined);
+      await workloads
+        .mergePatch(name, w?.metadata?.name ?? '', { metadata: { finalizers: null } })
+        .catch(() => undefined);
     });
     if (waitMs <= 0) return false;
     try {

@@ -31,7 +31,9 @@ export function compiledOperator(): string {
       include: [path.join(ROOT, 'src'), path.join(ROOT, 'bench/lib/memory-probe.ts')],
     }),
   );
-  execFileSync(path.join(ROOT, 'node_modules/.bin/tsc'), ['-p', tsconfig], { stdio: ['ignore', 'inherit', 'inherit'] });
+  execFileSync(path.join(ROOT, 'node_modules/.bin/tsc'), ['-p', tsconfig], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
   built = dir;
@@ -55,12 +57,16 @@ export interface ProbeStep {
  */
 export function runMemoryProbe(kubeconfig: string, namespace?: string): ProbeStep[] {
   const dir = compiledOperator();
-  const out = execFileSync(process.execPath, ['--expose-gc', path.join(dir, 'bench/lib/memory-probe.js')], {
-    env: { ...process.env, KUBECONFIG: kubeconfig, BENCH_NAMESPACE: namespace ?? '' },
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-    maxBuffer: 16 * 1024 * 1024,
-  });
+  const out = execFileSync(
+    process.execPath,
+    ['--expose-gc', path.join(dir, 'bench/lib/memory-probe.js')],
+    {
+      env: { ...process.env, KUBECONFIG: kubeconfig, BENCH_NAMESPACE: namespace ?? '' },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 16 * 1024 * 1024,
+    },
+  );
   const line = out.trim().split('\n').at(-1) ?? '[]';
   return JSON.parse(line) as ProbeStep[];
 }

@@ -85,7 +85,10 @@ function call<Req, Res>(
 function clients(address: string, count: number): RunnerServiceClient[] {
   return Array.from(
     { length: count },
-    () => new RunnerServiceClient(address, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }),
+    () =>
+      new RunnerServiceClient(address, credentials.createInsecure(), {
+        'grpc.use_local_subchannel_pool': 1,
+      }),
   );
 }
 
@@ -142,12 +145,18 @@ async function start(cmd: Extract<LoadCommand, { type: 'start' }>): Promise<Star
 }
 
 async function load(cmd: Extract<LoadCommand, { type: 'load' }>): Promise<LoadResult> {
-  const channels = clients(cmd.address, Math.max(1, Math.min(cmd.channels ?? cmd.concurrency, cmd.concurrency)));
+  const channels = clients(
+    cmd.address,
+    Math.max(1, Math.min(cmd.channels ?? cmd.concurrency, cmd.concurrency)),
+  );
   const cs = Array.from({ length: cmd.concurrency }, (_, i) => channels[i % channels.length]!);
   // Connect every client first (the connection handshake is not the RPC's latency).
   await Promise.all(
     channels.map(
-      (c) => new Promise<void>((resolve, reject) => c.waitForReady(Date.now() + 10_000, (e) => (e ? reject(e) : resolve()))),
+      (c) =>
+        new Promise<void>((resolve, reject) =>
+          c.waitForReady(Date.now() + 10_000, (e) => (e ? reject(e) : resolve())),
+        ),
     ),
   );
   const lat = new Samples();
@@ -165,7 +174,8 @@ async function load(cmd: Extract<LoadCommand, { type: 'load' }>): Promise<LoadRe
         const t = performance.now();
         try {
           if (cmd.method === 'ready') await call(c, c.ready, {});
-          else await call(c, c.inspectWorkload, { workloadId: cmd.ids[k++ % cmd.ids.length] ?? '' });
+          else
+            await call(c, c.inspectWorkload, { workloadId: cmd.ids[k++ % cmd.ids.length] ?? '' });
           const done = performance.now();
           if (t >= measureFrom && done <= end) lat.push(done - t);
         } catch (err) {
@@ -204,7 +214,14 @@ async function load(cmd: Extract<LoadCommand, { type: 'load' }>): Promise<LoadRe
 async function churn(cmd: Extract<LoadCommand, { type: 'churn' }>): Promise<ChurnResult> {
   const [c] = clients(cmd.address, 1);
   if (!c) throw new Error('no client');
-  const result: ChurnResult = { type: 'churned', started: 0, stopped: 0, removed: 0, errors: 0, firstErrors: [] };
+  const result: ChurnResult = {
+    type: 'churned',
+    started: 0,
+    stopped: 0,
+    removed: 0,
+    errors: 0,
+    firstErrors: [],
+  };
   const fail = (err: unknown): void => {
     result.errors++;
     if (result.firstErrors.length < 5) result.firstErrors.push(errText(err));
@@ -232,7 +249,12 @@ async function churn(cmd: Extract<LoadCommand, { type: 'churn' }>): Promise<Chur
     const wait = at - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     lives.push(life());
-    if (i % 10 === 0) process.send?.({ ...result, type: 'churn-progress', live: lives.length - result.removed - result.errors });
+    if (i % 10 === 0)
+      process.send?.({
+        ...result,
+        type: 'churn-progress',
+        live: lives.length - result.removed - result.errors,
+      });
   }
   await Promise.all(lives);
   c.close();
@@ -255,7 +277,8 @@ process.on('message', (raw) => {
   };
   run().then(
     (res) => process.send?.(res),
-    (err: unknown) => process.send?.({ type: 'error', message: err instanceof Error ? err.stack : String(err) }),
+    (err: unknown) =>
+      process.send?.({ type: 'error', message: err instanceof Error ? err.stack : String(err) }),
   );
 });
 process.send?.({ type: 'ready' });

@@ -44,7 +44,8 @@ export class LoadGenerator {
         if (m.type === 'error') reject(new Error(`load generator: ${m.message}`));
         else resolve(m as R);
       };
-      const onExit = (code: number | null): void => reject(new Error(`load generator exited with ${code}`));
+      const onExit = (code: number | null): void =>
+        reject(new Error(`load generator exited with ${code}`));
       this.child.on('message', onMessage);
       this.child.once('exit', onExit);
       this.child.send(cmd);

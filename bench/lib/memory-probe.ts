@@ -44,7 +44,11 @@ async function settle(): Promise<NodeJS.MemoryUsage> {
 
 async function main(): Promise<void> {
   const steps: Step[] = [];
-  const record = async (step: string, objects: number, extra: Partial<Step> = {}): Promise<void> => {
+  const record = async (
+    step: string,
+    objects: number,
+    extra: Partial<Step> = {},
+  ): Promise<void> => {
     const m = await settle();
     steps.push({ step, objects, rss: m.rss, heapUsed: m.heapUsed, external: m.external, ...extra });
   };
@@ -91,7 +95,9 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (err: unknown) => {
-    process.stderr.write(`memory probe failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.stderr.write(
+      `memory probe failed: ${err instanceof Error ? err.stack : String(err)}\n`,
+    );
     process.exit(1);
   },
 );

@@ -8,21 +8,31 @@ import { StaticRunnerDirectory } from '../../src/workload/seams.ts';
 
 /** The operator's own logger as in production (JSON at info), written to /dev/null. */
 export function operatorLogger(): Logger {
-  return pino({ level: 'info', base: { component: 'k8s-runner' } }, pino.destination({ dest: '/dev/null', sync: false }));
+  return pino(
+    { level: 'info', base: { component: 'k8s-runner' } },
+    pino.destination({ dest: '/dev/null', sync: false }),
+  );
 }
 
 /**
  * The operator's API client, configured as src/main.ts does (client defaults unless
  * overridden), and a per-resource request tally on top of its per-verb requestCounts.
  */
-export function operatorClient(kubeconfig: string, options: KubeClientOptions = {}): {
+export function operatorClient(
+  kubeconfig: string,
+  options: KubeClientOptions = {},
+): {
   client: KubeClient;
   byResource: Map<string, number>;
 } {
   const client = KubeClient.fromEnvironment(kubeconfig, options);
   const byResource = new Map<string, number>();
   const original = client.request.bind(client);
-  const counted = <T>(method: string, path: string, opts?: Parameters<KubeClient['request']>[2]): Promise<T> => {
+  const counted = <T>(
+    method: string,
+    path: string,
+    opts?: Parameters<KubeClient['request']>[2],
+  ): Promise<T> => {
     const key = `${method} ${resourceOf(path)}`;
     byResource.set(key, (byResource.get(key) ?? 0) + 1);
     return original<T>(method, path, opts);
@@ -88,7 +98,10 @@ export async function startOperator(
   namespace: string,
   options: { workers: number; qps: number; burst: number; runner: RunnerSettings },
 ): Promise<InProcessOperator> {
-  const { client, byResource } = operatorClient(kubeconfig, { qps: options.qps, burst: options.burst });
+  const { client, byResource } = operatorClient(kubeconfig, {
+    qps: options.qps,
+    burst: options.burst,
+  });
   const logger = operatorLogger();
   const caches = new ShimCaches(client, namespace, logger);
   const controller = new WorkloadController({
@@ -101,9 +114,14 @@ export async function startOperator(
   });
   const running = new Map<string, number>();
   const see = (w: { metadata: { name: string }; status?: { phase?: string } }): void => {
-    if (w.status?.phase === 'Running' && !running.has(w.metadata.name)) running.set(w.metadata.name, performance.now());
+    if (w.status?.phase === 'Running' && !running.has(w.metadata.name))
+      running.set(w.metadata.name, performance.now());
   };
-  caches.workloads.addHandler({ onAdd: see, onUpdate: (_o, w) => see(w), onDelete: (w) => running.delete(w.metadata.name) });
+  caches.workloads.addHandler({
+    onAdd: see,
+    onUpdate: (_o, w) => see(w),
+    onDelete: (w) => running.delete(w.metadata.name),
+  });
   caches.start();
   await controller.startInformers();
   controller.start();

@@ -18,10 +18,13 @@ export async function runPool(
         await fn(i);
       } catch (err) {
         errors++;
-        if (firstErrors.length < 5) firstErrors.push(err instanceof Error ? err.message : String(err));
+        if (firstErrors.length < 5)
+          firstErrors.push(err instanceof Error ? err.message : String(err));
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, count)) }, () => worker()));
+  await Promise.all(
+    Array.from({ length: Math.max(1, Math.min(concurrency, count)) }, () => worker()),
+  );
   return { errors, firstErrors };
 }

@@ -112,7 +112,9 @@ export class MemorySampler {
  */
 export class LagMonitor {
   private static readonly RESOLUTION_MS = 10;
-  private readonly histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: LagMonitor.RESOLUTION_MS });
+  private readonly histogram: IntervalHistogram = monitorEventLoopDelay({
+    resolution: LagMonitor.RESOLUTION_MS,
+  });
 
   start(): this {
     this.histogram.enable();
@@ -122,7 +124,8 @@ export class LagMonitor {
   /** p50/p99/max since the last read, then resets. */
   read(): { p50: number; p99: number; max: number } {
     const h = this.histogram;
-    const lag = (ns: number): number => (h.count > 0 ? Math.max(0, ns / 1e6 - LagMonitor.RESOLUTION_MS) : 0);
+    const lag = (ns: number): number =>
+      h.count > 0 ? Math.max(0, ns / 1e6 - LagMonitor.RESOLUTION_MS) : 0;
     const out = { p50: lag(h.percentile(50)), p99: lag(h.percentile(99)), max: lag(h.max) };
     h.reset();
     return out;

@@ -32,7 +32,11 @@ export class Tracker {
       labelSelector,
       logger: pino({ level: 'silent' }),
       transform: (obj) => ({
-        metadata: { name: obj.metadata?.name, namespace: obj.metadata?.namespace, resourceVersion: obj.metadata?.resourceVersion },
+        metadata: {
+          name: obj.metadata?.name,
+          namespace: obj.metadata?.namespace,
+          resourceVersion: obj.metadata?.resourceVersion,
+        },
         status: { phase: obj.status?.phase },
       }),
     });
@@ -40,10 +44,21 @@ export class Tracker {
       const name = obj.metadata?.name ?? '';
       const t = nowMs();
       if (!this.firstSeen.has(name)) this.firstSeen.set(name, t);
-      if (obj.status?.phase === this.phase && !this.reachedPhase.has(name)) this.reachedPhase.set(name, t);
+      if (obj.status?.phase === this.phase && !this.reachedPhase.has(name))
+        this.reachedPhase.set(name, t);
       for (const w of this.waiters.splice(0)) w();
     };
     this.informer.addHandler({ onAdd: (obj) => see(obj), onUpdate: (_old, obj) => see(obj) });
+  }
+
+  /** How many tracked objects are in each phase now. */
+  phases(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const obj of this.informer.list()) {
+      const phase = obj.status?.phase ?? '(none)';
+      out[phase] = (out[phase] ?? 0) + 1;
+    }
+    return out;
   }
 
   async start(): Promise<void> {

@@ -25,6 +25,18 @@ const absolutePath = z
   .regex(/^\/.*/)
   .meta({ description: 'An absolute path.' });
 
+/**
+ * Where an inline file appears in a container: absolute and normalized, so no `.` or `..`
+ * segment (a path cannot climb out of where it says), no empty segment, no trailing slash.
+ * The gRPC shim applies the same rule (src/grpc/translate.ts).
+ */
+const inlineFilePath = z
+  .string()
+  .min(1)
+  .max(4096)
+  .regex(/^(\/(?:[^/]*[^/.][^/]*|\.{3,}))+$/)
+  .meta({ description: 'An absolute, normalized path (no "." or ".." segments).' });
+
 export const envVarSchema = z.object({
   name: z.string().min(1).max(1024),
   value: z.string().max(131072).default(''),
@@ -63,7 +75,7 @@ const containerFields = {
     .max(64)
     .optional()
     .meta({ description: 'Linux capabilities to add, e.g. NET_ADMIN.' }),
-  inlineFileMounts: z.array(absolutePath).max(MAX_INLINE_FILES).optional().meta({
+  inlineFileMounts: z.array(inlineFilePath).max(MAX_INLINE_FILES).optional().meta({
     description: 'Paths from spec.inlineFiles.files mounted read-only into this container.',
   }),
 };
@@ -130,7 +142,7 @@ export const inlineFilesSchema = z.object({
   files: z
     .array(
       z.object({
-        path: absolutePath,
+        path: inlineFilePath,
         key: z
           .string()
           .min(1)

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { LABELS, MANAGED_BY_VALUE } from '../api/common.ts';
-import { KubeApiError, isConflict, isNotFound } from '../kube/errors.ts';
+import { KubeApiError, isAlreadyExists, isConflict, isNotFound } from '../kube/errors.ts';
 import { AGENT_WORKLOADS, PODS, PVCS, SECRETS } from '../kube/resources.ts';
 import { inlineFilesSecretName, pullSecretName } from '../workload/pod-builder.ts';
 import type {
@@ -94,6 +94,17 @@ async function ignoreMissing(promise: Promise<unknown>): Promise<void> {
   }
 }
 
+/** A Kubernetes answer that says the request was not carried out (not a lost connection, a timeout or a server failure). */
+function isDefinite(err: unknown): boolean {
+  return (
+    err instanceof KubeApiError &&
+    err.statusCode >= 400 &&
+    err.statusCode < 500 &&
+    err.statusCode !== 408 &&
+    err.statusCode !== 429
+  );
+}
+
 export function ready(): Promise<ReadyResponse> {
   return Promise.resolve({ status: 'ok' });
 }
@@ -128,18 +139,60 @@ export async function startWorkload(
     }
   };
 
+  const workloads = shim.kube.resource<Workload>(AGENT_WORKLOADS);
+  /** The AgentWorkload as the API server has it; 'unknown' when it cannot tell. */
+  const liveWorkload = async (): Promise<Workload | undefined | 'unknown'> => {
+    try {
+      return await workloads.get(shim.namespace, plan.podName);
+    } catch (err) {
+      return isNotFound(err) ? undefined : 'unknown';
+    }
+  };
+  /**
+   * A Secret left by an earlier start of this workload that failed before its AgentWorkload
+   * existed (this workload's labels, no owner, no AgentWorkload) is replaced; any other
+   * existing Secret is ALREADY_EXISTS.
+   */
+  const createSecret = async (secret: Secret): Promise<void> => {
+    try {
+      await secrets.create(shim.namespace, secret);
+      return;
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      const existing = await secrets
+        .get(shim.namespace, secret.metadata.name)
+        .catch(() => undefined);
+      const labels = existing?.metadata?.labels ?? {};
+      const leftover =
+        labels[LABELS.managedBy] === MANAGED_BY_VALUE &&
+        labels[LABELS.workloadId] === plan.workloadId &&
+        (existing?.metadata?.ownerReferences ?? []).length === 0;
+      if (!leftover || (await liveWorkload()) !== undefined) throw err;
+      await secrets.delete(shim.namespace, secret.metadata.name, {
+        preconditions: { uid: existing?.metadata?.uid },
+      });
+      await secrets.create(shim.namespace, secret);
+    }
+  };
+
   let workload: Workload;
   try {
     for (const secret of plan.secrets) {
-      await secrets.create(shim.namespace, secret);
+      await createSecret(secret);
       created.push(secret.metadata.name);
     }
-    workload = await shim.kube
-      .resource<Workload>(AGENT_WORKLOADS)
-      .create(shim.namespace, plan.workload as Workload);
+    workload = await workloads.create(shim.namespace, plan.workload as Workload);
   } catch (err) {
-    await cleanUp();
-    throw err;
+    // Without a definite answer the API server may have created the AgentWorkload: its
+    // Secrets must then stay. When that cannot be told, they stay too (the workload
+    // controller deletes them if the workload never appears).
+    const found = created.length > 0 && !isDefinite(err) ? await liveWorkload() : undefined;
+    if (found === 'unknown') throw err;
+    if (found === undefined || workloadIdOf(found) !== plan.workloadId) {
+      await cleanUp();
+      throw err;
+    }
+    workload = found;
   }
   ctx.logger.info({ workloadId: plan.workloadId }, 'created AgentWorkload');
 
