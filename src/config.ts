@@ -27,7 +27,7 @@ export const configSchema = z.object({
   LEADER_ELECTION_RENEW_DEADLINE_SECONDS: z.coerce.number().positive().default(7),
   LEADER_ELECTION_RETRY_PERIOD_SECONDS: z.coerce.number().positive().default(2),
   POD_NAME: z.string().optional(),
-  WORKERS: z.coerce.number().int().min(1).max(64).default(4),
+  WORKERS: z.coerce.number().int().min(1).max(64).default(16),
   STANDALONE: bool.default(false),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /** Spans are exported over OTLP/HTTP only when this is set. */

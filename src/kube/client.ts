@@ -1,11 +1,12 @@
 import https from 'node:https';
 import http from 'node:http';
 import type { IncomingMessage } from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import WebSocket from 'ws';
 import { KubeApiError } from './errors.ts';
 import { resourcePath, type ResourceType } from './resources.ts';
 import { TokenBucket } from './token-bucket.ts';
+import { loadClusterConnection, type ClusterConnection } from './kubeconfig.ts';
 
 export interface KubeObject {
   apiVersion?: string;
@@ -65,7 +66,7 @@ export const JSON_PATCH = 'application/json-patch+json';
  */
 export class KubeClient {
   readonly server: URL;
-  private readonly kubeConfig: KubeConfig;
+  private readonly connection: ClusterConnection;
   private readonly agent: https.Agent | http.Agent;
   private readonly streamAgent: https.Agent | http.Agent;
   private readonly limiter: TokenBucket;
@@ -74,11 +75,9 @@ export class KubeClient {
   private authCache?: { at: number; opts: https.RequestOptions };
   readonly requestCounts = new Map<string, number>();
 
-  constructor(kubeConfig: KubeConfig, options: KubeClientOptions = {}) {
-    const cluster = kubeConfig.getCurrentCluster();
-    if (!cluster) throw new Error('kubeconfig has no current cluster');
-    this.kubeConfig = kubeConfig;
-    this.server = new URL(cluster.server);
+  constructor(connection: ClusterConnection | KubeConfig, options: KubeClientOptions = {}) {
+    this.connection = 'requestOptions' in connection ? connection : fromKubeConfig(connection);
+    this.server = new URL(this.connection.server);
     const secure = this.server.protocol === 'https:';
     this.agent = secure
       ? new https.Agent({ keepAlive: true, maxSockets: 64 })
@@ -91,15 +90,28 @@ export class KubeClient {
     this.userAgent = options.userAgent ?? 'k8s-runner';
   }
 
+  /** From a kubeconfig file (or $KUBECONFIG, ~/.kube/config, the in-cluster service account). */
   static fromEnvironment(kubeconfigPath?: string, options?: KubeClientOptions): KubeClient {
+    const connection = loadClusterConnection(kubeconfigPath);
+    if (!connection)
+      throw new Error(
+        'this kubeconfig needs an exec plugin or auth provider: use KubeClient.connect',
+      );
+    return new KubeClient(connection, options);
+  }
+
+  /**
+   * Like fromEnvironment, but kubeconfigs with exec plugins or auth providers load the full
+   * @kubernetes/client-node (about 75 MiB of heap, so only when needed).
+   */
+  static async connect(kubeconfigPath?: string, options?: KubeClientOptions): Promise<KubeClient> {
+    const connection = loadClusterConnection(kubeconfigPath);
+    if (connection) return new KubeClient(connection, options);
+    const { KubeConfig } = await import('@kubernetes/client-node');
     const kc = new KubeConfig();
     if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
     else kc.loadFromDefault();
     return new KubeClient(kc, options);
-  }
-
-  get config(): KubeConfig {
-    return this.kubeConfig;
   }
 
   totalRequests(): number {
@@ -111,8 +123,7 @@ export class KubeClient {
   private async authOptions(): Promise<https.RequestOptions> {
     const now = Date.now();
     if (this.authCache && now - this.authCache.at < 30_000) return this.authCache.opts;
-    const opts: https.RequestOptions = {};
-    await this.kubeConfig.applyToHTTPSOptions(opts);
+    const opts = await this.connection.requestOptions();
     this.authCache = { at: now, opts };
     return opts;
   }
@@ -375,4 +386,17 @@ function toApiError(statusCode: number, text: string): KubeApiError {
   } catch {
     return new KubeApiError(statusCode, 'Unknown', text.slice(0, 1024) || `HTTP ${statusCode}`);
   }
+}
+
+function fromKubeConfig(kc: KubeConfig): ClusterConnection {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('kubeconfig has no current cluster');
+  return {
+    server: cluster.server,
+    requestOptions: async () => {
+      const opts: https.RequestOptions = {};
+      await kc.applyToHTTPSOptions(opts);
+      return opts;
+    },
+  };
 }
