@@ -9,7 +9,14 @@ import { agentStartRequest } from './shapes.ts';
 import { percentilesOf } from './stats.ts';
 
 export type LoadCommand =
-  | { type: 'start'; address: string; count: number; concurrency: number }
+  | {
+      type: 'start';
+      address: string;
+      count: number;
+      concurrency: number;
+      /** Paces the starts at this many per second (default: as fast as the concurrency allows). */
+      ratePerSec?: number;
+    }
   | {
       type: 'load';
       address: string;
@@ -127,6 +134,10 @@ async function start(cmd: Extract<LoadCommand, { type: 'start' }>): Promise<Star
       for (;;) {
         const i = next++;
         if (i >= requests.length) return;
+        if (cmd.ratePerSec) {
+          const wait = t0 + (i * 1000) / cmd.ratePerSec - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        }
         const t = performance.now();
         try {
           await call(c, c.startWorkload, requests[i]!);
@@ -261,6 +272,12 @@ async function churn(cmd: Extract<LoadCommand, { type: 'churn' }>): Promise<Chur
   return result;
 }
 
+/** Sends to the parent unless it is gone (then this process has no reason to live). */
+function send(message: unknown): void {
+  if (process.connected) process.send?.(message);
+}
+process.on('disconnect', () => process.exit(0));
+
 process.on('message', (raw) => {
   const cmd = raw as LoadCommand;
   const run = async (): Promise<unknown> => {
@@ -276,9 +293,9 @@ process.on('message', (raw) => {
     }
   };
   run().then(
-    (res) => process.send?.(res),
+    (res) => send(res),
     (err: unknown) =>
-      process.send?.({ type: 'error', message: err instanceof Error ? err.stack : String(err) }),
+      send({ type: 'error', message: err instanceof Error ? err.stack : String(err) }),
   );
 });
-process.send?.({ type: 'ready' });
+send({ type: 'ready' });

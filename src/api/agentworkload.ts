@@ -129,10 +129,14 @@ export const volumeSpecSchema = withCel(
       message: 'a Persistent volume needs persistentName',
       fieldPath: '.persistentName',
       reason: 'FieldValueRequired',
+      holds: (v: Volume) => v.kind !== 'Persistent' || v.persistentName !== undefined,
     },
     {
       rule: "self.kind == 'Persistent' || (!has(self.persistentName) && !has(self.size) && !has(self.storageClass))",
       message: 'persistentName, size and storageClass apply only to Persistent volumes',
+      holds: (v: Volume) =>
+        v.kind === 'Persistent' ||
+        (v.persistentName === undefined && v.size === undefined && v.storageClass === undefined),
     },
   ],
 );
@@ -158,6 +162,29 @@ export const inlineFilesSchema = z.object({
 function everyContainer(condition: string): string {
   return `(${condition.replaceAll('c.', 'self.main.')}) && self.sidecars.all(c, ${condition}) && self.initContainers.all(c, ${condition})`;
 }
+
+/** What the TypeScript twins of the CEL rules read (the parsed value, defaults applied). */
+interface Volume {
+  name: string;
+  kind: string;
+  persistentName?: string;
+  size?: string;
+  storageClass?: string;
+}
+interface Container {
+  name: string;
+  mounts?: Array<{ volume: string }>;
+}
+interface Spec {
+  main: Container;
+  sidecars: Container[];
+  initContainers: Container[];
+  volumes: Volume[];
+  runnerRef?: unknown;
+  runnerSelector?: unknown;
+}
+const containersOf = (s: Spec): Container[] => [s.main, ...s.sidecars, ...s.initContainers];
+const unique = (names: string[]): boolean => new Set(names).size === names.length;
 
 const uniqueIn = (list: string) =>
   `self.${list}.all(x, self.${list}.filter(y, y.name == x.name).size() == 1)`;
@@ -225,22 +252,29 @@ export const agentWorkloadSpecSchema = withCel(
         uniqueIn('initContainers'),
       ].join(' && '),
       message: 'container names must be unique across main, sidecars and initContainers',
+      holds: (s: Spec) => unique(containersOf(s).map((c) => c.name)),
     },
     {
       rule: uniqueIn('volumes'),
       message: 'volume names must be unique',
       fieldPath: '.volumes',
+      holds: (s: Spec) => unique(s.volumes.map((v) => v.name)),
     },
     {
       rule: everyContainer(
         '!has(c.mounts) || c.mounts.all(m, self.volumes.exists(v, v.name == m.volume))',
       ),
       message: 'every mount must name a volume declared in spec.volumes',
+      holds: (s: Spec) =>
+        containersOf(s).every((c) =>
+          (c.mounts ?? []).every((m) => s.volumes.some((v) => v.name === m.volume)),
+        ),
     },
     {
       rule: '!(has(self.runnerRef) && has(self.runnerSelector))',
       message: 'runnerRef and runnerSelector are mutually exclusive',
       reason: 'FieldValueForbidden',
+      holds: (s: Spec) => s.runnerRef === undefined || s.runnerSelector === undefined,
     },
     {
       rule: '!has(oldSelf.workloadId) || (has(self.workloadId) && self.workloadId == oldSelf.workloadId)',

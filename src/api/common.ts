@@ -11,10 +11,26 @@ export interface CelRule {
   fieldPath?: string;
   reason?:
     'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';
+  /**
+   * The same rule in TypeScript over the parsed value, so that zod refuses what the API
+   * server refuses (not in the CRD). Transition rules (oldSelf) have none.
+   */
+  holds?: (self: never) => boolean;
 }
 
 export function withCel<T extends z.ZodType>(schema: T, rules: CelRule[]): T {
-  return schema.meta({ 'x-kubernetes-validations': rules }) as T;
+  const checked = rules.filter((r) => r.holds !== undefined);
+  const refined = checked.length
+    ? (schema.superRefine((self, ctx) => {
+        for (const r of checked) {
+          if (r.holds?.(self as never)) continue;
+          const path = r.fieldPath ? r.fieldPath.slice(1).split('.') : [];
+          ctx.addIssue({ code: 'custom', message: r.message, path });
+        }
+      }) as unknown as T)
+    : schema;
+  const crdRules = rules.map(({ holds: _holds, ...rule }) => rule);
+  return refined.meta({ 'x-kubernetes-validations': crdRules }) as T;
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -26,8 +42,15 @@ export const dnsLabel = (description: string) =>
 export const dnsSubdomain = (description: string) =>
   z.string().min(1).max(253).regex(DNS_SUBDOMAIN).meta({ description });
 
+const MAX_LABELS = 64;
+
 export const labelMap = (description: string) =>
-  z.record(z.string().max(317), z.string().max(63)).meta({ description, maxProperties: 64 });
+  z
+    .record(z.string().max(317), z.string().max(63))
+    .refine((labels) => Object.keys(labels).length <= MAX_LABELS, {
+      message: `at most ${MAX_LABELS} entries`,
+    })
+    .meta({ description, maxProperties: MAX_LABELS });
 
 export const localObjectReference = z
   .object({ name: dnsSubdomain('Name of the referenced object in the same namespace.') })

@@ -52,6 +52,8 @@ const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
 const LINUX_CAPABILITY = /^[A-Z_]{1,64}$/;
 const QUANTITY = /^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/;
 const LABEL_PREFIX = 'label.';
+/** A Secret's data may hold at most 1 MiB (the API server's limit). */
+const MAX_INLINE_FILES_BYTES = 1024 * 1024;
 const RESERVED_LABELS = new Set<string>([LABELS.managedBy, LABELS.workloadId, LABELS.runner]);
 
 export function podNameFor(workloadId: string): string {
@@ -404,13 +406,24 @@ function inlineFiles(
   const data: Record<string, string> = {};
   const files: InlinePlan['files'] = [];
   const keys = new Map<string, string>();
+  let total = 0;
   paths.forEach((path, i) => {
     checkInlinePath(path, 'inline_files');
     const key = `inline-file-${i}`;
-    data[key] = Buffer.from(req.inlineFiles[path] ?? Buffer.alloc(0)).toString('base64');
+    const content = req.inlineFiles[path] ?? Buffer.alloc(0);
+    total += content.length;
+    data[key] = Buffer.from(content).toString('base64');
     files.push({ path, key });
     keys.set(path, key);
   });
+  // They all go into one Secret, which the API server refuses beyond 1 MiB (after the
+  // pull Secret may have been written): refuse them here, naming the field.
+  if (total > MAX_INLINE_FILES_BYTES) {
+    throw invalidArgument(
+      'inline_files_too_large',
+      `inline_files: ${total} bytes in total, at most ${MAX_INLINE_FILES_BYTES} (one Secret)`,
+    );
+  }
   return {
     secret: {
       apiVersion: 'v1',

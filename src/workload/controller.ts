@@ -8,7 +8,7 @@ import { API_GROUP_VERSION, LABELS, MANAGED_BY_VALUE } from '../api/common.ts';
 import { jsonEqual } from '../api/conditions.ts';
 import type { KubeClient, KubeObject, ResourceClient } from '../kube/client.ts';
 import { Controller } from '../kube/controller.ts';
-import { isAlreadyExists, isConflict, isNotFound } from '../kube/errors.ts';
+import { isAlreadyExists, isConflict, isInvalid, isNotFound } from '../kube/errors.ts';
 import { Informer, objectKey } from '../kube/informer.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { AGENT_WORKLOADS, PODS, PVCS, SECRETS } from '../kube/resources.ts';
@@ -225,7 +225,7 @@ export class WorkloadController {
     if (this.controller) return;
     this.controller = new Controller({
       name: 'agentworkload',
-      workers: this.options.workers ?? 4,
+      workers: this.options.workers ?? 16,
       logger: this.logger,
       reconcile: (key) => this.reconcile(key),
     });
@@ -263,7 +263,7 @@ export class WorkloadController {
   private async reconcile(key: string): Promise<{ requeueAfterMs?: number } | void> {
     if (key.startsWith(SECRET_KEY_PREFIX))
       return this.collectOrphanSecret(key.slice(SECRET_KEY_PREFIX.length));
-    const aw = this.informers.workloads.getByKey(key);
+    let aw = this.informers.workloads.getByKey(key);
     if (!aw) return;
     const namespace = aw.metadata.namespace ?? '';
     const podName = aw.metadata.name;
@@ -271,15 +271,19 @@ export class WorkloadController {
 
     if (aw.metadata.deletionTimestamp) return this.finalize(aw, pod);
     if (!aw.metadata.finalizers?.includes(WORKLOAD_FINALIZER)) {
-      await this.workloads.mergePatch(namespace, podName, {
+      // Carry on with the patched object: a round trip through the queue costs more.
+      aw = await this.workloads.mergePatch(namespace, podName, {
         metadata: {
           finalizers: [...(aw.metadata.finalizers ?? []), WORKLOAD_FINALIZER],
           resourceVersion: aw.metadata.resourceVersion,
         },
       });
-      return;
+      delete aw.metadata.managedFields;
     }
 
+    // Whatever its phase (a workload stopped before its Pod was created has Secrets too), so
+    // that they go with it.
+    await this.adoptSecrets(aw);
     const log = this.logger.child({ workload: key, workloadId: workloadIdOf(aw) });
     const facts = await this.observe(aw, pod, log);
     await this.writeStatus(aw, facts.status);
@@ -476,14 +480,22 @@ export class WorkloadController {
         };
       }
       this.podMissingSince.delete(key);
-      await this.ensureVolumes(aw, runner);
-      await this.adoptSecrets(aw);
       try {
+        await this.ensureVolumes(aw, runner);
         await this.pods.create(aw.metadata.namespace, desiredPod as Pod);
         if (!this.informers.pods.get(aw.metadata.namespace, aw.metadata.name))
           this.expectedPods.set(key, now.getTime());
         log.info({ pod: aw.metadata.name, runner: runner.name }, 'created Pod');
       } catch (err) {
+        // What the CRD schema cannot express (an env name with "=", duplicate mount paths,
+        // a nameserver that is no IP address...) the API server refuses on the Pod or PVC:
+        // that is final for this generation, not a reason to retry forever.
+        if (isInvalid(err)) {
+          const message = `the API server refused the workload's objects: ${(err as Error).message}`;
+          return {
+            status: { ...base, placed, phase: 'Failed', reason: 'config_invalid', message },
+          };
+        }
         if (!isAlreadyExists(err)) throw err;
       }
       return {

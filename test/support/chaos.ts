@@ -40,7 +40,8 @@ export function sizeFromEnv(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got ${raw}`);
+  if (!Number.isInteger(value) || value <= 0)
+    throw new Error(`${name} must be a positive integer, got ${raw}`);
   return value;
 }
 
@@ -74,7 +75,10 @@ export interface PrivateCluster {
    * command line it ran with (scripts/test-cluster restart-component); resolves once it is
    * healthy again.
    */
-  restartComponent(name: 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok', downSeconds?: number): Promise<void>;
+  restartComponent(
+    name: 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok',
+    downSeconds?: number,
+  ): Promise<void>;
   /** Compacts etcd at its current revision: every older resource version is gone (watches expire). */
   compactEtcd(): Promise<number>;
   down(): Promise<void>;
@@ -101,8 +105,23 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
     const ports = await readFile(path.join(dir, 'ports.env'), 'utf8');
     const binDir = /BIN_DIR=(.*)/.exec(ports)?.[1] ?? '';
     const kubectl = path.join(binDir, 'kubectl');
-    await run(kubectl, ['--kubeconfig', kubeconfig, 'apply', '--server-side', '-f', path.join(root, 'crds')]);
-    await run(kubectl, ['--kubeconfig', kubeconfig, 'wait', '--for=condition=Established', 'crd', '--all', '--timeout=60s']);
+    await run(kubectl, [
+      '--kubeconfig',
+      kubeconfig,
+      'apply',
+      '--server-side',
+      '-f',
+      path.join(root, 'crds'),
+    ]);
+    await run(kubectl, [
+      '--kubeconfig',
+      kubeconfig,
+      'wait',
+      '--for=condition=Established',
+      'crd',
+      '--all',
+      '--timeout=60s',
+    ]);
     client = KubeClient.fromEnvironment(kubeconfig);
     const etcdPort = /ETCD_PORT=(\d+)/.exec(ports)?.[1];
     return {
@@ -115,7 +134,9 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
       },
       async compactEtcd() {
         const base = `http://127.0.0.1:${etcdPort}/v3/kv`;
-        const range = (await (await fetch(`${base}/range`, { method: 'POST', body: '{"key":"AA=="}' })).json()) as {
+        const range = (await (
+          await fetch(`${base}/range`, { method: 'POST', body: '{"key":"AA=="}' })
+        ).json()) as {
           header: { revision: string };
         };
         const revision = Number(range.header.revision);
@@ -143,7 +164,10 @@ export interface ChaosOperatorOptions {
 }
 
 /** The operator on the private cluster: one replica without leader election, gRPC without auth. */
-export function startChaosOperator(cluster: PrivateCluster, options: ChaosOperatorOptions): Promise<OperatorProcess> {
+export function startChaosOperator(
+  cluster: PrivateCluster,
+  options: ChaosOperatorOptions,
+): Promise<OperatorProcess> {
   return startOperator({
     name: options.name,
     env: {
@@ -282,19 +306,26 @@ export function violations(state: ClusterState, expected: ReadonlyMap<string, Ex
       );
     }
     if (s?.observedGeneration !== w.metadata?.generation) {
-      problems.push(`workload ${name}: status is for generation ${s?.observedGeneration}, not ${w.metadata?.generation}`);
+      problems.push(
+        `workload ${name}: status is for generation ${s?.observedGeneration}, not ${w.metadata?.generation}`,
+      );
     }
   }
   for (const name of byName.keys()) {
-    if (!expected.has(name)) problems.push(`workload ${name} should not exist (deleted or never started)`);
+    if (!expected.has(name))
+      problems.push(`workload ${name} should not exist (deleted or never started)`);
   }
   const podsPerOwner = new Map<string, string[]>();
   for (const pod of state.pods) {
     if (pod.metadata?.labels?.[LABELS.managedBy] !== MANAGED_BY_VALUE) continue;
     const name = pod.metadata?.name ?? '';
-    const owner = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'AgentWorkload');
+    const owner = pod.metadata?.ownerReferences?.find(
+      (r) => r.controller && r.kind === 'AgentWorkload',
+    );
     if (!owner || !live.has(owner.uid)) {
-      problems.push(`Pod ${name} is orphaned (owner ${owner ? `${owner.name}/${owner.uid}` : 'none'} is gone)`);
+      problems.push(
+        `Pod ${name} is orphaned (owner ${owner ? `${owner.name}/${owner.uid}` : 'none'} is gone)`,
+      );
       continue;
     }
     const list = podsPerOwner.get(owner.uid) ?? [];
@@ -302,12 +333,16 @@ export function violations(state: ClusterState, expected: ReadonlyMap<string, Ex
     podsPerOwner.set(owner.uid, list);
   }
   for (const [uid, pods] of podsPerOwner) {
-    if (pods.length > 1) problems.push(`workload ${live.get(uid)?.metadata?.name} has ${pods.length} Pods: ${pods.join(', ')}`);
+    if (pods.length > 1)
+      problems.push(
+        `workload ${live.get(uid)?.metadata?.name} has ${pods.length} Pods: ${pods.join(', ')}`,
+      );
   }
   for (const [name, want] of expected) {
     const w = byName.get(name);
     if (!w || want.phase !== 'Running') continue;
-    if ((podsPerOwner.get(w.metadata?.uid ?? '') ?? []).length !== 1) problems.push(`running workload ${name} has no Pod`);
+    if ((podsPerOwner.get(w.metadata?.uid ?? '') ?? []).length !== 1)
+      problems.push(`running workload ${name} has no Pod`);
   }
   const byWorkloadId = new Map<string, string[]>();
   for (const pod of state.pods) {
@@ -316,13 +351,16 @@ export function violations(state: ClusterState, expected: ReadonlyMap<string, Ex
     byWorkloadId.set(id, [...(byWorkloadId.get(id) ?? []), pod.metadata?.name ?? '']);
   }
   for (const [id, pods] of byWorkloadId) {
-    if (pods.length > 1) problems.push(`workload id ${id} has ${pods.length} live Pods: ${pods.join(', ')}`);
+    if (pods.length > 1)
+      problems.push(`workload id ${id} has ${pods.length} live Pods: ${pods.join(', ')}`);
   }
   for (const secret of state.secrets) {
     if (!secret.metadata?.labels?.[LABELS.workloadId]) continue;
     const owners = secret.metadata?.ownerReferences ?? [];
     if (!owners.some((r) => r.kind === 'AgentWorkload' && live.has(r.uid))) {
-      problems.push(`Secret ${secret.metadata?.name} is orphaned (owners: ${owners.map((r) => `${r.kind}/${r.name}`).join(', ') || 'none'})`);
+      problems.push(
+        `Secret ${secret.metadata?.name} is orphaned (owners: ${owners.map((r) => `${r.kind}/${r.name}`).join(', ') || 'none'})`,
+      );
     }
   }
   return problems;
@@ -337,6 +375,7 @@ export async function waitForInvariants(
 ): Promise<{ ms: number; state: ClusterState }> {
   const started = Date.now();
   let last: string[] = [];
+  let shown = started;
   for (;;) {
     try {
       const state = await readState(client, namespace);
@@ -345,16 +384,28 @@ export async function waitForInvariants(
     } catch (err) {
       last = [`could not read the cluster: ${String(err)}`];
     }
+    if (process.env.CHAOS_VERBOSE && Date.now() - shown > 5_000) {
+      shown = Date.now();
+      process.stderr.write(
+        `chaos: after ${shown - started} ms still ${last.length} problems, e.g.\n  ${last.slice(0, 3).join('\n  ')}\n`,
+      );
+    }
     if (Date.now() - started > timeoutMs) {
       const shown = last.slice(0, 25).join('\n  ');
-      throw new Error(`invariants still violated after ${timeoutMs} ms (${last.length} problems):\n  ${shown}`);
+      throw new Error(
+        `invariants still violated after ${timeoutMs} ms (${last.length} problems):\n  ${shown}`,
+      );
     }
     await sleep(500);
   }
 }
 
 /** Retries `fn` while the API server (or the operator) is away; other errors are returned. */
-export async function retrying<T>(fn: () => Promise<T>, isTransient: (err: unknown) => boolean, timeoutMs = 60_000): Promise<T> {
+export async function retrying<T>(
+  fn: () => Promise<T>,
+  isTransient: (err: unknown) => boolean,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (let attempt = 0; ; attempt++) {
     try {
@@ -388,17 +439,27 @@ export function transientGrpcError(err: unknown): boolean {
 export const grpcCode = (err: unknown): number | undefined => (err as Partial<ServiceError>).code;
 
 function unaryCall<Req, Res>(
-  invoke: (req: Req, md: Metadata, options: { deadline: number }, cb: (err: ServiceError | null, res: Res) => void) => unknown,
+  invoke: (
+    req: Req,
+    md: Metadata,
+    options: { deadline: number },
+    cb: (err: ServiceError | null, res: Res) => void,
+  ) => unknown,
   request: Req,
   deadlineMs: number,
 ): Promise<Res> {
   return new Promise((resolve, reject) => {
-    invoke(request, new Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(err) : resolve(res)));
+    invoke(request, new Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) =>
+      err ? reject(err) : resolve(res),
+    );
   });
 }
 
 /** The StartWorkload every fault test sends: a pull credential and an inline file, so each start writes two Secrets. */
-export function chaosStartRequest(workloadId: string, planted = { password: 'chaos-pull-password', file: '{"chaos":true}' }): StartWorkloadRequest {
+export function chaosStartRequest(
+  workloadId: string,
+  planted = { password: 'chaos-pull-password', file: '{"chaos":true}' },
+): StartWorkloadRequest {
   return StartWorkloadRequest.fromPartial({
     workloadId,
     main: {
@@ -406,7 +467,9 @@ export function chaosStartRequest(workloadId: string, planted = { password: 'cha
       image: 'registry.example.invalid/agent:1',
       inlineFileMounts: [{ path: '/etc/agent/config.json' }],
     },
-    imagePullCredentials: [{ registry: 'registry.example.invalid', username: 'chaos', password: planted.password }],
+    imagePullCredentials: [
+      { registry: 'registry.example.invalid', username: 'chaos', password: planted.password },
+    ],
     inlineFiles: { '/etc/agent/config.json': Buffer.from(planted.file) },
     labels: { 'chaos.agyn.io/test': 'yes' },
   });
@@ -445,7 +508,11 @@ export async function removeUntilAnswered(
   for (let attempts = 1; ; attempts++) {
     const c = client();
     try {
-      await unaryCall(c.removeWorkload.bind(c), RemoveWorkloadRequest.fromPartial({ workloadId }), 15_000);
+      await unaryCall(
+        c.removeWorkload.bind(c),
+        RemoveWorkloadRequest.fromPartial({ workloadId }),
+        15_000,
+      );
       return { code: 0, attempts };
     } catch (err) {
       if (grpcCode(err) === status.NOT_FOUND) return { code: status.NOT_FOUND, attempts };
@@ -456,7 +523,11 @@ export async function removeUntilAnswered(
 }
 
 /** Runs `worker` over `items` with at most `concurrency` at once. */
-export async function pool<T>(items: readonly T[], concurrency: number, worker: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function pool<T>(
+  items: readonly T[],
+  concurrency: number,
+  worker: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const loops = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
     while (next < items.length) {
