@@ -72,6 +72,8 @@ export interface GrpcBenchResult {
   ready: LoadFigures;
   inspect: LoadFigures;
   rss: { before: number; peak: number; afterGc: number; heapBefore: number; heapAfterGc: number };
+  /** Peak RSS of this process during each phase. */
+  phasePeakRss: { start: number; ready: number; inspect: number };
 }
 
 type Pod = IPod & KubeObject;
@@ -188,8 +190,13 @@ export async function runGrpcBench(
         lagP99: lagStats.p99,
       };
     };
+    const phasePeakRss = { start: sampler.peakRss, ready: 0, inspect: 0 };
+    sampler.reset();
     const ready = await measure('ready');
+    phasePeakRss.ready = sampler.peakRss;
+    sampler.reset();
     const inspect = await measure('inspect');
+    phasePeakRss.inspect = sampler.peakRss;
 
     gc();
     const after = process.memoryUsage();
@@ -207,9 +214,10 @@ export async function runGrpcBench(
       },
       ready,
       inspect,
+      phasePeakRss,
       rss: {
         before: before.rss,
-        peak: Math.max(sampler.peakRss, after.rss),
+        peak: Math.max(phasePeakRss.start, phasePeakRss.ready, phasePeakRss.inspect, after.rss),
         afterGc: after.rss,
         heapBefore: before.heapUsed,
         heapAfterGc: after.heapUsed,
@@ -274,6 +282,9 @@ export function renderGrpcReport(r: GrpcBenchResult): string {
   );
   lines.push(
     `| Operator process RSS, peak | ${mib(r.rss.peak)} MiB | ${mib(r.rss.before)} MiB before the operator started | +${mib(r.rss.peak - r.rss.before)} MiB | |`,
+  );
+  lines.push(
+    `| Operator process RSS peak by phase: StartWorkload / Ready / Inspect | ${mib(r.phasePeakRss.start)} / ${mib(r.phasePeakRss.ready)} / ${mib(r.phasePeakRss.inspect)} MiB | | | |`,
   );
   lines.push(
     `| JS heap used after GC | ${mib(r.rss.heapAfterGc)} MiB | ${mib(r.rss.heapBefore)} MiB | +${mib(r.rss.heapAfterGc - r.rss.heapBefore)} MiB | |`,

@@ -20,6 +20,8 @@ import {
 } from '../gen/agynio/api/runners/v1/runners.ts';
 
 export const DEFAULT_GATEWAY_TIMEOUT_MS = 10_000;
+/** The longest the channel waits between connection attempts to an unreachable gateway. */
+const RECONNECT_BACKOFF_MAX_MS = 5_000;
 
 export interface GatewayClientOptions {
   /** https:// or grpcs:// dial with TLS; http:// or grpc:// dial in plaintext. */
@@ -214,7 +216,13 @@ export class GatewayClient {
       : credentials.createInsecure();
     this.timeoutMs = options.timeoutMs ?? DEFAULT_GATEWAY_TIMEOUT_MS;
     if (!(this.timeoutMs > 0)) throw new TypeError('timeoutMs must be positive');
-    this.client = new RunnersGatewayClient(target.address, creds);
+    // The callers retry with their own capped backoff (state reports: 60 s). grpc-js would
+    // otherwise keep its own reconnect backoff (up to 120 s), failing calls fast for that
+    // long after the gateway is back.
+    this.client = new RunnersGatewayClient(target.address, creds, {
+      'grpc.initial_reconnect_backoff_ms': 1_000,
+      'grpc.max_reconnect_backoff_ms': RECONNECT_BACKOFF_MAX_MS,
+    });
   }
 
   async enroll(serviceToken: string): Promise<EnrollResult> {

@@ -651,9 +651,14 @@ export class WorkloadController {
     const named = [pullSecretName(''), inlineFilesSecretName('')]
       .filter((suffix) => name.endsWith(suffix))
       .map((suffix) => this.informers.workloads.get(namespace, name.slice(0, -suffix.length)));
-    const mine = (aw: (AgentWorkload & KubeObject) | undefined): boolean =>
+    const mine = (aw: (AgentWorkload & KubeObject) | undefined): aw is AgentWorkload & KubeObject =>
       aw !== undefined && aw.metadata.namespace === namespace && workloadIdOf(aw) === id;
-    if (named.some(mine) || this.informers.workloads.list().some(mine)) return;
+    const owner = named.find(mine) ?? this.informers.workloads.list().find(mine);
+    if (owner) {
+      // The Secret may reach the cache after its workload was reconciled: adopt it now.
+      this.enqueue(objectKey(owner));
+      return;
+    }
     const grace = this.options.orphanSecretGraceMs ?? ORPHAN_SECRET_GRACE_MS;
     const createdAt = Date.parse(secret.metadata?.creationTimestamp ?? '');
     const left =

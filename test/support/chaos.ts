@@ -24,7 +24,7 @@ import {
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import { KubeClient, type KubeObject } from '../../src/kube/client.ts';
 import { KubeApiError } from '../../src/kube/errors.ts';
-import { AGENT_WORKLOADS, PODS, SECRETS } from '../../src/kube/resources.ts';
+import { AGENT_WORKLOADS, PODS, RUNNERS, SECRETS } from '../../src/kube/resources.ts';
 import { startOperator, type OperatorProcess } from './operator-process.ts';
 
 const run = promisify(execFile);
@@ -93,6 +93,12 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
   let client: KubeClient | undefined;
   const down = async (): Promise<void> => {
     client?.close();
+    if (process.env.CHAOS_KEEP_CLUSTER === '1') {
+      process.stderr.write(
+        `chaos: keeping the private cluster in ${dir} (K8S_RUNNER_CLUSTER_DIR=${dir} scripts/test-cluster down)\n`,
+      );
+      return;
+    }
     await scriptRun(['down'], 60_000).catch((err: unknown) => {
       process.stderr.write(`chaos: could not stop the private cluster in ${dir}: ${String(err)}\n`);
     });
@@ -267,15 +273,22 @@ export interface ClusterState {
   workloads: Workload[];
   pods: Pod[];
   secrets: Secret[];
+  runners: KubeObject[];
 }
 
 export async function readState(client: KubeClient, namespace: string): Promise<ClusterState> {
-  const [workloads, pods, secrets] = await Promise.all([
+  const [workloads, pods, secrets, runners] = await Promise.all([
     client.resource<Workload>(AGENT_WORKLOADS).list(namespace),
     client.resource<Pod>(PODS).list(namespace),
     client.resource<Secret>(SECRETS).list(namespace),
+    client.resource<KubeObject>(RUNNERS).list(namespace),
   ]);
-  return { workloads: workloads.items, pods: pods.items, secrets: secrets.items };
+  return {
+    workloads: workloads.items,
+    pods: pods.items,
+    secrets: secrets.items,
+    runners: runners.items,
+  };
 }
 
 /**
@@ -284,7 +297,8 @@ export async function readState(client: KubeClient, namespace: string): Promise<
  *   current generation; no other workload exists (deleted ones are gone: finalizers ran);
  * - a managed Pod has a controller reference to a live AgentWorkload (same uid), at most one
  *   Pod per workload, and a workload that should run has exactly one;
- * - every Secret of a workload (label agyn.io/workload-id) is owned by a live AgentWorkload.
+ * - every Secret of a workload (label agyn.io/workload-id) is owned by a live AgentWorkload,
+ *   and every other Secret the operator manages (a runner identity) by a live Runner.
  */
 export function violations(state: ClusterState, expected: ReadonlyMap<string, Expected>): string[] {
   const problems: string[] = [];
@@ -354,9 +368,20 @@ export function violations(state: ClusterState, expected: ReadonlyMap<string, Ex
     if (pods.length > 1)
       problems.push(`workload id ${id} has ${pods.length} live Pods: ${pods.join(', ')}`);
   }
+  const runners = new Set(state.runners.map((r) => r.metadata?.uid ?? ''));
   for (const secret of state.secrets) {
-    if (!secret.metadata?.labels?.[LABELS.workloadId]) continue;
+    const labels = secret.metadata?.labels ?? {};
     const owners = secret.metadata?.ownerReferences ?? [];
+    if (!labels[LABELS.workloadId]) {
+      // The operator's other Secrets are runner identities, owned by their live Runner.
+      if (
+        labels[LABELS.managedBy] === MANAGED_BY_VALUE &&
+        !owners.some((r) => r.kind === 'Runner' && runners.has(r.uid))
+      ) {
+        problems.push(`Secret ${secret.metadata?.name} has no live Runner owner`);
+      }
+      continue;
+    }
     if (!owners.some((r) => r.kind === 'AgentWorkload' && live.has(r.uid))) {
       problems.push(
         `Secret ${secret.metadata?.name} is orphaned (owners: ${owners.map((r) => `${r.kind}/${r.name}`).join(', ') || 'none'})`,
@@ -375,10 +400,12 @@ export async function waitForInvariants(
 ): Promise<{ ms: number; state: ClusterState }> {
   const started = Date.now();
   let last: string[] = [];
+  let lastState: ClusterState | undefined;
   let shown = started;
   for (;;) {
     try {
       const state = await readState(client, namespace);
+      lastState = state;
       last = violations(state, expected);
       if (last.length === 0) return { ms: Date.now() - started, state };
     } catch (err) {
@@ -392,8 +419,16 @@ export async function waitForInvariants(
     }
     if (Date.now() - started > timeoutMs) {
       const shown = last.slice(0, 25).join('\n  ');
+      // What the Pods of the first workloads in question look like (the simulated kubelet's side).
+      const pods = (lastState?.pods ?? [])
+        .filter((p) => last.slice(0, 5).some((line) => line.includes(` ${p.metadata?.name} `)))
+        .map((p) => {
+          const c = p.status?.containerStatuses?.[0]?.state;
+          return `${p.metadata?.name}: ${p.status?.phase} on ${p.spec?.nodeName ?? 'no node'}, first container ${JSON.stringify(c)}`;
+        });
       throw new Error(
-        `invariants still violated after ${timeoutMs} ms (${last.length} problems):\n  ${shown}`,
+        `invariants still violated after ${timeoutMs} ms (${last.length} problems):\n  ${shown}` +
+          (pods.length ? `\nPods:\n  ${pods.join('\n  ')}` : ''),
       );
     }
     await sleep(500);
