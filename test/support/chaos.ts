@@ -93,6 +93,8 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
   let client: KubeClient | undefined;
   const down = async (): Promise<void> => {
     client?.close();
+    await Promise.all([...(operatorsOf.get(dir) ?? [])].map((o) => o.stop('SIGKILL')));
+    operatorsOf.delete(dir);
     if (process.env.CHAOS_KEEP_CLUSTER === '1') {
       process.stderr.write(
         `chaos: keeping the private cluster in ${dir} (K8S_RUNNER_CLUSTER_DIR=${dir} scripts/test-cluster down)\n`,
@@ -170,11 +172,14 @@ export interface ChaosOperatorOptions {
 }
 
 /** The operator on the private cluster: one replica without leader election, gRPC without auth. */
-export function startChaosOperator(
+/** Operators started on each private cluster (by state dir), so down() can end any a failed test left. */
+const operatorsOf = new Map<string, Set<OperatorProcess>>();
+
+export async function startChaosOperator(
   cluster: PrivateCluster,
   options: ChaosOperatorOptions,
 ): Promise<OperatorProcess> {
-  return startOperator({
+  const operator = await startOperator({
     name: options.name,
     env: {
       KUBECONFIG: cluster.kubeconfig,
@@ -186,6 +191,10 @@ export function startChaosOperator(
       ...options.env,
     },
   });
+  const started = operatorsOf.get(cluster.dir) ?? new Set();
+  started.add(operator);
+  operatorsOf.set(cluster.dir, started);
+  return operator;
 }
 
 export function freePort(): Promise<number> {
