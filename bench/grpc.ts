@@ -1,5 +1,5 @@
 /**
- * npm run bench:grpc [-- --start-n 200 --c 32 --duration 10s --grpc-warmup 2s --workers 4 --qps 200]
+ * npm run bench:grpc [-- --start-n 200 --c 32 --duration 10s --rounds 2 --grpc-warmup 2s --workers 4 --qps 200]
  *
  * The gRPC shim and the WorkloadController in this process (sharing their informers as
  * src/main.ts does), the clients in a forked load generator. Measures StartWorkload
@@ -27,13 +27,24 @@ import { LoadGenerator } from './lib/load-client.ts';
 import { startOperator } from './lib/operator.ts';
 import { runPool } from './lib/pool.ts';
 import { agentStartRequest, benchRunner, rawObjectsForStart } from './lib/shapes.ts';
-import { LagMonitor, MemorySampler, fixed, gc, mib, nowMs, seconds } from './lib/stats.ts';
+import {
+  LagMonitor,
+  MemorySampler,
+  fixed,
+  gc,
+  mib,
+  nowMs,
+  percentilesOf,
+  seconds,
+} from './lib/stats.ts';
 import { Tracker } from './lib/tracker.ts';
 
 export interface GrpcBenchOptions {
   startN: number;
   concurrency: number;
+  /** Measured time per method, split over `rounds` alternating Ready/Inspect rounds. */
   durationMs: number;
+  rounds: number;
   warmupMs: number;
   workers: number;
   qps: number;
@@ -47,6 +58,7 @@ export function grpcOptions(args: Args): GrpcBenchOptions {
     startN: args.int('start-n', 200),
     concurrency: args.int('c', 32),
     durationMs: args.durationMs('duration', 10_000),
+    rounds: Math.max(1, args.int('rounds', 2)),
     warmupMs: args.durationMs('grpc-warmup', 2_000),
     workers: args.int('workers', 4),
     qps: args.number('qps', 200),
@@ -58,6 +70,8 @@ interface LoadFigures extends LoadResult {
   /** CPU used by this (the operator's) process during the run, as a share of one core. */
   serverCpu: number;
   lagP99: number;
+  /** req/s of each round, to show the spread. */
+  roundRps?: number[];
 }
 
 export interface GrpcBenchResult {
@@ -165,9 +179,12 @@ export async function runGrpcBench(
     log(`StartWorkload: all ${running.size} Running after ${seconds(operatorMs)} s`);
     const ids = rpc.ids.filter((id) => running.has(`workload-${id}`));
 
-    const measure = async (method: 'ready' | 'inspect'): Promise<LoadFigures> => {
+    // Ready and Inspect alternate (R I R I ...) so that a change in the shared machine's
+    // load hits both alike; each round has its own warm-up.
+    const roundMs = opts.durationMs / opts.rounds;
+    const measure = async (method: 'ready' | 'inspect', round: number): Promise<LoadFigures> => {
       log(
-        `${method}: ${opts.concurrency} clients for ${seconds(opts.warmupMs, 0)} s warm-up + ${seconds(opts.durationMs, 0)} s`,
+        `${method} (round ${round + 1}/${opts.rounds}): ${opts.concurrency} clients for ${seconds(opts.warmupMs, 0)} s warm-up + ${seconds(roundMs, 1)} s`,
       );
       const lag = new LagMonitor().start();
       const cpu0 = process.cpuUsage();
@@ -179,7 +196,8 @@ export async function runGrpcBench(
         ids: ids.length ? ids : rpc.ids,
         concurrency: opts.concurrency,
         warmupMs: opts.warmupMs,
-        durationMs: opts.durationMs,
+        durationMs: roundMs,
+        raw: true,
       });
       const cpu = process.cpuUsage(cpu0);
       const lagStats = lag.read();
@@ -191,12 +209,16 @@ export async function runGrpcBench(
       };
     };
     const phasePeakRss = { start: sampler.peakRss, ready: 0, inspect: 0 };
-    sampler.reset();
-    const ready = await measure('ready');
-    phasePeakRss.ready = sampler.peakRss;
-    sampler.reset();
-    const inspect = await measure('inspect');
-    phasePeakRss.inspect = sampler.peakRss;
+    const parts: Record<'ready' | 'inspect', LoadFigures[]> = { ready: [], inspect: [] };
+    for (let round = 0; round < opts.rounds; round++) {
+      for (const method of ['ready', 'inspect'] as const) {
+        sampler.reset();
+        parts[method].push(await measure(method, round));
+        phasePeakRss[method] = Math.max(phasePeakRss[method], sampler.peakRss);
+      }
+    }
+    const ready = mergeRounds(parts.ready);
+    const inspect = mergeRounds(parts.inspect);
 
     gc();
     const after = process.memoryUsage();
@@ -230,6 +252,39 @@ export async function runGrpcBench(
   }
 }
 
+/** One figure from several rounds: latencies pooled, throughput over the summed time. */
+function mergeRounds(rounds: LoadFigures[]): LoadFigures {
+  const all = new Float64Array(rounds.reduce((n, r) => n + (r.latencies?.length ?? 0), 0));
+  let at = 0;
+  for (const r of rounds) {
+    all.set(r.latencies ?? [], at);
+    at += r.latencies?.length ?? 0;
+  }
+  const [p50, p90, p99, p999, max] = percentilesOf(all, [50, 90, 99, 99.9, 100]);
+  const secs = rounds.reduce((n, r) => n + r.seconds, 0);
+  const calls = rounds.reduce((n, r) => n + r.calls, 0);
+  const avg = (f: (r: LoadFigures) => number): number =>
+    rounds.reduce((n, r) => n + f(r), 0) / rounds.length;
+  return {
+    type: 'loaded',
+    method: rounds[0]?.method ?? '',
+    calls,
+    errors: rounds.reduce((n, r) => n + r.errors, 0),
+    firstErrors: rounds.flatMap((r) => r.firstErrors).slice(0, 5),
+    seconds: secs,
+    rps: calls / secs,
+    p50: p50 ?? Number.NaN,
+    p90: p90 ?? Number.NaN,
+    p99: p99 ?? Number.NaN,
+    p999: p999 ?? Number.NaN,
+    max: max ?? Number.NaN,
+    clientCpu: avg((r) => r.clientCpu),
+    serverCpu: avg((r) => r.serverCpu),
+    lagP99: Math.max(...rounds.map((r) => r.lagP99)),
+    roundRps: rounds.map((r) => r.rps),
+  };
+}
+
 function verdict(ok: boolean): string {
   return ok ? 'meets' : '**misses**';
 }
@@ -247,8 +302,10 @@ export function renderGrpcReport(r: GrpcBenchResult): string {
   lines.push(
     `Shim + WorkloadController in-process sharing their informers as src/main.ts does (workers ${o.workers}, ` +
       `client limit ${o.qps} qps / burst ${o.burst}); plain-text loopback listener (auth mode insecure); the ` +
-      `clients in a forked process, ${o.concurrency} separate channels, ${seconds(o.warmupMs, 0)} s warm-up then ` +
-      `${seconds(o.durationMs, 0)} s measured. Requests: the agent of shared/design/agent-pod-example.md.`,
+      `clients in a forked process, ${o.concurrency} separate channels; Ready and Inspect alternate in ${o.rounds} ` +
+      `rounds each (${seconds(o.warmupMs, 0)} s warm-up, then ${seconds(o.durationMs / o.rounds, 1)} s measured per round, ` +
+      `${seconds(o.durationMs, 0)} s per method in all), so the shared machine's load changes hit both alike. ` +
+      `Requests: the agent of shared/design/agent-pod-example.md.`,
   );
   lines.push('');
   lines.push('| Figure | Measured | Same-run baseline | Ratio | Target |');
@@ -261,6 +318,9 @@ export function renderGrpcReport(r: GrpcBenchResult): string {
   );
   lines.push(
     `| InspectWorkload throughput | ${fixed(i.rps, 0)} req/s | Ready: ${fixed(rd.rps, 0)} req/s | ${fixed(i.rps / rd.rps)}× | ≥ ${GRPC_TARGETS.inspectRps} req/s — ${verdict(i.rps >= GRPC_TARGETS.inspectRps)} |`,
+  );
+  lines.push(
+    `| req/s per round (alternating) | Inspect ${(i.roundRps ?? []).map((v) => fixed(v, 0)).join(', ')} | Ready ${(rd.roundRps ?? []).map((v) => fixed(v, 0)).join(', ')} | | |`,
   );
   lines.push(
     `| InspectWorkload latency p50 | ${fixed(i.p50, 2)} ms | Ready: ${fixed(rd.p50, 2)} ms | ${fixed(i.p50 / rd.p50)}× | |`,

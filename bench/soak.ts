@@ -162,6 +162,8 @@ export interface SoakFigures {
   rssFitChange: number;
   heapFitChange: number;
   noDrift: boolean;
+  /** Long enough (≥ 10 min) for the drift verdict to mean something. */
+  judged: boolean;
 }
 
 /** Drift over the samples after the warm-up: least-squares lines through RSS and heap. */
@@ -183,14 +185,34 @@ export function soakFigures(r: SoakResult): SoakFigures {
   const rssFitChange = rssSlope * window;
   const heapFitChange = heapSlope * window;
   const noDrift = heapFitChange <= 2 * MiB && rssFitChange <= Math.max(5 * MiB, rssStart * 0.05);
-  return { steady, window, rssSlope, heapSlope, rssStart, rssFitChange, heapFitChange, noDrift };
+  const judged = r.options.durationMs >= 10 * 60_000;
+  return {
+    steady,
+    window,
+    rssSlope,
+    heapSlope,
+    rssStart,
+    rssFitChange,
+    heapFitChange,
+    noDrift,
+    judged,
+  };
 }
 
 export function renderSoakReport(r: SoakResult): string {
   const o = r.options;
   const all = r.samples;
-  const { steady, window, rssSlope, heapSlope, rssStart, rssFitChange, heapFitChange, noDrift } =
-    soakFigures(r);
+  const {
+    steady,
+    window,
+    rssSlope,
+    heapSlope,
+    rssStart,
+    rssFitChange,
+    heapFitChange,
+    noDrift,
+    judged,
+  } = soakFigures(r);
   const lines: string[] = [];
   lines.push(`## Soak: ${fixed(o.durationMs / 60_000, 1)} min of churn`);
   lines.push('');
@@ -211,7 +233,7 @@ export function renderSoakReport(r: SoakResult): string {
     `| Churn | ${r.churn.started} started, ${r.churn.stopped} stopped, ${r.churn.removed} removed, ${r.churn.errors} errors | | 0 errors |`,
   );
   lines.push(
-    `| RSS drift (fitted change over the window) | ${rssFitChange >= 0 ? '+' : ''}${mib(rssFitChange)} MiB (${fixed((rssSlope * 3600) / MiB, 1)} MiB/h) | ${mib(rssStart)} MiB at the window start | no upward drift (≤ max(5 MiB, 5%)) — ${noDrift ? 'meets' : '**misses**'} |`,
+    `| RSS drift (fitted change over the window) | ${rssFitChange >= 0 ? '+' : ''}${mib(rssFitChange)} MiB (${fixed((rssSlope * 3600) / MiB, 1)} MiB/h) | ${mib(rssStart)} MiB at the window start | no upward drift (≤ max(5 MiB, 5%)) — ${judged ? (noDrift ? 'meets' : '**misses**') : `not judged (run < 10 min; as measured it would ${noDrift ? 'meet' : 'miss'})`} |`,
   );
   lines.push(
     `| Heap drift after GC (fitted change) | ${heapFitChange >= 0 ? '+' : ''}${mib(heapFitChange, 2)} MiB (${fixed((heapSlope * 3600) / MiB, 1)} MiB/h) | ${mib(steady[0]?.heapUsed ?? 0)} MiB at the window start | ≤ 2 MiB |`,

@@ -119,6 +119,8 @@ export interface WorkloadBenchResult {
   idle: {
     seconds: number;
     settleSeconds: number;
+    /** Workloads not yet Running when the window began (their writes are not idle writes). */
+    unconverged: number;
     writes: number;
     writesPerMin: number;
     requests: Array<[string, number]>;
@@ -178,7 +180,7 @@ function timing(
 }
 
 function waitMsFor(n: number): number {
-  return Math.max(180_000, n * 300);
+  return Math.max(300_000, n * 600);
 }
 
 async function warmUp(kube: KubeClient, count: number): Promise<void> {
@@ -334,6 +336,9 @@ export async function runWorkloadBench(
     );
     const idleStart = snapshot(opClient.requestCounts);
     const idleByResourceStart = snapshot(byResource);
+    const unconverged = expected - workloads.reachedPhase.size;
+    if (unconverged > 0)
+      log(`idle: ${unconverged} workloads are not Running yet; the window is not quiet`);
     await sleep(opts.idleMs);
     const idleUsed = diff(snapshot(opClient.requestCounts), idleStart);
     const idleByResource = diff(snapshot(byResource), idleByResourceStart);
@@ -370,6 +375,7 @@ export async function runWorkloadBench(
         settleSeconds: settleMs / 1000,
         writes: idleWrites,
         writesPerMin: (idleWrites * 60_000) / opts.idleMs,
+        unconverged,
         requests: sortedEntries(idleUsed),
         byResource: sortedEntries(idleByResource),
       },
@@ -383,6 +389,12 @@ export async function runWorkloadBench(
 
 function verdict(ok: boolean): string {
   return ok ? 'meets' : '**misses**';
+}
+
+/** Writes in a window where some workloads were still converging are not idle writes. */
+export function idleVerdict(r: WorkloadBenchResult): string {
+  if (r.idle.writesPerMin <= WORKLOAD_TARGETS.idleWritesPerMin) return 'meets';
+  return r.idle.unconverged > 0 ? 'not judged: the window was not quiet' : '**misses**';
 }
 
 function ms(v: number): string {
@@ -451,6 +463,9 @@ export function renderWorkloadReport(r: WorkloadBenchResult): string {
     `| Operator RSS estimate: empty operator process (compiled JS) + the controller's peak share below | ${mib(estimate)} MiB | ${mib(r.emptyOperatorRss)} MiB empty operator process | +${mib(controllerShare)} MiB | ≤ ${WORKLOAD_TARGETS.rssMiB} MiB at ${WORKLOAD_TARGETS.rssAtN} — ${verdict(estimate <= rssTarget)}${atN} |`,
   );
   lines.push(
+    `| Operator RSS estimate, settled: empty operator process + the controller's share after GC | ${mib(r.emptyOperatorRss + r.rss.afterGc - r.rss.before)} MiB | ${mib(r.emptyOperatorRss)} MiB | +${mib(r.rss.afterGc - r.rss.before)} MiB | |`,
+  );
+  lines.push(
     `| This process's RSS, peak (controller + load generator + observers, under tsx) | ${mib(r.rss.peak)} MiB | ${mib(r.rss.before)} MiB before the controller started | +${mib(controllerShare)} MiB | (${verdict(r.rss.peak <= rssTarget)} as measured, tsx included) |`,
   );
   lines.push(
@@ -463,7 +478,7 @@ export function renderWorkloadReport(r: WorkloadBenchResult): string {
     `| Event-loop lag while converging, p99 / max; CPU of this process (1.0 = one core) | ${fixed(r.converge.lagP99, 1)} / ${fixed(r.converge.lagMax, 1)} ms; ${fixed(r.converge.cpu)} | | | |`,
   );
   lines.push(
-    `| API writes per minute when nothing changes (${r.idle.seconds.toFixed(0)} s after convergence) | ${fixed(r.idle.writesPerMin, 1)} | | | ${WORKLOAD_TARGETS.idleWritesPerMin} — ${verdict(r.idle.writesPerMin <= WORKLOAD_TARGETS.idleWritesPerMin)} |`,
+    `| API writes per minute when nothing changes (${r.idle.seconds.toFixed(0)} s after convergence) | ${fixed(r.idle.writesPerMin, 1)}${r.idle.unconverged ? ` (${r.idle.unconverged} workload(s) still converging in the window)` : ''} | | | ${WORKLOAD_TARGETS.idleWritesPerMin} — ${idleVerdict(r)} |`,
   );
   lines.push('');
   lines.push(

@@ -27,6 +27,8 @@ export type LoadCommand =
       channels?: number;
       warmupMs: number;
       durationMs: number;
+      /** Also return every measured latency (to merge rounds). */
+      raw?: boolean;
     }
   | { type: 'churn'; address: string; ratePerSec: number; lifetimeMs: number; durationMs: number }
   | { type: 'exit' };
@@ -56,6 +58,7 @@ export interface LoadResult {
   max: number;
   /** CPU of the load generator during the run, as a share of one core. */
   clientCpu: number;
+  latencies?: number[];
 }
 
 export interface ChurnResult {
@@ -215,6 +218,7 @@ async function load(cmd: Extract<LoadCommand, { type: 'load' }>): Promise<LoadRe
     p999: p999 ?? NaN,
     max: max ?? NaN,
     clientCpu: (cpu.user + cpu.system) / 1000 / cmd.durationMs,
+    latencies: cmd.raw ? Array.from(lat.values(), (v) => Math.round(v * 1000) / 1000) : undefined,
   };
 }
 
