@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules', 'dist', 'src/gen', 'coverage'] },
+  { ignores: ['node_modules', 'dist', 'src/gen', 'coverage', '.bench-build'] },
   ...tseslint.configs.recommended,
   {
     rules: {

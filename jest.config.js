@@ -9,7 +9,12 @@ const common = {
   transform,
   extensionsToTreatAsEsm: ['.ts'],
   testEnvironment: 'node',
-  modulePathIgnorePatterns: ['<rootDir>/.test-cluster', '<rootDir>/.quickstart', '<rootDir>/dist'],
+  modulePathIgnorePatterns: [
+    '<rootDir>/.test-cluster',
+    '<rootDir>/.quickstart',
+    '<rootDir>/dist',
+    '<rootDir>/.bench-build',
+  ],
   moduleFileExtensions: ['ts', 'js', 'json'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
 };

@@ -8,6 +8,8 @@
  * the warm-up to show drift.
  */
 import { pathToFileURL } from 'node:url';
+import { DEFAULT_WORKERS } from '../src/config.ts';
+import { DEFAULT_BURST, DEFAULT_QPS } from '../src/kube/client.ts';
 import { parseArgs, type Args } from './lib/args.ts';
 import {
   acquireCluster,
@@ -49,9 +51,9 @@ export function soakOptions(args: Args): SoakOptions {
     ratePerSec: args.number('soak-rate', 1),
     lifetimeMs: args.durationMs('soak-lifetime', 20_000),
     sampleMs: args.durationMs('soak-sample', 10_000),
-    workers: args.int('workers', 4),
-    qps: args.number('qps', 200),
-    burst: args.number('burst', 400),
+    workers: args.int('workers', DEFAULT_WORKERS),
+    qps: args.number('qps', DEFAULT_QPS),
+    burst: args.number('burst', DEFAULT_BURST),
   };
 }
 

@@ -1,5 +1,5 @@
 /**
- * npm run bench:workloads [-- --n 1000 --c 32 --idle 60s --workers 4 --qps 200 --warmup 20]
+ * npm run bench:workloads [-- --n 1000 --c 32 --idle 60s --workers 16 --qps 200 --warmup 20]
  *
  * Applies N AgentWorkloads (the real agent shape) with the operator's WorkloadController
  * running in this process, and beside it, in the same run and cluster, the raw baseline:
@@ -14,6 +14,8 @@ import type { KubeClient, KubeObject } from '../src/kube/client.ts';
 import { AGENT_WORKLOADS, PODS, PVCS } from '../src/kube/resources.ts';
 import { WorkloadController } from '../src/workload/controller.ts';
 import { StaticRunnerDirectory } from '../src/workload/seams.ts';
+import { DEFAULT_WORKERS } from '../src/config.ts';
+import { DEFAULT_BURST, DEFAULT_QPS } from '../src/kube/client.ts';
 import { parseArgs, type Args } from './lib/args.ts';
 import {
   acquireCluster,
@@ -73,9 +75,9 @@ export function workloadOptions(args: Args, prefix = ''): WorkloadBenchOptions {
   return {
     n,
     concurrency: args.int(`${prefix}c`, 32),
-    workers: args.int('workers', 4),
-    qps: args.number('qps', 200),
-    burst: args.number('burst', 400),
+    workers: args.int('workers', DEFAULT_WORKERS),
+    qps: args.number('qps', DEFAULT_QPS),
+    burst: args.number('burst', DEFAULT_BURST),
     idleMs: args.durationMs('idle', 60_000),
     warmup: args.int('warmup', Math.min(20, n)),
   };
@@ -323,8 +325,18 @@ export async function runWorkloadBench(
     const perWorkload = (m: Map<string, number>): Array<[string, number]> =>
       sortedEntries(m).map(([k, v]) => [k, v / Math.max(1, expected)]);
     const used = diff(countsConverged, countsStart);
+    const podsRunning = timing(
+      t0,
+      sentAt,
+      names,
+      pods.firstSeen,
+      pods.reachedPhase,
+      sendMs,
+      pool,
+      {},
+    );
     log(
-      `operator: all Pods exist after ${seconds(opTiming.allExistMs)} s, all Running after ${seconds(opTiming.allRunningMs)} s`,
+      `operator: all Pods exist after ${seconds(opTiming.allExistMs)} s, all Pods Running after ${seconds(podsRunning.allRunningMs)} s (p50 ${seconds(podsRunning.runningP50)} s), all AgentWorkloads Running after ${seconds(opTiming.allRunningMs)} s (p50 ${seconds(opTiming.runningP50)} s)`,
     );
 
     // Events are posted without waiting and requests may still sit in the client's limiter:

@@ -40,7 +40,10 @@ function grpcAuth(config: OperatorConfig, tokenSecret: Informer<Secret>): AuthOp
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const logger = createLogger(config.LOG_LEVEL);
-  const client = await KubeClient.connect(config.KUBECONFIG);
+  const client = await KubeClient.connect(config.KUBECONFIG, {
+    qps: config.KUBE_API_QPS,
+    burst: config.KUBE_API_BURST,
+  });
   const operatorNs = config.OPERATOR_NAMESPACE;
   const workloadNs = config.WORKLOAD_NAMESPACE ?? operatorNs;
   const identity = config.POD_NAME ?? `${os.hostname()}-${process.pid}`;

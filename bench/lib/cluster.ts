@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +10,18 @@ import { AGENT_WORKLOADS, NAMESPACES, SERVICE_ACCOUNTS } from '../../src/kube/re
 import { runPool } from './pool.ts';
 import { sleep } from './stats.ts';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The repository: found upwards, as the benchmarks also run compiled from .bench-build/. */
+export const ROOT = repositoryRoot(path.dirname(fileURLToPath(import.meta.url)));
+
+function repositoryRoot(from: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'scripts/test-cluster'))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`no repository above ${from}`);
+  }
+}
+
+/** True when this code runs as JavaScript compiled by tsc (npm run bench), not under tsx. */
+export const COMPILED = import.meta.url.endsWith('.js');
 
 export interface BenchCluster {
   kubeconfig: string;

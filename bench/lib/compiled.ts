@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT } from './cluster.ts';
+import { fileURLToPath } from 'node:url';
+import { COMPILED, ROOT } from './cluster.ts';
 
 let built: string | undefined;
 
@@ -14,6 +15,11 @@ let built: string | undefined;
  */
 export function compiledOperator(): string {
   if (built) return built;
+  if (COMPILED) {
+    // npm run bench already runs the tsc output: the tree this file is part of.
+    built = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+    return built;
+  }
   const dir = mkdtempSync(path.join(os.tmpdir(), 'k8s-runner-bench-js-'));
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const tsconfig = path.join(dir, 'tsconfig.json');

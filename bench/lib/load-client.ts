@@ -11,10 +11,15 @@ export class LoadGenerator {
   onProgress?: (progress: Record<string, unknown>) => void;
 
   constructor() {
-    this.child = fork(fileURLToPath(new URL('./grpc-load.ts', import.meta.url)), [], {
-      execArgv: ['--import', 'tsx'],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
+    const compiled = import.meta.url.endsWith('.js');
+    this.child = fork(
+      fileURLToPath(new URL(`./grpc-load.${compiled ? 'js' : 'ts'}`, import.meta.url)),
+      [],
+      {
+        execArgv: compiled ? [] : ['--import', 'tsx'],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      },
+    );
     this.ready = new Promise((resolve, reject) => {
       const onMessage = (m: { type?: string }): void => {
         if (m.type === 'ready') {

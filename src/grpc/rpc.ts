@@ -56,15 +56,29 @@ function traceIdOf(call: AnyCall): string | undefined {
   return typeof value === 'string' ? value.split('-')[1] : undefined;
 }
 
+/**
+ * The signal and the child logger are made on first use: most unary calls (Inspect, Ready)
+ * use neither, and at thousands of calls a second both show in profiles.
+ */
 function callContext(shim: ShimContext, method: string, call: AnyCall): CallContext {
-  const controller = new AbortController();
-  if (call.cancelled) controller.abort();
-  else (call as EventEmitter).once('cancelled', () => controller.abort());
+  let controller: AbortController | undefined;
+  let logger: Logger | undefined;
   return {
     method,
-    signal: controller.signal,
+    get signal(): AbortSignal {
+      if (!controller) {
+        const made = new AbortController();
+        if (call.cancelled) made.abort();
+        else (call as EventEmitter).once('cancelled', () => made.abort());
+        controller = made;
+      }
+      return controller.signal;
+    },
     deadline: deadlineMs(call.getDeadline()),
-    logger: shim.logger.child({ rpc: method, traceId: traceIdOf(call) }),
+    get logger(): Logger {
+      logger ??= shim.logger.child({ rpc: method, traceId: traceIdOf(call) });
+      return logger;
+    },
   };
 }
 

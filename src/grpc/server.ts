@@ -97,9 +97,24 @@ export function createRunnerService(shim: ShimContext): RunnerServiceServer {
   };
 }
 
-function splitPath(path: string): { service: string; method: string } {
-  const match = /^\/([^/]+)\/([^/]+)$/.exec(path);
-  return match ? { service: match[1]!, method: match[2]! } : { service: 'unknown', method: path };
+interface MethodLabels {
+  service: string;
+  method: string;
+}
+
+const labelsByPath = new Map<string, MethodLabels>();
+
+function splitPath(path: string): MethodLabels {
+  let labels = labelsByPath.get(path);
+  if (!labels) {
+    const match = /^\/([^/]+)\/([^/]+)$/.exec(path);
+    labels = match
+      ? { service: match[1]!, method: match[2]! }
+      : { service: 'unknown', method: path };
+    // Only registered methods reach interceptors, so the map stays as small as the service.
+    labelsByPath.set(path, labels);
+  }
+  return labels;
 }
 
 /** Authentication (before the request is read) and the grpc_server_* metrics, for every call. */
@@ -173,6 +188,30 @@ function shimInterceptor(
   };
 }
 
+/**
+ * InspectWorkload answers the same object while nothing changed (workloads.ts); its
+ * encoding is kept beside it so that repeated polls do not encode it again. grpc-js copies
+ * the bytes into each frame, so sharing them is safe.
+ */
+function withMemoizedAnswers(definition: typeof RunnerServiceService): typeof RunnerServiceService {
+  const inspect = definition.inspectWorkload;
+  const encoded = new WeakMap<object, Buffer>();
+  return {
+    ...definition,
+    inspectWorkload: {
+      ...inspect,
+      responseSerialize: (value) => {
+        let bytes = encoded.get(value);
+        if (!bytes) {
+          bytes = inspect.responseSerialize(value);
+          encoded.set(value, bytes);
+        }
+        return bytes;
+      },
+    },
+  };
+}
+
 export async function startRunnerGrpcServer(
   options: RunnerGrpcServerOptions,
 ): Promise<RunnerGrpcServer> {
@@ -201,9 +240,11 @@ export async function startRunnerGrpcServer(
   const server = new Server({
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,
+    // channelz bookkeeping costs on every call and nothing here serves it.
+    'grpc.enable_channelz': 0,
     interceptors: [shimInterceptor(options.auth, logger, options.ready ?? (() => true))],
   });
-  server.addService(RunnerServiceService, createRunnerService(shim));
+  server.addService(withMemoizedAnswers(RunnerServiceService), createRunnerService(shim));
   const address = `${options.host ?? '0.0.0.0'}:${options.port ?? DEFAULT_GRPC_PORT}`;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(address, serverCredentials(options.auth), (err, bound) =>

@@ -334,12 +334,27 @@ function volumeRemovalBlocker(
   return undefined;
 }
 
+/**
+ * The last answer per cached AgentWorkload object, valid while its Pod is the same cached
+ * object too. Informers replace objects on every change and never mutate them, so object
+ * identity is the version; entries go with the objects they are keyed by.
+ */
+const inspectAnswers = new WeakMap<
+  Workload,
+  { pod: Pod | undefined; answer: InspectWorkloadResponse }
+>();
+
 export function inspectWorkload(
   shim: ShimContext,
   req: InspectWorkloadRequest,
 ): Promise<InspectWorkloadResponse> {
   const workload = resolveWorkload(shim, req.workloadId);
-  return Promise.resolve(inspectResponse(workload, podOf(shim, workload)));
+  const pod = podOf(shim, workload);
+  const known = inspectAnswers.get(workload);
+  if (known && known.pod === pod) return Promise.resolve(known.answer);
+  const answer = inspectResponse(workload, pod);
+  inspectAnswers.set(workload, { pod, answer });
+  return Promise.resolve(answer);
 }
 
 export function getWorkloadLabels(

@@ -46,7 +46,13 @@ export interface RequestOptions {
   contentType?: string;
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** Take the token from this budget instead of the client's (e.g. Events, apart from reconciling). */
+  limiter?: TokenBucket;
 }
+
+/** Client-side limits unless configured (KUBE_API_QPS / KUBE_API_BURST). */
+export const DEFAULT_QPS = 500;
+export const DEFAULT_BURST = 1000;
 
 export interface KubeClientOptions {
   /** Client-side limit; the API server's priority and fairness is the real guard. */
@@ -85,7 +91,7 @@ export class KubeClient {
     this.streamAgent = secure
       ? new https.Agent({ keepAlive: false })
       : new http.Agent({ keepAlive: false });
-    this.limiter = new TokenBucket(options.qps ?? 200, options.burst ?? 400);
+    this.limiter = new TokenBucket(options.qps ?? DEFAULT_QPS, options.burst ?? DEFAULT_BURST);
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.userAgent = options.userAgent ?? 'k8s-runner';
   }
@@ -145,7 +151,7 @@ export class KubeClient {
     options: RequestOptions,
     streaming: boolean,
   ): Promise<IncomingMessage> {
-    await this.limiter.take();
+    await (options.limiter ?? this.limiter).take();
     const key = `${method} ${streaming ? 'stream' : 'request'}`;
     this.requestCounts.set(key, (this.requestCounts.get(key) ?? 0) + 1);
     const url = this.buildUrl(path, options.query);
@@ -300,10 +306,11 @@ export class ResourceClient<T extends KubeObject> {
   create(
     namespace: string | undefined,
     obj: T,
-    options: { dryRun?: boolean; fieldManager?: string } = {},
+    options: { dryRun?: boolean; fieldManager?: string; limiter?: TokenBucket } = {},
   ): Promise<T> {
     return this.client.request<T>('POST', this.path(namespace), {
       body: obj,
+      limiter: options.limiter,
       query: { dryRun: options.dryRun ? 'All' : undefined, fieldManager: options.fieldManager },
     });
   }

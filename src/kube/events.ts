@@ -1,7 +1,12 @@
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { KubeClient, KubeObject, ResourceClient } from './client.ts';
 import { EVENTS } from './resources.ts';
+import { randomHex } from '../observability/random-ids.ts';
+import { TokenBucket } from './token-bucket.ts';
+
+/** Events have a budget of their own, so that a burst of them never delays reconciling. */
+export const EVENTS_QPS = 50;
+export const EVENTS_BURST = 100;
 
 export interface EventSubject {
   apiVersion: string;
@@ -12,6 +17,7 @@ export interface EventSubject {
 /** Records core/v1 Events, fire-and-forget: a failed Event never fails a reconcile. */
 export class EventRecorder {
   private readonly events: ResourceClient<KubeObject>;
+  private readonly limiter = new TokenBucket(EVENTS_QPS, EVENTS_BURST);
 
   constructor(
     client: KubeClient,
@@ -33,7 +39,7 @@ export class EventRecorder {
     const event = {
       apiVersion: 'v1',
       kind: 'Event',
-      metadata: { name: `${subject.metadata.name}.${randomBytes(6).toString('hex')}`, namespace },
+      metadata: { name: `${subject.metadata.name}.${randomHex(6)}`, namespace },
       involvedObject: {
         apiVersion: subject.apiVersion,
         kind: subject.kind,
@@ -52,7 +58,7 @@ export class EventRecorder {
       lastTimestamp: time,
       count: 1,
     };
-    this.events.create(namespace, event).catch((err: unknown) => {
+    this.events.create(namespace, event, { limiter: this.limiter }).catch((err: unknown) => {
       this.logger.debug({ err: (err as Error).message, reason }, 'could not record an Event');
     });
   }

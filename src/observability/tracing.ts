@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import {
   diag,
   DiagLogLevel,
@@ -15,6 +14,7 @@ import {
 import type { Logger } from 'pino';
 import type { AgentWorkload, AgentWorkloadStatus } from '../api/agentworkload.ts';
 import type { WorkloadStateSink } from '../workload/seams.ts';
+import { randomHex } from './random-ids.ts';
 
 export const TRACER_NAME = 'k8s-runner';
 
@@ -145,8 +145,8 @@ export function startRpcSpan(
   let context = span.spanContext();
   if (!isSpanContextValid(context)) {
     context = parent ?? {
-      traceId: randomBytes(16).toString('hex'),
-      spanId: randomBytes(8).toString('hex'),
+      traceId: randomHex(16),
+      spanId: randomHex(8),
       traceFlags: TraceFlags.NONE,
     };
   }

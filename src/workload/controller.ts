@@ -39,6 +39,8 @@ export const POD_ANNOTATION_PREFIXES = ['pod.agyn.io/', 'sim.agyn.io/'];
  * adopting it). Longer than any StartWorkload takes between the two writes.
  */
 export const ORPHAN_SECRET_GRACE_MS = 60_000;
+/** How long a status change within the same phase may wait for the next change. */
+export const STATUS_PROGRESS_COALESCE_MS = 1_000;
 /** Queue keys of Secrets to collect; `:` never appears in a namespace, so they never clash with workload keys. */
 const SECRET_KEY_PREFIX = 'Secret:';
 const SECRET_WORKLOAD_ID_INDEX = 'workloadId';
@@ -133,6 +135,14 @@ export class WorkloadController {
   private readonly podMissingSince = new Map<string, Date>();
   /** Pods created but not yet seen in the cache (controller-runtime's "expectations"). */
   private readonly expectedPods = new Map<string, number>();
+  /**
+   * What this controller wrote to a workload that its cache may not show yet: the
+   * resourceVersions its writes superseded, and what they wrote. A reconcile that reads
+   * one of those versions (a watch event still on its way) must not write it all again.
+   */
+  private readonly writtenAhead = new Map<string, WrittenAhead>();
+  /** Since when a same-phase status change has waited to be written (see writeStatus). */
+  private readonly progressSince = new Map<string, number>();
   private readonly stateSink?: WorkloadStateSink;
 
   constructor(private readonly options: WorkloadControllerOptions) {
@@ -154,6 +164,8 @@ export class WorkloadController {
       onDelete: (aw) => {
         this.podMissingSince.delete(objectKey(aw));
         this.expectedPods.delete(objectKey(aw));
+        this.writtenAhead.delete(objectKey(aw));
+        this.progressSince.delete(objectKey(aw));
         // Secrets it never adopted are left behind: collect them.
         for (const secret of this.informers.secrets.byIndex(
           SECRET_WORKLOAD_ID_INDEX,
@@ -270,25 +282,76 @@ export class WorkloadController {
     const pod = this.informers.pods.get(namespace, podName);
 
     if (aw.metadata.deletionTimestamp) return this.finalize(aw, pod);
-    if (!aw.metadata.finalizers?.includes(WORKLOAD_FINALIZER)) {
-      // Carry on with the patched object: a round trip through the queue costs more.
-      aw = await this.workloads.mergePatch(namespace, podName, {
-        metadata: {
-          finalizers: [...(aw.metadata.finalizers ?? []), WORKLOAD_FINALIZER],
-          resourceVersion: aw.metadata.resourceVersion,
-        },
-      });
-      delete aw.metadata.managedFields;
-    }
-
-    // Whatever its phase (a workload stopped before its Pod was created has Secrets too), so
-    // that they go with it.
-    await this.adoptSecrets(aw);
+    const ahead = this.writtenAheadOf(key, aw);
+    // The status this controller last wrote is newer than the cached one.
+    if (ahead?.status) aw = { ...aw, status: ahead.status };
+    // The finalizer is added while the Pod and its volumes are created, not before: they are
+    // owned by the workload, so should it be deleted before the finalizer lands, the garbage
+    // collector removes them; a failed patch fails this reconcile, which is retried.
+    const finalizerAdded =
+      aw.metadata.finalizers?.includes(WORKLOAD_FINALIZER) || ahead?.finalizer
+        ? undefined
+        : this.addFinalizer(key, aw);
     const log = this.logger.child({ workload: key, workloadId: workloadIdOf(aw) });
-    const facts = await this.observe(aw, pod, log);
-    await this.writeStatus(aw, facts.status);
-    if (facts.requeueAfterMs !== undefined)
-      return { requeueAfterMs: Math.max(10, facts.requeueAfterMs) };
+    let facts: { status: StatusFacts; requeueAfterMs?: number };
+    try {
+      // Secrets are adopted whatever the phase (a workload stopped before its Pod was
+      // created has Secrets too), so that they go with it.
+      [facts] = await Promise.all([this.observe(aw, pod, log), this.adoptSecrets(aw)]);
+    } catch (err) {
+      await finalizerAdded?.catch(() => undefined);
+      throw err;
+    }
+    // Carry on with the patched object: a round trip through the queue costs more.
+    if (finalizerAdded) {
+      const patched = await finalizerAdded;
+      aw = ahead?.status ? { ...patched, status: ahead.status } : patched;
+    }
+    const deferredMs = await this.writeStatus(key, aw, facts.status);
+    const requeueAfterMs = Math.min(facts.requeueAfterMs ?? Infinity, deferredMs ?? Infinity);
+    if (requeueAfterMs !== Infinity) return { requeueAfterMs: Math.max(10, requeueAfterMs) };
+  }
+
+  /** What was written ahead of `aw` if the cache still shows a version those writes superseded. */
+  private writtenAheadOf(key: string, aw: AgentWorkload & KubeObject): WrittenAhead | undefined {
+    const ahead = this.writtenAhead.get(key);
+    if (ahead && ahead.superseded.includes(aw.metadata.resourceVersion ?? '')) return ahead;
+    // The cache has caught up (or the object changed otherwise): it is the truth again.
+    this.writtenAhead.delete(key);
+    return undefined;
+  }
+
+  /** `from`: the version the write was based on; `result`: the version it produced. */
+  private noteWrite(
+    key: string,
+    from: KubeObject,
+    result: KubeObject,
+    wrote: Pick<WrittenAhead, 'finalizer' | 'status'>,
+  ): void {
+    const ahead = this.writtenAhead.get(key) ?? { superseded: [] };
+    // Every version before the newest one this controller produced is out of date.
+    const outdated = [from.metadata?.resourceVersion, ahead.produced].filter(
+      (v): v is string => v !== undefined && v !== result.metadata?.resourceVersion,
+    );
+    ahead.superseded = [...new Set([...ahead.superseded, ...outdated])].slice(-8);
+    ahead.produced = result.metadata?.resourceVersion;
+    Object.assign(ahead, wrote);
+    this.writtenAhead.set(key, ahead);
+  }
+
+  private async addFinalizer(
+    key: string,
+    aw: AgentWorkload & KubeObject,
+  ): Promise<AgentWorkload & KubeObject> {
+    const patched = await this.workloads.mergePatch(aw.metadata.namespace, aw.metadata.name, {
+      metadata: {
+        finalizers: [...(aw.metadata.finalizers ?? []), WORKLOAD_FINALIZER],
+        resourceVersion: aw.metadata.resourceVersion,
+      },
+    });
+    delete patched.metadata.managedFields;
+    this.noteWrite(key, aw, patched, { finalizer: true });
+    return patched;
   }
 
   private async observe(
@@ -480,23 +543,33 @@ export class WorkloadController {
         };
       }
       this.podMissingSince.delete(key);
-      try {
-        await this.ensureVolumes(aw, runner);
-        await this.pods.create(aw.metadata.namespace, desiredPod as Pod);
+      // The Pod and its claims together: the scheduler waits for a claim created a moment later.
+      const [volumes, created] = await Promise.allSettled([
+        this.ensureVolumes(aw, runner),
+        this.pods.create(aw.metadata.namespace, desiredPod as Pod),
+      ]);
+      const failures = [volumes, created]
+        .filter((r) => r.status === 'rejected')
+        .map((r) => (r as PromiseRejectedResult).reason as unknown)
+        .filter((err) => !isAlreadyExists(err));
+      const invalid = failures.find(isInvalid);
+      if (invalid) {
+        // What the CRD schema cannot express (an env name with "=", duplicate mount paths,
+        // a nameserver that is no IP address...) the API server refuses on the Pod or PVC:
+        // that is final for this generation, not a reason to retry forever. A Pod that was
+        // created beside a refused claim could never start.
+        if (created.status === 'fulfilled')
+          await this.deleteIgnoringMissing(this.pods, created.value);
+        const message = `the API server refused the workload's objects: ${(invalid as Error).message}`;
+        return {
+          status: { ...base, placed, phase: 'Failed', reason: 'config_invalid', message },
+        };
+      }
+      if (failures.length > 0) throw failures[0];
+      if (created.status === 'fulfilled') {
         if (!this.informers.pods.get(aw.metadata.namespace, aw.metadata.name))
           this.expectedPods.set(key, now.getTime());
         log.info({ pod: aw.metadata.name, runner: runner.name }, 'created Pod');
-      } catch (err) {
-        // What the CRD schema cannot express (an env name with "=", duplicate mount paths,
-        // a nameserver that is no IP address...) the API server refuses on the Pod or PVC:
-        // that is final for this generation, not a reason to retry forever.
-        if (isInvalid(err)) {
-          const message = `the API server refused the workload's objects: ${(err as Error).message}`;
-          return {
-            status: { ...base, placed, phase: 'Failed', reason: 'config_invalid', message },
-          };
-        }
-        if (!isAlreadyExists(err)) throw err;
       }
       return {
         status: {
@@ -513,6 +586,9 @@ export class WorkloadController {
     }
 
     this.podMissingSince.delete(key);
+    // A claim whose creation failed beside its Pod's (or was deleted since) is created
+    // again while the Pod waits for it: unscheduled.
+    if (!podAlive.spec?.nodeName) await this.ensureVolumes(aw, runner);
     if (podAlive.metadata?.annotations?.[POD_SPEC_HASH_ANNOTATION] !== specHash) {
       log.info({ pod: podAlive.metadata?.name }, 'spec changed; replacing the Pod');
       await this.deleteIgnoringMissing(this.pods, podAlive);
@@ -599,19 +675,23 @@ export class WorkloadController {
     runner: RunnerSettings,
   ): Promise<void> {
     const input = { workload: aw, workloadId: workloadIdOf(aw), podName: aw.metadata.name, runner };
-    for (const volume of aw.spec.volumes) {
-      if (volume.kind !== 'Persistent') continue;
-      const name = volume.persistentName ?? volume.name;
-      if (this.informers.pvcs.get(aw.metadata.namespace, name)) continue;
-      try {
-        await this.pvcs.create(
-          aw.metadata.namespace,
-          buildPersistentVolumeClaim(input, volume) as Pvc,
-        );
-      } catch (err) {
-        if (!isAlreadyExists(err)) throw err;
-      }
-    }
+    const missing = aw.spec.volumes.filter(
+      (volume) =>
+        volume.kind === 'Persistent' &&
+        !this.informers.pvcs.get(aw.metadata.namespace, volume.persistentName ?? volume.name),
+    );
+    await Promise.all(
+      missing.map(async (volume) => {
+        try {
+          await this.pvcs.create(
+            aw.metadata.namespace,
+            buildPersistentVolumeClaim(input, volume) as Pvc,
+          );
+        } catch (err) {
+          if (!isAlreadyExists(err)) throw err;
+        }
+      }),
+    );
   }
 
   /** Secrets the shim created for this workload become owned by it (garbage-collected with it). */
@@ -704,27 +784,49 @@ export class WorkloadController {
     this.podMissingSince.delete(objectKey(aw));
   }
 
-  private async writeStatus(aw: AgentWorkload & KubeObject, facts: StatusFacts): Promise<void> {
+  /**
+   * Writes the status unless it is unchanged. A change within the same phase (container
+   * states while a Pod starts) waits up to STATUS_PROGRESS_COALESCE_MS for the next one, so
+   * a Pod that starts quickly costs one status write, not one per step; returns that wait.
+   */
+  private async writeStatus(
+    key: string,
+    aw: AgentWorkload & KubeObject,
+    facts: StatusFacts,
+  ): Promise<number | undefined> {
     const now = this.now();
     const next = desiredStatus(aw, facts, now);
     const touchedAt = aw.metadata.annotations?.[TOUCHED_AT_ANNOTATION];
     if (touchedAt) next.lastActivityTime = touchedAt;
     const previous = aw.status ?? {};
-    if (jsonEqual(previous, next)) return;
+    if (jsonEqual(previous, next)) {
+      this.progressSince.delete(key);
+      return undefined;
+    }
+    if (isProgressOnly(previous, next)) {
+      const since = this.progressSince.get(key) ?? now.getTime();
+      this.progressSince.set(key, since);
+      const leftMs = since + STATUS_PROGRESS_COALESCE_MS - now.getTime();
+      if (leftMs > 0) return leftMs;
+    }
+    this.progressSince.delete(key);
+
     const patch: Record<string, unknown> = { ...next };
     for (const field of Object.keys(previous)) if (!(field in next)) patch[field] = null;
-    await this.workloads.mergePatch(
+    const written = await this.workloads.mergePatch(
       aw.metadata.namespace,
       aw.metadata.name,
       { status: patch },
       'status',
     );
+    this.noteWrite(key, aw, written, { status: next });
     if (previous.phase !== next.phase || previous.reason !== next.reason) {
       this.recordEvent(aw, next);
     }
     if (previous.phase !== next.phase || !jsonEqual(previous.containers, next.containers)) {
       this.stateSink?.workloadChanged(aw, next);
     }
+    return undefined;
   }
 
   private recordEvent(aw: AgentWorkload & KubeObject, status: AgentWorkloadStatus): void {
@@ -751,6 +853,28 @@ export class WorkloadController {
       if (!isNotFound(err) && !isConflict(err)) throw err;
     }
   }
+}
+
+/** Only progress within a transitional phase: same phase, reason and generation. */
+function isProgressOnly(previous: AgentWorkloadStatus, next: AgentWorkloadStatus): boolean {
+  return (
+    previous.phase === next.phase &&
+    (next.phase === 'Pending' || next.phase === 'Starting' || next.phase === 'Stopping') &&
+    previous.reason === next.reason &&
+    previous.observedGeneration === next.observedGeneration &&
+    previous.podName === next.podName &&
+    previous.runner === next.runner
+  );
+}
+
+interface WrittenAhead {
+  /** resourceVersions of this workload that our own writes replaced (the last few). */
+  superseded: string[];
+  /** The resourceVersion our latest write produced. */
+  produced?: string;
+  finalizer?: boolean;
+  /** The status last written. */
+  status?: AgentWorkloadStatus;
 }
 
 function isOwnedBy(obj: KubeObject, aw: AgentWorkload): boolean {
