@@ -392,3 +392,57 @@ test('no API writes when nothing changes', async () => {
   await new Promise((r) => setTimeout(r, 5000));
   expect(writes() - before).toBe(0);
 });
+
+test('a starting workload costs one finalizer patch, no repeated status, one Event per transition', async () => {
+  // A controller of its own with a client that records every write, in a namespace of its
+  // own; 20 workloads at once, so reconciles read caches that lag behind their own writes.
+  const own = await createTestNamespace(client, 'aw-writes');
+  const recording = KubeClient.fromEnvironment(process.env.KUBECONFIG);
+  const writes: Array<{ method: string; path: string; body: string }> = [];
+  const send = recording.request.bind(recording);
+  recording.request = ((method, path, opts) => {
+    if (method !== 'GET') writes.push({ method, path, body: JSON.stringify(opts?.body ?? null) });
+    return send(method, path, opts);
+  }) as typeof recording.request;
+  const c = new WorkloadController({
+    client: recording,
+    logger: testLogger,
+    runners: new StaticRunnerDirectory(fastRunner()),
+    namespace: own.name,
+  });
+  await c.startInformers();
+  c.start();
+  try {
+    const names = Array.from({ length: 20 }, (_, i) => `writes-${i}`);
+    await Promise.all(names.map((n) => createWorkload(client, own.name, workloadManifest(n))));
+    for (const n of names) await waitForPhase(client, own.name, n, 'Running');
+    await new Promise((r) => setTimeout(r, 2000));
+    for (const n of names) {
+      const finalizerPatches = writes.filter(
+        (w) => w.method === 'PATCH' && w.path.endsWith(`/agentworkloads/${n}`),
+      );
+      expect(finalizerPatches).toHaveLength(1);
+      const statuses = writes
+        .filter((w) => w.path.endsWith(`/agentworkloads/${n}/status`))
+        .map((w) => (JSON.parse(w.body) as { status: { phase?: string } }).status);
+      // Never the same phase twice in a row unless the containers moved on in between.
+      for (let i = 1; i < statuses.length; i++) expect(statuses[i]).not.toEqual(statuses[i - 1]);
+      expect(statuses.at(-1)?.phase).toBe('Running');
+      const transitions = statuses.filter((s, i) => i === 0 || s.phase !== statuses[i - 1]?.phase);
+      const events = writes.filter(
+        (w) => w.path.includes('/events') && w.body.includes(`"name":"${n}"`),
+      );
+      expect(events).toHaveLength(transitions.length);
+    }
+  } finally {
+    await own.cleanup();
+    await eventually(
+      async () =>
+        (await client.resource(AGENT_WORKLOADS).list(own.name)).items.length === 0 || undefined,
+      { timeoutMs: 60_000, what: 'the workloads to be finalized' },
+    );
+    await c.stop();
+    await c.stopInformers();
+    recording.close();
+  }
+});

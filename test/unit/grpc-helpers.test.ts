@@ -16,7 +16,10 @@ import { compileFilters, eventMatches, eventTime, type KubeEvent } from '../../s
 import { ExecStartError, TailBuffer, buildExecCommand, exitOutcome } from '../../src/grpc/exec.ts';
 import { logQuery } from '../../src/grpc/logs.ts';
 import { archiveProblem, listTarEntries } from '../../src/grpc/tar.ts';
-import { rfc3339Nano } from '../../src/grpc/workloads.ts';
+import { inspectWorkload, rfc3339Nano } from '../../src/grpc/workloads.ts';
+import type { Pod, Workload } from '../../src/grpc/caches.ts';
+import type { ShimContext } from '../../src/grpc/rpc.ts';
+import { randomHex } from '../../src/observability/random-ids.ts';
 import { RpcError } from '../../src/grpc/errors.ts';
 import { StreamWorkloadLogsRequest } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import { KubeApiError } from '../../src/kube/errors.ts';
@@ -368,5 +371,68 @@ describe('touched-at', () => {
     expect(rfc3339Nano(new Date('2026-01-02T03:04:05.678Z'))).toBe(
       '2026-01-02T03:04:05.678000000Z',
     );
+  });
+});
+
+describe('inspectWorkload answers', () => {
+  const workload = (rv: string): Workload =>
+    ({
+      apiVersion: 'agyn.io/v1alpha1',
+      kind: 'AgentWorkload',
+      metadata: { name: 'workload-w1', namespace: 'ns', uid: 'u1', resourceVersion: rv },
+      spec: {
+        workloadId: 'w1',
+        main: { name: 'main', image: 'img:1' },
+        volumes: [],
+        sidecars: [],
+        initContainers: [],
+      },
+      status: { phase: 'Starting' },
+    }) as unknown as Workload;
+  const pod = (rv: string): Pod =>
+    ({
+      metadata: { name: 'workload-w1', namespace: 'ns', resourceVersion: rv },
+      spec: { containers: [{ name: 'main', image: 'img:1' }] },
+      status: { phase: 'Pending' },
+    }) as Pod;
+  const shimWith = (cached: { workload: Workload; pod?: Pod }): ShimContext =>
+    ({
+      caches: {
+        workload: (name: string) => (name === 'workload-w1' ? cached.workload : undefined),
+        pod: () => cached.pod,
+        workloads: { byIndex: () => [] },
+      },
+    }) as unknown as ShimContext;
+
+  it('are reused while the cached objects are the same, and rebuilt when either changes', async () => {
+    const cached: { workload: Workload; pod?: Pod } = { workload: workload('1'), pod: pod('1') };
+    const shim = shimWith(cached);
+    const first = await inspectWorkload(shim, { workloadId: 'w1' });
+    expect(await inspectWorkload(shim, { workloadId: 'w1' })).toBe(first);
+    cached.pod = { ...pod('2'), status: { phase: 'Running' } } as Pod;
+    const second = await inspectWorkload(shim, { workloadId: 'w1' });
+    expect(second).not.toBe(first);
+    expect(second.stateStatus).toBe('running');
+    cached.workload = {
+      ...workload('2'),
+      spec: { ...workload('2').spec, stopped: true },
+    } as Workload;
+    const third = await inspectWorkload(shim, { workloadId: 'w1' });
+    expect(third).not.toBe(second);
+    cached.pod = undefined;
+    expect((await inspectWorkload(shim, { workloadId: 'w1' })).stateStatus).toBe('starting');
+  });
+});
+
+describe('randomHex', () => {
+  it('gives ids of the asked length that do not repeat across pool refills', () => {
+    const ids = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const id = randomHex(16);
+      expect(id).toMatch(/^[0-9a-f]{32}$/);
+      ids.add(id);
+    }
+    expect(ids.size).toBe(2000);
+    expect(randomHex(8)).toMatch(/^[0-9a-f]{16}$/);
   });
 });
