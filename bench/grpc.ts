@@ -472,7 +472,7 @@ export function renderGrpcReport(r: GrpcBenchResult): string {
     ),
   );
   lines.push(
-    row('Server event-loop lag p99, closed / open loop', (x) => fixed(x.lagP99, 1), '', ''),
+    `| Server event-loop lag p99, closed / open loop | ${TARGETS.map((t) => `${fixed(r.load[t].closed.lagP99, 1)} / ${fixed(r.load[t].open.lagP99, 1)} ms`).join(' | ')} | | |`,
   );
   const errorsOf = (x: Record<Mode, LoadFigures>): string =>
     `${x.closed.errors} / ${x.open.errors}`;
