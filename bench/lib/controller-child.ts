@@ -1,0 +1,60 @@
+/** The parent's side of bench/lib/controller-process.ts: one request at a time over IPC. */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type {
+  ControllerCounts,
+  ControllerMemory,
+  ControllerProcessConfig,
+  ControllerRequest,
+} from './controller-process.ts';
+
+export class ControllerChild {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(private readonly child: ChildProcess) {}
+
+  static async start(config: ControllerProcessConfig): Promise<ControllerChild> {
+    const compiled = import.meta.url.endsWith('.js');
+    const entry = fileURLToPath(
+      new URL(`./controller-process.${compiled ? 'js' : 'ts'}`, import.meta.url),
+    );
+    const child = fork(entry, [], {
+      execArgv: compiled ? ['--expose-gc'] : ['--expose-gc', '--import', 'tsx'],
+      env: { ...process.env, BENCH_CONTROLLER: JSON.stringify(config) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.once('message', () => resolve());
+      child.once('exit', (code) => reject(new Error(`controller process exited with ${code}`)));
+    });
+    return new ControllerChild(child);
+  }
+
+  private ask<T>(request: ControllerRequest): Promise<T> {
+    const next = this.queue.then(
+      () =>
+        new Promise<T>((resolve, reject) => {
+          this.child.once('message', (reply: { type?: string; message?: string }) =>
+            reply.type === 'error' ? reject(new Error(reply.message)) : resolve(reply as T),
+          );
+          this.child.send(request);
+        }),
+    );
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  async counts(): Promise<{ requestCounts: Map<string, number>; byResource: Map<string, number> }> {
+    const reply = await this.ask<ControllerCounts>({ type: 'counts' });
+    return { requestCounts: new Map(reply.requestCounts), byResource: new Map(reply.byResource) };
+  }
+
+  memory(gc: boolean): Promise<ControllerMemory> {
+    return this.ask<ControllerMemory>({ type: 'memory', gc });
+  }
+
+  async stop(): Promise<void> {
+    await this.ask({ type: 'stop' }).catch(() => undefined);
+    this.child.kill();
+  }
+}
