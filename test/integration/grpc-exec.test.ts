@@ -169,7 +169,9 @@ describe('Exec', () => {
 
   test('tty with resize', async () => {
     const x = new ExecClient().start({
-      commandShell: 'sleep 0.5; stty size',
+      // Waits for the resize however late it arrives on a loaded machine.
+      commandShell:
+        'for i in $(seq 100); do s=$(stty size); [ "$s" = "45 123" ] && break; sleep 0.05; done; echo "$s"',
       options: { tty: true },
     });
     await x.startedEvent;
