@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT } from './cluster.ts';
+import type { LoadResult } from './grpc-load.ts';
 
 export interface GoLoadOptions {
   address: string;
@@ -22,20 +23,9 @@ export interface GoLoadOptions {
   rps?: number;
 }
 
-export interface GoLoadResult {
-  calls: number;
-  errors: number;
-  firstErrors: string[];
-  seconds: number;
-  rps: number;
+/** The Node load generator's figures (same meaning), plus the offered open-loop rate. */
+export interface GoLoadResult extends Omit<LoadResult, 'type' | 'method' | 'latencies'> {
   offeredRps: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-  /** CPU of the load generator while measuring, as a share of one core. */
-  clientCpu: number;
   latencies: number[];
 }
 
