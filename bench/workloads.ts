@@ -110,6 +110,8 @@ export interface WorkloadBenchResult {
   emptyOperatorRss: number;
   /** Event-loop lag and CPU of this process while converging. */
   converge: { lagP99: number; lagMax: number; cpu: number };
+  /** The controller process's CPU from the first create to convergence (1.0 = one core). */
+  controllerCpu: number;
   idle: {
     seconds: number;
     settleSeconds: number;
@@ -305,7 +307,8 @@ export async function runWorkloadBench(
       `floor: all Pods exist after ${seconds(floor.timing.allExistMs)} s, all Running after ${seconds(floor.timing.allRunningMs)} s`,
     );
     log('floor: deleting its namespace (waiting up to 180 s) before the operator run');
-    baselineNamespaceGone = (await deleteNamespace(kube, floor.ns, 180_000)) && baselineNamespaceGone;
+    baselineNamespaceGone =
+      (await deleteNamespace(kube, floor.ns, 180_000)) && baselineNamespaceGone;
 
     // Operator phase.
     const ns = await createNamespace(kube, 'bench-op');
@@ -331,6 +334,7 @@ export async function runWorkloadBench(
     log(
       `operator: creating ${opts.n} AgentWorkloads at concurrency ${opts.concurrency} (workers ${opts.workers}, qps ${opts.qps})`,
     );
+    const startMemory = await controller.memory(false);
     const lag = new LagMonitor().start();
     const cpu0 = process.cpuUsage();
     const t0 = nowMs();
@@ -369,7 +373,9 @@ export async function runWorkloadBench(
     const convergedCounts = await controller.counts();
     const countsConverged = convergedCounts.requestCounts;
     const byResourceConverged = convergedCounts.byResource;
-    const converged = (await controller.memory(false)).rss;
+    const convergedMemory = await controller.memory(false);
+    const converged = convergedMemory.rss;
+    const controllerCpu = (convergedMemory.cpuMs - startMemory.cpuMs) / Math.max(1, nowMs() - t0);
     const perWorkload = (m: Map<string, number>): Array<[string, number]> =>
       sortedEntries(m).map(([k, v]) => [k, v / Math.max(1, expected)]);
     const used = diff(countsConverged, countsStart);
@@ -429,6 +435,7 @@ export async function runWorkloadBench(
       },
       emptyOperatorRss,
       converge,
+      controllerCpu,
       idle: {
         seconds: opts.idleMs / 1000,
         settleSeconds: settleMs / 1000,
@@ -534,6 +541,9 @@ export function renderWorkloadReport(r: WorkloadBenchResult): string {
   );
   lines.push(
     `| JS heap used after GC | ${mib(r.rss.heapAfterGc)} MiB | ${mib(r.rss.heapBefore)} MiB | +${mib(r.rss.heapAfterGc - r.rss.heapBefore)} MiB | |`,
+  );
+  lines.push(
+    `| Controller process CPU from the first create to convergence (1.0 = one core; the machine has 2, shared with the control plane) | ${fixed(r.controllerCpu)} | | | |`,
   );
   lines.push(
     `| Load generator process: event-loop lag while converging, p99 / max; CPU (1.0 = one core) | ${fixed(r.converge.lagP99, 1)} / ${fixed(r.converge.lagMax, 1)} ms; ${fixed(r.converge.cpu)} | | | |`,

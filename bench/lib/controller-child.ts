@@ -23,7 +23,15 @@ export class ControllerChild {
     );
     const child = fork(entry, [], {
       // The V8 flag the Dockerfile sets (NODE_OPTIONS): measured as deployed.
-      execArgv: ['--expose-gc', OPERATOR_NODE_FLAG, ...(compiled ? [] : ['--import', 'tsx'])],
+      execArgv: [
+        '--expose-gc',
+        OPERATOR_NODE_FLAG,
+        ...(compiled ? [] : ['--import', 'tsx']),
+        // BENCH_CONTROLLER_CPU_PROF=dir writes a V8 CPU profile of the controller there.
+        ...(process.env.BENCH_CONTROLLER_CPU_PROF
+          ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CONTROLLER_CPU_PROF]
+          : []),
+      ],
       env: { ...process.env, BENCH_CONTROLLER: JSON.stringify(config) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

@@ -33,6 +33,8 @@ export interface ControllerMemory {
   /** The process's peak RSS since it started (VmHWM). */
   peakRss: number;
   heapUsed: number;
+  /** CPU time this process has used since it started (user + system). */
+  cpuMs: number;
 }
 
 function peakRss(): number {
@@ -45,7 +47,14 @@ function peakRss(): number {
 
 function memory(): ControllerMemory {
   const usage = process.memoryUsage();
-  return { type: 'memory', rss: usage.rss, peakRss: peakRss(), heapUsed: usage.heapUsed };
+  const cpu = process.cpuUsage();
+  return {
+    type: 'memory',
+    rss: usage.rss,
+    peakRss: peakRss(),
+    heapUsed: usage.heapUsed,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  };
 }
 
 const config = JSON.parse(process.env.BENCH_CONTROLLER ?? '{}') as ControllerProcessConfig;
@@ -64,6 +73,8 @@ await controller.startInformers();
 controller.start();
 
 process.on('disconnect', () => process.exit(0));
+// An orderly exit, so that --cpu-prof (BENCH_CONTROLLER_CPU_PROF) writes its profile.
+process.on('SIGTERM', () => process.exit(0));
 process.on('message', (raw) => {
   const request = raw as ControllerRequest;
   const answer = async (): Promise<unknown> => {

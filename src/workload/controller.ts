@@ -26,6 +26,8 @@ import type { RunnerSettings } from './runner-settings.ts';
 import type { RunnerDirectory, WorkloadStateSink } from './seams.ts';
 
 export const WORKLOAD_FINALIZER = 'agyn.io/workload-cleanup';
+/** Starting with nothing to report: the same text from the Pod's creation on, so no write. */
+const STARTING_MESSAGE = 'Pod created; waiting for its containers';
 export const POD_SPEC_HASH_ANNOTATION = 'agyn.io/pod-spec-hash';
 /** A stopped workload with this annotation is deleted that many seconds after it stopped. */
 export const TTL_AFTER_STOPPED_ANNOTATION = 'agyn.io/ttl-seconds-after-stopped';
@@ -577,9 +579,14 @@ export class WorkloadController {
           placed,
           phase: 'Starting',
           reason: undefined,
-          message: 'Pod created',
+          message: STARTING_MESSAGE,
           startTime: now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
-          containers: undefined,
+          // What the new Pod shows (every container waiting), so that its arrival in the
+          // cache is no change to write.
+          containers: containerStatesFromPod(
+            created.status === 'fulfilled' ? created.value : desiredPod,
+            aw.spec,
+          ),
         },
         requeueAfterMs: runner.health.startGraceSeconds * 1000,
       };
@@ -629,7 +636,8 @@ export class WorkloadController {
         phase: verdict.phase,
         reason: verdict.reason,
         message:
-          verdict.message ?? (verdict.phase === 'Running' ? 'all containers running' : 'starting'),
+          verdict.message ??
+          (verdict.phase === 'Running' ? 'all containers running' : STARTING_MESSAGE),
         startTime,
         containers,
       },
