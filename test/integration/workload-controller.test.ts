@@ -407,7 +407,10 @@ test('a starting workload costs one finalizer patch, two status writes (Starting
   const c = new WorkloadController({
     client: recording,
     logger: testLogger,
-    runners: new StaticRunnerDirectory(fastRunner()),
+    // The Pods are held in Pending below: a start grace well beyond that.
+    runners: new StaticRunnerDirectory(
+      fastRunner({ health: { ...fastRunner().health, startGraceSeconds: 120 } }),
+    ),
     namespace: own.name,
   });
   await c.startInformers();
