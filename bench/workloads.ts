@@ -194,29 +194,37 @@ async function warmUp(kube: KubeClient, count: number): Promise<void> {
   await deleteNamespace(kube, ns, 60_000);
 }
 
-async function baselinePhase(
+type RawObjects = ReturnType<typeof rawObjectsFor>;
+
+/**
+ * N workloads' PVCs and Pods created by the load generator itself at the benchmark's
+ * concurrency (`send` makes one workload's objects), timed by a watch of the Pods.
+ */
+async function directPhase(
   kube: KubeClient,
   opts: WorkloadBenchOptions,
+  name: string,
+  description: string,
+  send: (ns: string, workload: AgentWorkload, objects: RawObjects) => Promise<void>,
 ): Promise<{ timing: PhaseTiming; ns: string }> {
-  const ns = await createNamespace(kube, 'bench-raw');
+  const ns = await createNamespace(kube, `bench-${name}`);
   const runner = benchRunner();
-  const objects = Array.from({ length: opts.n }, () => rawObjectsFor(agentWorkload(ns), runner));
+  const manifests = Array.from({ length: opts.n }, () => agentWorkload(ns));
+  const objects = manifests.map((aw) => rawObjectsFor(aw, runner));
   const names = objects.map((o) => o.pod.metadata?.name ?? '');
   const pods = new Tracker(kube, PODS, ns, 'Running');
   await pods.start();
   const sentAt: number[] = [];
-  log(`baseline: creating ${opts.n} PVC+Pod pairs directly at concurrency ${opts.concurrency}`);
+  log(`${name}: ${description}, at concurrency ${opts.concurrency}`);
   const t0 = nowMs();
   const pool = await runPool(opts.n, opts.concurrency, async (i) => {
-    const o = objects[i]!;
     sentAt[i] = nowMs();
-    for (const pvc of o.pvcs) await kube.resource<Pvc>(PVCS).create(ns, pvc as Pvc);
-    await kube.resource<Pod>(PODS).create(ns, o.pod as Pod);
+    await send(ns, manifests[i]!, objects[i]!);
   });
   const sendMs = nowMs() - t0;
   const expected = opts.n - pool.errors;
   await pods
-    .until(() => pods.reachedPhase.size >= expected, waitMsFor(opts.n), 'the baseline Pods to run')
+    .until(() => pods.reachedPhase.size >= expected, waitMsFor(opts.n), `the ${name} Pods to run`)
     .catch((err: Error) => log(err.message));
   const phases = pods.phases();
   await pods.stop();
@@ -224,6 +232,23 @@ async function baselinePhase(
     timing: timing(t0, sentAt, names, pods.firstSeen, pods.reachedPhase, sendMs, pool, phases),
     ns,
   };
+}
+
+/** The raw baseline: each workload's PVC, then its Pod, with no AgentWorkload. */
+function baselinePhase(
+  kube: KubeClient,
+  opts: WorkloadBenchOptions,
+): Promise<{ timing: PhaseTiming; ns: string }> {
+  return directPhase(
+    kube,
+    opts,
+    'baseline',
+    `creating ${opts.n} PVC+Pod pairs directly`,
+    async (ns, _workload, o) => {
+      for (const pvc of o.pvcs) await kube.resource<Pvc>(PVCS).create(ns, pvc as Pvc);
+      await kube.resource<Pod>(PODS).create(ns, o.pod as Pod);
+    },
+  );
 }
 
 /**
@@ -234,51 +259,32 @@ async function baselinePhase(
  * baseline is the floor of the "all Pods exist" ratio on this cluster; the operator's ratio
  * to it is what the controller itself costs.
  */
-async function floorPhase(
+function floorPhase(
   kube: KubeClient,
   opts: WorkloadBenchOptions,
 ): Promise<{ timing: PhaseTiming; ns: string }> {
-  const ns = await createNamespace(kube, 'bench-floor');
-  const runner = benchRunner();
-  const manifests = Array.from({ length: opts.n }, () => agentWorkload(ns));
-  const objects = manifests.map((aw) => rawObjectsFor(aw, runner));
-  const names = objects.map((o) => o.pod.metadata?.name ?? '');
-  const pods = new Tracker(kube, PODS, ns, 'Running');
-  await pods.start();
-  const sentAt: number[] = [];
-  log(
-    `floor: creating ${opts.n} AgentWorkloads, each followed at once by its PATCH, PVC and Pod (no controller), at concurrency ${opts.concurrency}`,
-  );
   const workloads = kube.resource<Workload>(AGENT_WORKLOADS);
-  const t0 = nowMs();
-  const pool = await runPool(opts.n, opts.concurrency, async (i) => {
-    const o = objects[i]!;
-    sentAt[i] = nowMs();
-    const created = await workloads.create(ns, manifests[i] as Workload);
-    await Promise.all([
-      // An annotation rather than the finalizer itself: the same PATCH, and nothing to
-      // remove before the namespace can go.
-      workloads.mergePatch(ns, created.metadata.name, {
-        metadata: {
-          annotations: { 'bench.agyn.io/floor': 'patched' },
-          resourceVersion: created.metadata.resourceVersion,
-        },
-      }),
-      ...o.pvcs.map((pvc) => kube.resource<Pvc>(PVCS).create(ns, pvc as Pvc)),
-      kube.resource<Pod>(PODS).create(ns, o.pod as Pod),
-    ]);
-  });
-  const sendMs = nowMs() - t0;
-  const expected = opts.n - pool.errors;
-  await pods
-    .until(() => pods.reachedPhase.size >= expected, waitMsFor(opts.n), 'the floor Pods to run')
-    .catch((err: Error) => log(err.message));
-  const phases = pods.phases();
-  await pods.stop();
-  return {
-    timing: timing(t0, sentAt, names, pods.firstSeen, pods.reachedPhase, sendMs, pool, phases),
-    ns,
-  };
+  return directPhase(
+    kube,
+    opts,
+    'floor',
+    `creating ${opts.n} AgentWorkloads, each followed at once by its PATCH, PVC and Pod (no controller)`,
+    async (ns, workload, o) => {
+      const created = await workloads.create(ns, workload as Workload);
+      await Promise.all([
+        // An annotation rather than the finalizer itself: the same PATCH, and nothing to
+        // remove before the namespace can go.
+        workloads.mergePatch(ns, created.metadata.name, {
+          metadata: {
+            annotations: { 'bench.agyn.io/floor': 'patched' },
+            resourceVersion: created.metadata.resourceVersion,
+          },
+        }),
+        ...o.pvcs.map((pvc) => kube.resource<Pvc>(PVCS).create(ns, pvc as Pvc)),
+        kube.resource<Pod>(PODS).create(ns, o.pod as Pod),
+      ]);
+    },
+  );
 }
 
 export async function runWorkloadBench(
