@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_LIMITS } from './grpc/limits.ts';
 import { DEFAULT_BURST, DEFAULT_QPS } from './kube/client.ts';
 
 const bool = z
@@ -23,6 +24,23 @@ export const configSchema = z.object({
     .int()
     .min(1024)
     .default(32 * 1024 * 1024),
+  EXEC_MAX_SESSIONS: z.coerce.number().int().min(1).default(DEFAULT_LIMITS.exec.total),
+  EXEC_MAX_SESSIONS_PER_WORKLOAD: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(DEFAULT_LIMITS.exec.perWorkload),
+  PUT_ARCHIVE_MAX_CONCURRENT: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(DEFAULT_LIMITS.putArchive.total),
+  PUT_ARCHIVE_MAX_CONCURRENT_PER_WORKLOAD: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(DEFAULT_LIMITS.putArchive.perWorkload),
+  PUT_ARCHIVE_MAX_BYTES: z.coerce.number().int().min(1024).default(DEFAULT_LIMITS.maxArchiveBytes),
   HTTP_HOST: z.string().default('0.0.0.0'),
   HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   LEADER_ELECTION: bool.default(true),

@@ -149,6 +149,14 @@ async function main(): Promise<void> {
     ready: () => caches.hasSynced() && operatorSecrets.hasSynced(),
     logger,
     maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
+    limits: {
+      exec: { total: config.EXEC_MAX_SESSIONS, perWorkload: config.EXEC_MAX_SESSIONS_PER_WORKLOAD },
+      putArchive: {
+        total: config.PUT_ARCHIVE_MAX_CONCURRENT,
+        perWorkload: config.PUT_ARCHIVE_MAX_CONCURRENT_PER_WORKLOAD,
+      },
+      maxArchiveBytes: config.PUT_ARCHIVE_MAX_BYTES,
+    },
   });
   logger.info(
     { grpcPort: grpc.port, httpPort: http.port, operatorNs, workloadNs, identity },

@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
-import { gunzip } from 'node:zlib';
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
 import { LABELS, MANAGED_BY_VALUE } from '../api/common.ts';
 import { KubeApiError, isNotFound } from '../kube/errors.ts';
@@ -13,16 +11,13 @@ import {
   type ExecRequest,
   type ExecResponse,
   type ExecStartRequest,
-  type PutArchiveRequest,
-  type PutArchiveResponse,
 } from '../gen/agynio/api/runner/v1/runner.ts';
 import { podNameOf, type Pod } from './caches.ts';
 import { RpcError, invalidArgument, mapKubeError } from './errors.ts';
 import type { CancellableExec } from './exec-registry.ts';
 import type { CallContext, ShimContext } from './rpc.ts';
-import { archiveProblem } from './tar.ts';
 import { isEnvName } from './translate.ts';
-import { findWorkload, resolveWorkload } from './workloads.ts';
+import { findWorkload } from './workloads.ts';
 
 export const DEFAULT_EXIT_TAIL_BYTES = 65_536;
 export const MAX_EXIT_TAIL_BYTES = 262_144;
@@ -31,10 +26,10 @@ const CLOSE_GRACE_MS = 2_000;
 /** Output the client has not read yet beyond this ends the exec (RUNNER_ERROR). */
 const MAX_PENDING_OUTPUT_BYTES = 16 * 1024 * 1024;
 const MAX_TIMER_MS = 2 ** 31 - 1;
-const PUT_ARCHIVE_TIMEOUT_MS = 5 * 60_000;
-const STDIN_CHUNK_BYTES = 256 * 1024;
-
-const gunzipAsync = promisify(gunzip);
+/** Stdin buffered towards the container beyond this pauses reading the gRPC stream… */
+const STDIN_HIGH_WATER_BYTES = 1024 * 1024;
+/** …until it is back under this. */
+const STDIN_LOW_WATER_BYTES = 256 * 1024;
 
 /** A failure before `started`: one in-band error event, then the RPC ends with `grpcCode`. */
 export class ExecStartError extends Error {
@@ -233,7 +228,18 @@ export async function exec(
       throw new ExecStartError('target_id_required', 'target_id required', status.INVALID_ARGUMENT);
     buildExecCommand(start);
     const target = await execTarget(shim, targetId);
-    await new ExecRun(shim, call, ctx, start, target).run();
+    let release: () => void;
+    try {
+      release = shim.execLimiter.acquire(target.pod.metadata?.name ?? targetId);
+    } catch (err) {
+      if (!(err instanceof RpcError)) throw err;
+      throw new ExecStartError('exec_limit_exceeded', err.message, err.code);
+    }
+    try {
+      await new ExecRun(shim, call, ctx, start, target).run();
+    } finally {
+      release();
+    }
   } catch (err) {
     if (!(err instanceof ExecStartError)) throw err;
     if (!ctx.signal.aborted) call.write(errorEvent(err.code, err.message));
@@ -252,8 +258,11 @@ class ExecRun implements CancellableExec {
   private stdoutSeq = 0;
   private stderrSeq = 0;
   private session?: ExecSession;
+  /** Stdin that came before the session: reading pauses until the session takes it. */
   private pending: Array<(s: ExecSession) => void> = [];
   private pendingResize?: { cols: number; rows: number };
+  private inputPaused = false;
+  private waitingForRoom = false;
   private recorded?: { reason: ExecExitReason; killed: boolean };
   private terminatedSignal!: () => void;
   private readonly terminated = new Promise<void>((resolve) => (this.terminatedSignal = resolve));
@@ -323,6 +332,7 @@ class ExecRun implements CancellableExec {
         if (this.recorded) session.close();
         for (const op of this.pending.splice(0)) op(session);
         if (this.pendingResize) session.resize(this.pendingResize.cols, this.pendingResize.rows);
+        this.throttleInput();
         result = await Promise.race([
           session.result,
           this.terminated.then(() => this.grace.wait()),
@@ -432,8 +442,32 @@ class ExecRun implements CancellableExec {
         this.terminate(ExecExitReason.EXEC_EXIT_REASON_RUNNER_ERROR, false);
       }
     };
-    if (this.session) guarded(this.session);
-    else this.pending.push(guarded);
+    if (this.session) {
+      guarded(this.session);
+      return;
+    }
+    this.pending.push(guarded);
+    this.pauseInput();
+  }
+
+  private pauseInput(): void {
+    if (this.inputPaused) return;
+    this.inputPaused = true;
+    this.call.pause();
+  }
+
+  /** Stops reading the client's stream while the container has not taken the stdin sent. */
+  private throttleInput(): void {
+    const session = this.session;
+    if (!session || this.waitingForRoom) return;
+    if (session.bufferedBytes > STDIN_HIGH_WATER_BYTES) this.pauseInput();
+    if (!this.inputPaused) return;
+    this.waitingForRoom = true;
+    void session.bufferedAtMost(STDIN_LOW_WATER_BYTES).then(() => {
+      this.waitingForRoom = false;
+      this.inputPaused = false;
+      if (!this.recorded) this.call.resume();
+    });
   }
 
   private onMessage(request: ExecRequest): void {
@@ -446,8 +480,8 @@ class ExecRun implements CancellableExec {
       case 'stdin': {
         const { data, eof } = msg.stdin;
         if (data.length > 0) {
-          const copy = Buffer.from(data);
-          this.withSession((s) => s.write(copy));
+          this.withSession((s) => s.write(Buffer.from(data)));
+          this.throttleInput();
         }
         if (eof) this.withSession((s) => s.endStdin());
         return;
@@ -541,89 +575,4 @@ export function cancelExecution(
   const id = req.executionId.trim();
   if (id === '') throw invalidArgument('execution_id_required');
   return Promise.resolve({ cancelled: shim.execs.cancel(id, req.force) });
-}
-
-/** gzip payloads are unpacked here so the archive can be checked (and the remote tar needs no -z). */
-async function plainTar(payload: Buffer, limit: number): Promise<Buffer> {
-  if (payload.length < 2 || payload[0] !== 0x1f || payload[1] !== 0x8b) return payload;
-  try {
-    return await gunzipAsync(payload, { maxOutputLength: limit });
-  } catch (err) {
-    throw invalidArgument(
-      'invalid_archive',
-      `gzip: ${err instanceof Error ? err.message : String(err)}`,
-    );
-  }
-}
-
-/** Extracts a tar at `path` in the workload's main container (`tar -xf - -C <path>`). */
-export async function putArchive(
-  shim: ShimContext,
-  req: PutArchiveRequest,
-  ctx: CallContext,
-): Promise<PutArchiveResponse> {
-  const id = req.workloadId.trim();
-  const path = req.path.trim();
-  if (id === '' || path === '') throw invalidArgument('workload_id_and_path_required');
-  const workload = resolveWorkload(shim, id);
-  const podName = podNameOf(workload);
-  const pod = shim.caches.pod(podName);
-  if (!pod)
-    throw new RpcError(
-      status.NOT_FOUND,
-      `resource not found: pods ${JSON.stringify(podName)} not found`,
-    );
-  const container = pod.spec?.containers[0]?.name;
-  if (!container) throw new RpcError(status.INTERNAL, 'pod_missing_containers');
-
-  const archive = await plainTar(
-    Buffer.from(req.tarPayload),
-    Math.max(shim.maxMessageBytes * 8, 64 * 1024 * 1024),
-  );
-  const problem = archiveProblem(archive);
-  if (problem) throw invalidArgument('invalid_archive', problem);
-
-  const stdout: Buffer[] = [];
-  const stderr: Buffer[] = [];
-  const session = await startExec(
-    shim.kube,
-    {
-      namespace: shim.namespace,
-      pod: podName,
-      container,
-      command: ['tar', '-xf', '-', '-C', path],
-      stdin: true,
-      tty: false,
-    },
-    { onStdout: (d) => stdout.push(Buffer.from(d)), onStderr: (d) => stderr.push(Buffer.from(d)) },
-  );
-  const onAbort = (): void => session.close();
-  ctx.signal.addEventListener('abort', onAbort, { once: true });
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    for (let offset = 0; offset < archive.length; offset += STDIN_CHUNK_BYTES) {
-      session.write(archive.subarray(offset, offset + STDIN_CHUNK_BYTES));
-    }
-    session.endStdin();
-    const result = await Promise.race([
-      session.result,
-      new Promise<ExecResult>((resolve) => {
-        timer = setTimeout(
-          () => resolve({ exitCode: -1, error: 'timed out' }),
-          PUT_ARCHIVE_TIMEOUT_MS,
-        );
-      }),
-    ]);
-    if (result.exitCode === 0 && result.error === undefined) return {};
-    const detail =
-      Buffer.concat(stderr).toString('utf8').trim() ||
-      Buffer.concat(stdout).toString('utf8').trim() ||
-      result.error ||
-      `exit code ${result.exitCode}`;
-    throw new RpcError(status.INTERNAL, `put archive failed: ${detail}`);
-  } finally {
-    clearTimeout(timer);
-    ctx.signal.removeEventListener('abort', onAbort);
-    session.close();
-  }
 }

@@ -14,6 +14,7 @@ import type { KubeClient } from '../kube/client.ts';
 import type { ShimCaches } from './caches.ts';
 import { RpcError, toRpcError, toServiceError } from './errors.ts';
 import type { ExecRegistry } from './exec-registry.ts';
+import type { ConcurrencyLimiter } from './limits.ts';
 
 /** What every handler of the shim works with. */
 export interface ShimContext {
@@ -24,6 +25,10 @@ export interface ShimContext {
   logger: Logger;
   execs: ExecRegistry;
   maxMessageBytes: number;
+  execLimiter: ConcurrencyLimiter;
+  putArchiveLimiter: ConcurrencyLimiter;
+  /** The most bytes a PutArchive payload may expand to. */
+  maxArchiveBytes: number;
 }
 
 export interface CallContext {

@@ -18,8 +18,10 @@ import { authProblem, serverCredentials, type AuthOptions } from './auth.ts';
 import type { ShimCaches } from './caches.ts';
 import { codeName } from './errors.ts';
 import { streamEvents } from './events.ts';
-import { cancelExecution, exec, putArchive } from './exec.ts';
+import { cancelExecution, exec } from './exec.ts';
 import { ExecRegistry } from './exec-registry.ts';
+import { DEFAULT_LIMITS, execLimiter, putArchiveLimiter, type ShimLimits } from './limits.ts';
+import { putArchive } from './put-archive.ts';
 import { streamWorkloadLogs } from './logs.ts';
 import { bidiStreaming, serverStreaming, unary, type ShimContext } from './rpc.ts';
 import { listVolumes, listWorkloadsByVolume, removeVolume } from './volumes.ts';
@@ -54,6 +56,8 @@ export interface RunnerGrpcServerOptions {
   auth: AuthOptions;
   logger: Logger;
   maxMessageBytes?: number;
+  /** Caps on concurrent Exec and PutArchive sessions and on archive size (DEFAULT_LIMITS). */
+  limits?: Partial<ShimLimits>;
   /**
    * Whether calls can be served: until it is true (the caches the handlers and the token
    * check read have not synced), every call is UNAVAILABLE rather than answered from an
@@ -228,6 +232,7 @@ export async function startRunnerGrpcServer(
     logger.warn('gRPC bearer tokens travel over plain text: configure certPem/keyPem');
   }
   const execs = new ExecRegistry();
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const shim: ShimContext = {
     kube: options.kube,
     caches: options.caches,
@@ -236,6 +241,9 @@ export async function startRunnerGrpcServer(
     logger,
     execs,
     maxMessageBytes,
+    execLimiter: execLimiter(limits.exec),
+    putArchiveLimiter: putArchiveLimiter(limits.putArchive),
+    maxArchiveBytes: limits.maxArchiveBytes,
   };
   const server = new Server({
     'grpc.max_receive_message_length': maxMessageBytes,

@@ -37,6 +37,9 @@ export interface ExecHandlers {
 export class ExecSession {
   readonly result: Promise<ExecResult>;
   private closed = false;
+  /** Stdin bytes handed to the WebSocket that its socket has not written yet. */
+  private buffered = 0;
+  private readonly roomWaiters = new Set<() => void>();
 
   constructor(
     private readonly ws: WebSocket,
@@ -53,11 +56,11 @@ export class ExecSession {
         else if (channel === ERROR && data.length > 0) status = parseStatus(data.toString('utf8'));
       });
       ws.on('close', () => {
-        this.closed = true;
+        this.markClosed();
         resolve(status ?? { exitCode: 0 });
       });
       ws.on('error', (err) => {
-        this.closed = true;
+        this.markClosed();
         resolve(status ?? { exitCode: -1, error: err.message });
       });
     });
@@ -65,7 +68,40 @@ export class ExecSession {
 
   write(data: Buffer): void {
     if (this.closed || data.length === 0) return;
-    this.ws.send(Buffer.concat([Buffer.from([STDIN]), data]));
+    const frame = Buffer.concat([Buffer.from([STDIN]), data]);
+    this.buffered += frame.length;
+    this.ws.send(frame, () => {
+      this.buffered -= frame.length;
+      this.wake();
+    });
+  }
+
+  /** Stdin bytes written to the session and still in the operator's memory. */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  /** Resolves once at most `bytes` of stdin are buffered, or the session has closed. */
+  bufferedAtMost(bytes: number): Promise<void> {
+    if (this.closed || this.buffered <= bytes) return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (this.closed || this.buffered <= bytes) {
+          this.roomWaiters.delete(check);
+          resolve();
+        }
+      };
+      this.roomWaiters.add(check);
+    });
+  }
+
+  private wake(): void {
+    for (const waiter of [...this.roomWaiters]) waiter();
+  }
+
+  private markClosed(): void {
+    this.closed = true;
+    this.wake();
   }
 
   /** Closes stdin; the remote process reads EOF. */

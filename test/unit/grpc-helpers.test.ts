@@ -15,7 +15,14 @@ import { codeName, mapKubeError } from '../../src/grpc/errors.ts';
 import { compileFilters, eventMatches, eventTime, type KubeEvent } from '../../src/grpc/events.ts';
 import { ExecStartError, TailBuffer, buildExecCommand, exitOutcome } from '../../src/grpc/exec.ts';
 import { logQuery } from '../../src/grpc/logs.ts';
-import { archiveProblem, listTarEntries } from '../../src/grpc/tar.ts';
+import { execLimiter } from '../../src/grpc/limits.ts';
+import {
+  ArchiveChecker,
+  TarStreamParser,
+  archiveProblem,
+  listTarEntries,
+  type TarEntry,
+} from '../../src/grpc/tar.ts';
 import { inspectWorkload, rfc3339Nano } from '../../src/grpc/workloads.ts';
 import type { Pod, Workload } from '../../src/grpc/caches.ts';
 import type { ShimContext } from '../../src/grpc/rpc.ts';
@@ -142,6 +149,71 @@ describe('tar checks', () => {
     );
     expect(archiveProblem(Buffer.alloc(0))).toBe('empty archive');
     expect(archiveProblem(Buffer.alloc(1024))).toBeUndefined();
+  });
+
+  // Issue 13 attack 8: the checker stopped at the first zero block while BusyBox tar reads on.
+  it('refuses entries hidden after the end-of-archive marker, and trailing garbage', () => {
+    const ok = craftedTar('ok.txt').subarray(0, 512);
+    const hidden = craftedTar('escape', '2', '/').subarray(0, 512);
+    const smuggled = Buffer.concat([ok, Buffer.alloc(512), hidden, Buffer.alloc(1024)]);
+    expect(archiveProblem(smuggled)).toBe('data after the end-of-archive marker at offset 1024');
+    const garbage = Buffer.concat([craftedTar('ok.txt'), Buffer.from('trailing')]);
+    expect(archiveProblem(garbage)).toMatch(/data after the end-of-archive marker/);
+    // Zero padding to the record size (what tar writes) is fine, in any chunking.
+    const padded = Buffer.concat([craftedTar('ok.txt'), Buffer.alloc(8704)]);
+    expect(archiveProblem(padded)).toBeUndefined();
+    const streamed = new ArchiveChecker();
+    expect(() => {
+      for (let i = 0; i < smuggled.length; i += 7) streamed.push(smuggled.subarray(i, i + 7));
+    }).toThrow('data after the end-of-archive marker at offset 1024');
+  });
+
+  it('refuses devices, FIFOs and names with control characters', () => {
+    expect(archiveProblem(craftedTar('dev', '3'))).toContain('only files, directories and links');
+    expect(archiveProblem(craftedTar('fifo', '6'))).toContain('only files, directories and links');
+    expect(archiveProblem(craftedTar('a\nb'))).toContain('control character');
+  });
+
+  it('parses archives fed in arbitrary chunks like whole ones', () => {
+    const archive = tarOf((dir) => {
+      writeFileSync(join(dir, 'x'.repeat(150)), 'long name');
+      writeFileSync(join(dir, 'big'), Buffer.alloc(5000, 1));
+      return ['x'.repeat(150), 'big'];
+    });
+    const whole = listTarEntries(archive);
+    const pieces: TarEntry[] = [];
+    const parser = new TarStreamParser((e) => pieces.push(e));
+    for (let i = 0; i < archive.length; i += 333) parser.push(archive.subarray(i, i + 333));
+    parser.end();
+    expect(pieces).toEqual(whole);
+    expect(whole.map((e) => e.path)).toEqual(['x'.repeat(150), 'big']);
+    expect(() => listTarEntries(archive.subarray(0, 1536))).toThrow('truncated archive');
+  });
+});
+
+describe('concurrency caps', () => {
+  it('refuses beyond the per-workload and the total cap with RESOURCE_EXHAUSTED, naming the setting', () => {
+    const limiter = execLimiter({ total: 3, perWorkload: 2 });
+    const a1 = limiter.acquire('a');
+    limiter.acquire('a');
+    const refused = (fn: () => unknown): RpcError => {
+      try {
+        fn();
+      } catch (err) {
+        return err as RpcError;
+      }
+      throw new Error('not refused');
+    };
+    const perWorkload = refused(() => limiter.acquire('a'));
+    expect(perWorkload.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(perWorkload.message).toContain('the limit is 2 (EXEC_MAX_SESSIONS_PER_WORKLOAD)');
+    limiter.acquire('b');
+    const total = refused(() => limiter.acquire('c'));
+    expect(total.message).toContain('the limit is 3 (EXEC_MAX_SESSIONS)');
+    a1();
+    a1();
+    expect(limiter.size).toBe(2);
+    expect(() => limiter.acquire('c')).not.toThrow();
   });
 });
 
