@@ -3,7 +3,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { createGzip } from 'node:zlib';
 import { status } from '@grpc/grpc-js';
 import {
   ExecRequest,
@@ -11,6 +10,7 @@ import {
   type ExecResponse,
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import { tarArchive } from '../fixtures/bad-input/corpus.ts';
+import { gzipBomb } from '../support/archives.ts';
 import { call, codeOf, collect, startHarness, type GrpcHarness } from '../fixtures/grpc-harness.ts';
 import { eventually, simulatedExecRoot } from '../support/kube.ts';
 
@@ -48,30 +48,6 @@ afterAll(async () => {
 
 function scratch(prefix: string): string {
   return mkdtempSync(join(simulatedExecRoot(), prefix));
-}
-
-/** A gzip stream of one tar entry of `size` zero bytes, made without holding it in memory. */
-export async function gzipBomb(size: number): Promise<Buffer> {
-  const gzip = createGzip({ level: 9 });
-  const out: Buffer[] = [];
-  gzip.on('data', (c: Buffer) => out.push(c));
-  const done = new Promise((resolve) => gzip.on('end', resolve));
-  const head = tarArchive([{ path: 'bomb', content: '' }]).subarray(0, 512);
-  head.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
-  head.fill(0x20, 148, 156);
-  let sum = 0;
-  for (const b of head) sum += b;
-  head.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
-  gzip.write(head);
-  const zeros = Buffer.alloc(1024 * 1024);
-  for (let left = size; left > 0; left -= zeros.length) {
-    if (!gzip.write(left >= zeros.length ? zeros : zeros.subarray(0, left))) {
-      await new Promise((resolve) => gzip.once('drain', resolve));
-    }
-  }
-  gzip.end(Buffer.alloc(1024));
-  await done;
-  return Buffer.concat(out);
 }
 
 describe('attack 8: archive check bypass', () => {
