@@ -80,6 +80,10 @@ export const runnerSpecSchema = withCel(
       caSecretRef: caSecretReference
         .optional()
         .meta({ description: 'CA bundle (key default ca.crt) to verify the gateway.' }),
+      insecure: z.boolean().optional().meta({
+        description:
+          'Allow an http:// or grpc:// gateway: the service token then travels in plain text.',
+      }),
     }),
     serviceToken: z.object({ secretRef: secretKeyReference }),
     workloadNamespace: dnsLabel('Namespace where gRPC-created workloads go.'),

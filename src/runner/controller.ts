@@ -45,6 +45,7 @@ import {
   type RunnerFacts,
 } from './runner-status.ts';
 import { runnerSpecOf } from './spec.ts';
+import { tokenSendProblem } from './token-rule.ts';
 import type { ReportTargetLookup, ReportTargetSource } from './state-reporter.ts';
 
 export type Secret = ISecret & KubeObject;
@@ -579,6 +580,8 @@ export class RunnerController implements ReportTargetSource {
     if (!tokenSecret) {
       return { reason: 'TokenSecretMissing', message: `token Secret "${ref.name}" not found` };
     }
+    const refused = tokenSendProblem(spec, tokenSecret);
+    if (refused) return refused;
     const raw = decode(tokenSecret.data?.[ref.key]);
     if (raw === undefined) {
       return {

@@ -13,6 +13,8 @@ export const RUNNER_CONDITIONS = {
 export type RunnerFailureReason =
   | 'TokenSecretMissing'
   | 'TokenEmpty'
+  | 'TokenSecretNotLabelled'
+  | 'GatewayInsecure'
   | 'TokenRejected'
   | 'PlatformError'
   | 'GatewayUnreachable'

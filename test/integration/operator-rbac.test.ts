@@ -234,7 +234,7 @@ beforeAll(async () => {
   writeFileSync(
     overrides,
     JSON.stringify({
-      gateway: { url: gateway.url },
+      gateway: { url: gateway.url, insecure: true },
       serviceToken: { existingSecret: SERVICE_TOKEN_SECRET },
       resources: { workloadNamespace: workloadNs, createWorkloadNamespace: true },
       grpc: { auth: { mode: 'token' } },
@@ -267,7 +267,11 @@ beforeAll(async () => {
   await secrets().create(releaseNs.name, {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name: SERVICE_TOKEN_SECRET, namespace: releaseNs.name },
+    metadata: {
+      name: SERVICE_TOKEN_SECRET,
+      namespace: releaseNs.name,
+      labels: { 'agyn.io/runner-token': 'true' },
+    },
     data: { token: Buffer.from(`${SERVICE_TOKEN}\n`).toString('base64') },
   });
   const file = path.join(tmp, 'applied.yaml');

@@ -15,7 +15,13 @@ import {
   testLogger,
   type TestNamespace,
 } from '../support/kube.ts';
-import { startTestGateway, type EnrollFailure, type TestGateway } from '../support/test-gateway.ts';
+import {
+  startTestGateway,
+  testGateway,
+  type EnrollFailure,
+  type TestGateway,
+} from '../support/test-gateway.ts';
+import { RUNNER_TOKEN_LABEL } from '../../src/runner/token-rule.ts';
 import { generateTestPki, type TestPki } from '../support/tls.ts';
 
 type Secret = ISecret & KubeObject;
@@ -77,7 +83,7 @@ async function putTokenSecret(name: string, token: string, key = 'token'): Promi
   const body = {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name, namespace: ns.name },
+    metadata: { name, namespace: ns.name, labels: { [RUNNER_TOKEN_LABEL]: 'true' } },
     type: 'Opaque',
     data: { [key]: Buffer.from(token).toString('base64') },
   };
@@ -97,6 +103,7 @@ async function createRunner(
       serviceToken: { secretRef: { name: tokenSecret, key: 'token' } },
       workloadNamespace: 'agents',
       ...spec,
+      gateway: testGateway(spec.gateway),
     },
   };
   return runnersApi.create(ns.name, manifest as unknown as Runner);

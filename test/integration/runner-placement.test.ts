@@ -61,7 +61,7 @@ async function putTokenSecret(name: string, token: string): Promise<void> {
     {
       apiVersion: 'v1',
       kind: 'Secret',
-      metadata: { name, namespace: ns.name },
+      metadata: { name, namespace: ns.name, labels: { 'agyn.io/runner-token': 'true' } },
       data: { token: Buffer.from(token).toString('base64') },
     },
     { fieldManager: 'test', force: true },
@@ -124,7 +124,7 @@ beforeAll(async () => {
       kind: 'Runner',
       metadata: { name, namespace: ns.name },
       spec: {
-        gateway: { url: gw.url },
+        gateway: { url: gw.url, insecure: true },
         serviceToken: { secretRef: { name: `${name}-token` } },
         workloadNamespace: 'agents',
         ...spec,

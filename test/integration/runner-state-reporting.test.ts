@@ -100,7 +100,7 @@ beforeAll(async () => {
   await client.resource<Secret>(SECRETS).create(ns.name, {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name: 'reporter-token' },
+    metadata: { name: 'reporter-token', labels: { 'agyn.io/runner-token': 'true' } },
     data: { token: Buffer.from(TOKEN).toString('base64') },
   });
   await client.resource<Runner>(RUNNERS).create(ns.name, {
@@ -108,7 +108,7 @@ beforeAll(async () => {
     kind: 'Runner',
     metadata: { name: 'reporter', namespace: ns.name },
     spec: {
-      gateway: { url: gw.url },
+      gateway: { url: gw.url, insecure: true },
       serviceToken: { secretRef: { name: 'reporter-token' } },
       workloadNamespace: 'agents',
     },

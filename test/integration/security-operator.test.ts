@@ -81,11 +81,15 @@ const auth = (token = PLANTED.grpcToken): Metadata => {
   return md;
 };
 
-async function putSecret(name: string, data: Record<string, string>): Promise<void> {
+async function putSecret(
+  name: string,
+  data: Record<string, string>,
+  labels: Record<string, string> = {},
+): Promise<void> {
   await client.resource<Secret>(SECRETS).create(ns.name, {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name },
+    metadata: { name, labels },
     data: Object.fromEntries(
       Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
     ),
@@ -97,13 +101,13 @@ async function createRunner(
   token: string,
   spec: Partial<RunnerSpecInput>,
 ): Promise<void> {
-  await putSecret(`${name}-token`, { token });
+  await putSecret(`${name}-token`, { token }, { 'agyn.io/runner-token': 'true' });
   await client.resource<Runner>(RUNNERS).create(ns.name, {
     apiVersion: 'agyn.io/v1alpha1',
     kind: 'Runner',
     metadata: { name },
     spec: {
-      gateway: { url: gateway.url },
+      gateway: { url: gateway.url, insecure: true },
       serviceToken: { secretRef: { name: `${name}-token` } },
       workloadNamespace: ns.name,
       capabilities: ['docker'],

@@ -181,7 +181,7 @@ export async function createRunner(
   await client.resource<KubeObject>(SECRETS).create(namespace, {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name: `${name}-token`, namespace },
+    metadata: { name: `${name}-token`, namespace, labels: { 'agyn.io/runner-token': 'true' } },
     data: { token: Buffer.from(token).toString('base64') },
   } as KubeObject);
   await client.resource<Runner>(RUNNERS).create(namespace, {
@@ -189,7 +189,7 @@ export async function createRunner(
     kind: 'Runner',
     metadata: { name, namespace },
     spec: {
-      gateway: { url: gatewayUrl },
+      gateway: { url: gatewayUrl, insecure: !/^(grpcs|https):/.test(gatewayUrl) },
       serviceToken: { secretRef: { name: `${name}-token`, key: 'token' } },
       workloadNamespace,
       storage: { defaultClass: 'standard' },

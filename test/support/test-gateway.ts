@@ -213,3 +213,11 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     },
   };
 }
+
+/**
+ * A Runner's spec.gateway for a test gateway: plaintext test gateways need the explicit
+ * insecure flag (the service token is otherwise sent only over TLS).
+ */
+export function testGateway<G extends { url: string }>(gateway: G): G & { insecure?: boolean } {
+  return /^(grpcs|https):/.test(gateway.url) ? gateway : { ...gateway, insecure: true };
+}
