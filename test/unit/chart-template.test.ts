@@ -214,6 +214,8 @@ describe('helm template with the seed values', () => {
     expect(ids).toEqual(
       [
         'Namespace -/agyn-workloads',
+        'NetworkPolicy agyn-runners/acme-runner-k8s-runner-operator-ingress',
+        'NetworkPolicy agyn-workloads/acme-runner-k8s-runner-workload-egress',
         'ServiceAccount agyn-runners/acme-runner-k8s-runner',
         'Secret agyn-runners/acme-runner-k8s-runner-grpc-token',
         'Role agyn-runners/acme-runner-k8s-runner-operator',
@@ -526,7 +528,7 @@ describe('helm template with optional values', () => {
     const values = {
       networkPolicy: {
         workloadEgress: {
-          enabled: true,
+          publicInternet: { enabled: false },
           cidrs: [
             '203.0.113.0/24',
             {
@@ -536,6 +538,7 @@ describe('helm template with optional values', () => {
             },
           ],
         },
+        operatorIngress: { enabled: false },
       },
     };
     const objects = template(['-f', writeValues(values)]);
@@ -564,7 +567,136 @@ describe('helm template with optional values', () => {
         },
       ],
     });
-    expect(seed.some((o) => o.kind === 'NetworkPolicy')).toBe(false);
+    const off = template([
+      '-f',
+      writeValues({
+        networkPolicy: { workloadEgress: { enabled: false }, operatorIngress: { enabled: false } },
+      }),
+    ]);
+    expect(off.some((o) => o.kind === 'NetworkPolicy')).toBe(false);
+  });
+
+  // Issue 13 (network): workloads reach neither the API server nor the operator by default,
+  // and the operator's gRPC and metrics ports admit only the orchestrator and monitoring.
+  it('by default confines workload egress to DNS and public addresses, the API server excluded', () => {
+    const policy = find(
+      seed,
+      'NetworkPolicy',
+      'acme-runner-k8s-runner-workload-egress',
+      'agyn-workloads',
+    );
+    const egress = (policy.spec as { egress: Array<Record<string, unknown>> }).egress;
+    expect(egress).toHaveLength(2);
+    expect(egress[1]).toEqual({
+      to: [
+        {
+          ipBlock: {
+            cidr: '0.0.0.0/0',
+            except: [
+              '10.0.0.0/8',
+              '172.16.0.0/12',
+              '192.168.0.0/16',
+              '100.64.0.0/10',
+              '169.254.0.0/16',
+              '127.0.0.0/8',
+            ],
+          },
+        },
+      ],
+      ports: [
+        { port: 443, protocol: 'TCP' },
+        { port: 80, protocol: 'TCP' },
+      ],
+    });
+    // A public API server endpoint is cut out of the public range.
+    const withApi = find(
+      template(['--set', 'networkPolicy.workloadEgress.apiServerCidrs={203.0.113.10/32}']),
+      'NetworkPolicy',
+      'acme-runner-k8s-runner-workload-egress',
+      'agyn-workloads',
+    );
+    const rule = (
+      withApi.spec as { egress: Array<{ to: Array<{ ipBlock: { except: string[] } }> }> }
+    ).egress[1]!;
+    expect(rule.to[0]!.ipBlock.except).toContain('203.0.113.10/32');
+  });
+
+  it('by default admits only the orchestrator to gRPC and only monitoring to metrics', () => {
+    const policy = find(
+      seed,
+      'NetworkPolicy',
+      'acme-runner-k8s-runner-operator-ingress',
+      'agyn-runners',
+    );
+    expect(policy.spec).toEqual({
+      podSelector: {
+        matchLabels: {
+          'app.kubernetes.io/name': 'k8s-runner',
+          'app.kubernetes.io/instance': 'acme-runner',
+        },
+      },
+      policyTypes: ['Ingress'],
+      ingress: [
+        {
+          ports: [{ port: 50051, protocol: 'TCP' }],
+          from: [{ namespaceSelector: { matchLabels: { 'agyn.io/runner-client': 'true' } } }],
+        },
+        {
+          ports: [{ port: 8080, protocol: 'TCP' }],
+          from: [
+            { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+          ],
+        },
+      ],
+    });
+    const custom = find(
+      template([
+        '-f',
+        writeValues({
+          grpc: { port: 9443 },
+          networkPolicy: {
+            operatorIngress: {
+              grpcFrom: [
+                {
+                  namespaceSelector: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'agyn-platform' },
+                  },
+                  podSelector: { matchLabels: { app: 'orchestrator' } },
+                },
+              ],
+              metricsFrom: [{ ipBlock: { cidr: '198.51.100.7/32' } }],
+            },
+          },
+        }),
+      ]),
+      'NetworkPolicy',
+      'acme-runner-k8s-runner-operator-ingress',
+      'agyn-runners',
+    );
+    const ingress = (custom.spec as { ingress: Array<{ ports: unknown[]; from: unknown[] }> })
+      .ingress;
+    expect(ingress[0]).toEqual({
+      ports: [{ port: 9443, protocol: 'TCP' }],
+      from: [
+        {
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'agyn-platform' } },
+          podSelector: { matchLabels: { app: 'orchestrator' } },
+        },
+      ],
+    });
+    expect(ingress[1]!.from).toEqual([{ ipBlock: { cidr: '198.51.100.7/32' } }]);
+    // An empty peer list would admit everyone: the schema refuses it.
+    const empty = run('helm', [
+      'template',
+      'acme-runner',
+      chart,
+      '-f',
+      seedValues,
+      '--set-json',
+      'networkPolicy.operatorIngress.grpcFrom=[]',
+    ]);
+    expect(empty.status).not.toBe(0);
+    expect(empty.stderr).toMatch(/grpcFrom.*minimum 1 items required|minItems/);
   });
 
   it('renders a ServiceMonitor for the metrics Service when asked', () => {
