@@ -9,7 +9,7 @@ interface LabelledObject {
 }
 
 function usesTls(url: string): boolean {
-  return /^(https|grpcs):\/\//i.test(url);
+  return /^(https|grpcs):\/\//.test(url);
 }
 
 /**
