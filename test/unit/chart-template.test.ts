@@ -778,7 +778,10 @@ describe('the kustomize config', () => {
         'AgentWorkload/workload-9a0b1c2d-3333-4e5f-a6b7-cccccccccccc',
       ]),
     );
-    expect(build('networkpolicy').map((o) => o.kind)).toEqual(['NetworkPolicy']);
+    expect(build('networkpolicy').map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+      'NetworkPolicy/k8s-runner-workload-egress',
+      'NetworkPolicy/k8s-runner-operator-ingress',
+    ]);
   });
 });
 
