@@ -4,12 +4,15 @@ import { startExec, type ExecResult, type ExecSession } from '../kube/exec.ts';
 import type { PutArchiveRequest, PutArchiveResponse } from '../gen/agynio/api/runner/v1/runner.ts';
 import { podNameOf } from './caches.ts';
 import { RpcError, invalidArgument } from './errors.ts';
+import { TailBuffer } from './exec.ts';
 import type { CallContext, ShimContext } from './rpc.ts';
 import { ArchiveChecker, TarError } from './tar.ts';
 import { resolveWorkload } from './workloads.ts';
 
 const PUT_ARCHIVE_TIMEOUT_MS = 5 * 60_000;
 const RAW_CHUNK_BYTES = 64 * 1024;
+/** What is kept of the extraction's output for the error message (the container decides its size). */
+const OUTPUT_TAIL_BYTES = 16 * 1024;
 /** Archive bytes buffered towards the container beyond this wait for the socket. */
 const HIGH_WATER_BYTES = 1024 * 1024;
 
@@ -144,8 +147,8 @@ async function extract(
   target: { podName: string; container: string; path: string; payload: Buffer },
   ctx: CallContext,
 ): Promise<void> {
-  const output: Buffer[] = [];
-  const errors: Buffer[] = [];
+  const output = new TailBuffer(OUTPUT_TAIL_BYTES);
+  const errors = new TailBuffer(OUTPUT_TAIL_BYTES);
   const session = await startExec(
     shim.kube,
     {
@@ -177,8 +180,8 @@ async function extract(
     ]);
     if (result.exitCode === 0 && result.error === undefined) return;
     const detail =
-      Buffer.concat(errors).toString('utf8').trim() ||
-      Buffer.concat(output).toString('utf8').trim() ||
+      errors.value().toString('utf8').trim() ||
+      output.value().toString('utf8').trim() ||
       result.error ||
       `exit code ${result.exitCode}`;
     throw new RpcError(status.INTERNAL, `put archive failed: ${detail}`);
