@@ -40,7 +40,8 @@ export const configSchema = z.object({
     .int()
     .min(1)
     .default(DEFAULT_LIMITS.putArchive.perWorkload),
-  PUT_ARCHIVE_MAX_BYTES: z.coerce.number().int().min(1024).default(DEFAULT_LIMITS.maxArchiveBytes),
+  /** Unset: GRPC_MAX_MESSAGE_BYTES. */
+  PUT_ARCHIVE_MAX_BYTES: z.coerce.number().int().min(1024).optional(),
   HTTP_HOST: z.string().default('0.0.0.0'),
   HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   LEADER_ELECTION: bool.default(true),

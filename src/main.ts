@@ -155,7 +155,7 @@ async function main(): Promise<void> {
         total: config.PUT_ARCHIVE_MAX_CONCURRENT,
         perWorkload: config.PUT_ARCHIVE_MAX_CONCURRENT_PER_WORKLOAD,
       },
-      maxArchiveBytes: config.PUT_ARCHIVE_MAX_BYTES,
+      maxArchiveBytes: config.PUT_ARCHIVE_MAX_BYTES ?? config.GRPC_MAX_MESSAGE_BYTES,
     },
   });
   logger.info(

@@ -58,7 +58,7 @@ export class ConcurrencyLimiter {
 export interface ShimLimits {
   exec: ConcurrencyCaps;
   putArchive: ConcurrencyCaps;
-  /** The most bytes an archive may expand to (after gunzip). */
+  /** The most bytes an archive may expand to (after gunzip); by default the message limit. */
   maxArchiveBytes: number;
 }
 

@@ -232,7 +232,7 @@ export async function startRunnerGrpcServer(
     logger.warn('gRPC bearer tokens travel over plain text: configure certPem/keyPem');
   }
   const execs = new ExecRegistry();
-  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const limits = { ...DEFAULT_LIMITS, maxArchiveBytes: maxMessageBytes, ...options.limits };
   const shim: ShimContext = {
     kube: options.kube,
     caches: options.caches,
