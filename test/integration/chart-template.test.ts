@@ -4,13 +4,14 @@
  * field by field. Also checks that the kustomize config grants the same RBAC.
  */
 import { describe, expect, it, beforeAll } from '@jest/globals';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { runnerSpecSchema } from '../../src/api/runner.ts';
+import { binDir } from '../support/kube.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const chart = path.join(root, 'charts/k8s-runner');
@@ -66,16 +67,6 @@ interface Deployment extends Obj {
       };
     };
   };
-}
-
-function binDir(): string {
-  if (process.env.K8S_RUNNER_BIN_DIR) return process.env.K8S_RUNNER_BIN_DIR;
-  const dir = execFileSync('bash', [path.join(root, 'scripts/build-control-plane.sh')], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  }).trim();
-  process.env.K8S_RUNNER_BIN_DIR = dir;
-  return dir;
 }
 
 function run(
@@ -182,8 +173,7 @@ const OPERATOR_ENV = [
 let seed: Obj[];
 beforeAll(() => {
   seed = template();
-  // The first run on a machine builds helm and kubectl from their Go modules (cached after).
-}, 3_600_000);
+});
 
 describe('the seed values file', () => {
   it('is exactly the five lines of the issue', () => {
