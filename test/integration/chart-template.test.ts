@@ -164,6 +164,7 @@ const OPERATOR_ENV = [
   'GRPC_PORT',
   'GRPC_AUTH_MODE',
   'GRPC_TOKEN_SECRET',
+  'GRPC_TOKEN_SECRET_CREATE',
   'HTTP_PORT',
   'LEADER_ELECTION',
   'LEADER_ELECTION_ID',
@@ -205,7 +206,6 @@ describe('helm template with the seed values', () => {
       [
         'Namespace -/agyn-workloads',
         'ServiceAccount agyn-runners/acme-runner-k8s-runner',
-        'Secret agyn-runners/acme-runner-k8s-runner-grpc-token',
         'Role agyn-runners/acme-runner-k8s-runner-operator',
         'RoleBinding agyn-runners/acme-runner-k8s-runner-operator',
         'Role agyn-workloads/acme-runner-k8s-runner-workloads',
@@ -317,15 +317,31 @@ describe('helm template with the seed values', () => {
       GRPC_PORT: '50051',
       GRPC_AUTH_MODE: 'token',
       GRPC_TOKEN_SECRET: 'acme-runner-k8s-runner-grpc-token',
+      GRPC_TOKEN_SECRET_CREATE: 'true',
       HTTP_PORT: '8080',
       LEADER_ELECTION: 'true',
       LEADER_ELECTION_ID: 'k8s-runner',
       LOG_LEVEL: 'info',
     });
-    const token = find(seed, 'Secret', 'acme-runner-k8s-runner-grpc-token') as Obj & {
-      data: { token: string };
+  });
+
+  it('renders the same bytes every time: no generated secret material (Argo CD)', () => {
+    const render = (): string => {
+      const r = run('helm', [
+        'template',
+        'acme-runner',
+        chart,
+        '-n',
+        'agyn-runners',
+        '-f',
+        seedValues,
+      ]);
+      if (r.status !== 0) throw new Error(r.stderr);
+      return r.stdout;
     };
-    expect(Buffer.from(token.data.token, 'base64').toString()).toMatch(/^[A-Za-z0-9]{48}$/);
+    const first = render();
+    expect(render()).toBe(first);
+    expect(seed.filter((o) => o.kind === 'Secret')).toEqual([]);
   });
 
   it('exposes gRPC on 50051 and metrics on the http port, selecting the operator Pods', () => {
@@ -480,6 +496,7 @@ describe('helm template with optional values', () => {
     const env = find<Deployment>(objects, 'Deployment', 'acme-runner-k8s-runner').spec.template.spec
       .containers[0]!.env;
     expect(env.find((e) => e.name === 'GRPC_TOKEN_SECRET')?.value).toBe('orchestrator-token');
+    expect(env.find((e) => e.name === 'GRPC_TOKEN_SECRET_CREATE')).toBeUndefined();
     expect(objects.some((o) => o.kind === 'Secret')).toBe(false);
   });
 

@@ -175,7 +175,6 @@ describe('server-side dry run of the Helm chart output', () => {
     for (const expected of [
       `namespace/${workloadNs.name} configured (server dry run)`,
       'serviceaccount/acme-runner-k8s-runner created (server dry run)',
-      'secret/acme-runner-k8s-runner-grpc-token created (server dry run)',
       'role.rbac.authorization.k8s.io/acme-runner-k8s-runner-operator created (server dry run)',
       'role.rbac.authorization.k8s.io/acme-runner-k8s-runner-workloads created (server dry run)',
       'rolebinding.rbac.authorization.k8s.io/acme-runner-k8s-runner-operator created (server dry run)',
