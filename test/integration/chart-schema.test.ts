@@ -8,13 +8,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { binDir } from '../support/kube.ts';
+import { binDir, HELM_KUBE_VERSION } from '../support/kube.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const chart = path.join(root, 'charts/k8s-runner');
 const seedValues = path.join(root, 'test/fixtures/seed-values.yaml');
 
 function helm(args: string[]): { status: number; output: string } {
+  if (args[0] === 'template') args = [...args, '--kube-version', HELM_KUBE_VERSION];
   const r = spawnSync(path.join(binDir(), 'helm'), args, {
     encoding: 'utf8',
     env: { ...process.env, KUBECONFIG: '/dev/null' },

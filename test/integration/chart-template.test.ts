@@ -5,13 +5,13 @@
  */
 import { describe, expect, it, beforeAll } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { runnerSpecSchema } from '../../src/api/runner.ts';
-import { binDir } from '../support/kube.ts';
+import { binDir, HELM_KUBE_VERSION } from '../support/kube.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const chart = path.join(root, 'charts/k8s-runner');
@@ -73,6 +73,8 @@ function run(
   tool: 'helm' | 'kubectl',
   args: string[],
 ): { status: number; stdout: string; stderr: string } {
+  if (tool === 'helm' && args[0] === 'template')
+    args = [...args, '--kube-version', HELM_KUBE_VERSION];
   const r = spawnSync(path.join(binDir(), tool), args, {
     encoding: 'utf8',
     env: { ...process.env, KUBECONFIG: '/dev/null' },
@@ -197,8 +199,51 @@ describe('the seed values file', () => {
   });
 });
 
+describe('chart conventions (chart-testing)', () => {
+  const ciDir = path.join(chart, 'ci');
+  const ciFiles = readdirSync(ciDir).filter((f) => f.endsWith('-values.yaml'));
+
+  it('has ci/*-values.yaml, the seed among them', () => {
+    expect(ciFiles).toEqual(expect.arrayContaining(['seed-values.yaml', 'mtls-values.yaml']));
+    expect(readFileSync(path.join(ciDir, 'seed-values.yaml'), 'utf8')).toBe(
+      readFileSync(seedValues, 'utf8'),
+    );
+  });
+
+  it.each(readdirSync(path.join(chart, 'ci')).filter((f) => f.endsWith('-values.yaml')))(
+    'ci/%s passes helm lint --strict without warnings and renders',
+    (file) => {
+      const values = path.join(ciDir, file);
+      const lint = run('helm', ['lint', chart, '--strict', '-f', values]);
+      expect(lint.stdout + lint.stderr).not.toMatch(/\[(WARNING|ERROR)\]/);
+      expect(lint.status).toBe(0);
+      const r = run('helm', ['template', 'acme-runner', chart, '-n', 'agyn-runners', '-f', values]);
+      expect(r.stderr).toBe('');
+      expect(parseObjects(r.stdout).some((o) => o.kind === 'Deployment')).toBe(true);
+    },
+  );
+
+  it('declares kubeVersion, and helm refuses an older cluster', () => {
+    expect(readFileSync(path.join(chart, 'Chart.yaml'), 'utf8')).toMatch(
+      /^kubeVersion: '>=1\.29\.0-0'$/m,
+    );
+    const old = spawnSync(
+      path.join(binDir(), 'helm'),
+      ['template', 'r', chart, '-f', seedValues, '--kube-version', 'v1.28.9'],
+      { encoding: 'utf8' },
+    );
+    expect(old.stderr).toContain('chart requires kubeVersion: >=1.29.0-0');
+  });
+
+  it('the CRDs chart passes helm lint --strict', () => {
+    const r = run('helm', ['lint', path.join(root, 'charts/k8s-runner-crds'), '--strict']);
+    expect(r.stdout + r.stderr).not.toMatch(/\[(WARNING|ERROR)\]/);
+    expect(r.status).toBe(0);
+  });
+});
+
 describe('helm template with the seed values', () => {
-  it('renders exactly the expected objects, all namespaced, none cluster-wide', () => {
+  it('renders exactly the expected objects', () => {
     const ids = seed
       .map((o) => `${o.kind} ${o.metadata.namespace ?? '-'}/${o.metadata.name}`)
       .sort();
@@ -215,9 +260,13 @@ describe('helm template with the seed values', () => {
         'Deployment agyn-runners/acme-runner-k8s-runner',
         'PodDisruptionBudget agyn-runners/acme-runner-k8s-runner',
         'Runner agyn-runners/acme-runner',
+        'ClusterRole -/acme-runner-k8s-runner-view',
+        'ClusterRole -/acme-runner-k8s-runner-edit',
+        'ClusterRole -/acme-runner-k8s-runner-admin',
       ].sort(),
     );
-    expect(seed.some((o) => o.kind.startsWith('Cluster'))).toBe(false);
+    // Cluster-wide: only the ClusterRoles aggregated to view/edit/admin, never bound to anyone.
+    expect(seed.some((o) => o.kind === 'ClusterRoleBinding')).toBe(false);
   });
 
   it('builds the Runner 1:1 from the values, with docker defaulting to rootless', () => {

@@ -14,6 +14,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import type { KubeClient } from '../../src/kube/client.ts';
 import {
   binDir,
+  HELM_KUBE_VERSION,
   createTestNamespace,
   testKubeClient,
   type TestNamespace,
@@ -163,6 +164,8 @@ describe('server-side dry run of the Helm chart output', () => {
       seedValues,
       '-f',
       file,
+      '--kube-version',
+      HELM_KUBE_VERSION,
       ...args,
     ]);
     if (r.code !== 0) throw new Error(`helm template failed:\n${r.out}`);

@@ -52,6 +52,7 @@ import {
 import { call, collect } from '../fixtures/grpc-harness.ts';
 import {
   binDir,
+  HELM_KUBE_VERSION,
   createTestNamespace,
   eventually,
   simulatedLogFile,
@@ -251,6 +252,8 @@ beforeAll(async () => {
     seedValues,
     '-f',
     overrides,
+    '--kube-version',
+    HELM_KUBE_VERSION,
   ]);
   const rendered = parseAllDocuments(manifest)
     .map((d) => d.toJS() as Rendered | null)
