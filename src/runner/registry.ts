@@ -9,6 +9,7 @@ import { placeWorkload, type PlacementCandidate } from './placement.ts';
 import { RUNNER_CONDITIONS } from './runner-status.ts';
 import { runnerSpecOf } from './spec.ts';
 import { childLogger } from '../observability/logging.ts';
+import { runnerSelectorOf } from './label-selector.ts';
 
 export interface RunnerRegistryOptions {
   /** The Runner informer of the operator's namespace (e.g. RunnerController.runnerInformer). */
@@ -108,7 +109,7 @@ export class RunnerRegistry implements RunnerDirectory {
       {
         organizationId: spec.organizationId,
         runnerRef: spec.runnerRef?.name,
-        selectorLabels: spec.runnerSelector?.labels,
+        selector: runnerSelectorOf(spec.runnerSelector),
         capabilities: spec.capabilities ?? [],
       },
       candidates,
