@@ -3,8 +3,8 @@
 # the non-root user 65532 with only dist/ and the production node_modules.
 #   docker build -t ghcr.io/agynio/k8s-runner:0.1.0 .
 
-ARG NODE_IMAGE=node:20-bookworm-slim
-ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs20-debian12:nonroot
+ARG NODE_IMAGE=node:24-bookworm-slim
+ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app

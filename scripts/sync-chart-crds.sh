@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Copies the generated CRDs (crds/, from src/api by scripts/generate-crds.ts) into the Helm
-# chart (charts/k8s-runner/crds/) and the kustomize base (config/crd/crds/), byte for byte.
+# charts (charts/k8s-runner/crds/, charts/k8s-runner-crds/files/crds/) and the kustomize base (config/crd/crds/), byte for byte.
 #   scripts/sync-chart-crds.sh          write the copies
 #   scripts/sync-chart-crds.sh --check  exit 1 and name the stale copies instead of writing
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SRC="$ROOT/crds"
-TARGETS=("$ROOT/charts/k8s-runner/crds" "$ROOT/config/crd/crds")
+TARGETS=("$ROOT/charts/k8s-runner/crds" "$ROOT/charts/k8s-runner-crds/files/crds" "$ROOT/config/crd/crds")
 CHECK=false
 [ "${1:-}" = "--check" ] && CHECK=true
 

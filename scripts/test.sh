@@ -4,6 +4,9 @@
 # setup starts on loopback (built from Go modules on first use, then cached).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/ensure-node.sh
+
+echo "== node $(node --version)"
 
 echo "== typecheck"
 npx tsc --noEmit -p tsconfig.json

@@ -19,6 +19,8 @@ export const configSchema = z.object({
   GRPC_AUTH_MODE: z.enum(['mtls', 'token', 'insecure']).default('token'),
   GRPC_TLS_DIR: z.string().optional(),
   GRPC_TOKEN_SECRET: z.string().default('k8s-runner-grpc-token'),
+  /** Token mode: create GRPC_TOKEN_SECRET with a random token when it does not exist. */
+  GRPC_TOKEN_SECRET_CREATE: bool.default(false),
   GRPC_MAX_MESSAGE_BYTES: z.coerce
     .number()
     .int()

@@ -6,6 +6,7 @@ import { loadConfig, type OperatorConfig } from './config.ts';
 import type { AuthOptions } from './grpc/auth.ts';
 import { ShimCaches } from './grpc/caches.ts';
 import { startRunnerGrpcServer } from './grpc/server.ts';
+import { ensureGrpcTokenSecret } from './grpc/token-secret.ts';
 import { KubeClient, type KubeObject } from './kube/client.ts';
 import { Informer } from './kube/informer.ts';
 import { LeaderElector } from './kube/leader-election.ts';
@@ -139,6 +140,14 @@ async function main(): Promise<void> {
     },
   });
 
+  if (config.GRPC_AUTH_MODE === 'token' && config.GRPC_TOKEN_SECRET_CREATE) {
+    await ensureGrpcTokenSecret(
+      client.resource<Secret>(SECRETS),
+      operatorNs,
+      config.GRPC_TOKEN_SECRET,
+      logger,
+    );
+  }
   const grpc = await startRunnerGrpcServer({
     host: config.GRPC_HOST,
     port: config.GRPC_PORT,

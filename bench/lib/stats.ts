@@ -1,4 +1,4 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, type ELDHistogram } from 'node:perf_hooks';
 
 /** Nearest-rank percentile of unsorted samples (p in 0..100); NaN when empty. */
 export function percentile(samples: number[], p: number): number {
@@ -112,7 +112,7 @@ export class MemorySampler {
  */
 export class LagMonitor {
   private static readonly RESOLUTION_MS = 10;
-  private readonly histogram: IntervalHistogram = monitorEventLoopDelay({
+  private readonly histogram: ELDHistogram = monitorEventLoopDelay({
     resolution: LagMonitor.RESOLUTION_MS,
   });
 

@@ -7,6 +7,7 @@ import {
   withCel,
   type ObjectMeta,
 } from './common.ts';
+import { keyedByName, SPEC_RULES, type Volume } from './spec-rules.ts';
 
 export const AGENT_WORKLOAD_KIND = 'AgentWorkload';
 export const AGENT_WORKLOAD_PLURAL = 'agentworkloads';
@@ -134,6 +135,7 @@ export const volumeSpecSchema = withCel(
     {
       rule: "self.kind == 'Persistent' || (!has(self.persistentName) && !has(self.size) && !has(self.storageClass))",
       message: 'persistentName, size and storageClass apply only to Persistent volumes',
+      reason: 'FieldValueForbidden',
       holds: (v: Volume) =>
         v.kind === 'Persistent' ||
         (v.persistentName === undefined && v.size === undefined && v.storageClass === undefined),
@@ -158,36 +160,64 @@ export const inlineFilesSchema = z.object({
     .max(MAX_INLINE_FILES),
 });
 
-/** A CEL condition over main, every sidecar and every init container (`c` is the container). */
-function everyContainer(condition: string): string {
-  return `(${condition.replaceAll('c.', 'self.main.')}) && self.sidecars.all(c, ${condition}) && self.initContainers.all(c, ${condition})`;
+interface Requirement {
+  operator: string;
+  values?: string[];
 }
+const IN_OPS = ['In', 'NotIn'];
 
-/** What the TypeScript twins of the CEL rules read (the parsed value, defaults applied). */
-interface Volume {
-  name: string;
-  kind: string;
-  persistentName?: string;
-  size?: string;
-  storageClass?: string;
-}
-interface Container {
-  name: string;
-  mounts?: Array<{ volume: string }>;
-}
-interface Spec {
-  main: Container;
-  sidecars: Container[];
-  initContainers: Container[];
-  volumes: Volume[];
-  runnerRef?: unknown;
-  runnerSelector?: unknown;
-}
-const containersOf = (s: Spec): Container[] => [s.main, ...s.sidecars, ...s.initContainers];
-const unique = (names: string[]): boolean => new Set(names).size === names.length;
+const selectorRequirementSchema = withCel(
+  z
+    .object({
+      key: z
+        .string()
+        .min(1)
+        .max(317)
+        .meta({ description: 'The Runner label the requirement applies to.' }),
+      operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']).meta({
+        description:
+          'In and NotIn compare the label with values; Exists and DoesNotExist test its presence.',
+      }),
+      values: z
+        .array(z.string().max(63))
+        .max(64)
+        .optional()
+        .meta({ description: 'Non-empty for In and NotIn, empty for Exists and DoesNotExist.' }),
+    })
+    .meta({ description: 'A label requirement (metav1.LabelSelectorRequirement).' }),
+  [
+    {
+      rule: "!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",
+      message: 'values must be non-empty for In and NotIn',
+      fieldPath: '.values',
+      reason: 'FieldValueRequired',
+      holds: (r: Requirement) => !IN_OPS.includes(r.operator) || (r.values ?? []).length > 0,
+    },
+    {
+      rule: "self.operator in ['In', 'NotIn'] || !has(self.values) || size(self.values) == 0",
+      message: 'values must be empty for Exists and DoesNotExist',
+      fieldPath: '.values',
+      reason: 'FieldValueForbidden',
+      holds: (r: Requirement) => IN_OPS.includes(r.operator) || (r.values ?? []).length === 0,
+    },
+  ],
+);
 
-const uniqueIn = (list: string) =>
-  `self.${list}.all(x, self.${list}.filter(y, y.name == x.name).size() == 1)`;
+/** A standard LabelSelector over Runner labels; `labels` is the deprecated spelling of matchLabels. */
+const runnerSelectorSchema = z
+  .object({
+    matchLabels: labelMap('Labels every candidate Runner must carry.').optional(),
+    matchExpressions: z.array(selectorRequirementSchema).max(16).optional().meta({
+      description: 'Requirements every candidate Runner must meet (all of them).',
+    }),
+    labels: labelMap(
+      'Deprecated: use matchLabels. Still accepted until the next API version; merged into matchLabels.',
+    ).optional(),
+  })
+  .meta({
+    description:
+      'Chooses among the Runners by their spec.labels (a standard LabelSelector: matchLabels, matchExpressions).',
+  });
 
 export const agentWorkloadSpecSchema = withCel(
   z.object({
@@ -200,9 +230,9 @@ export const agentWorkloadSpecSchema = withCel(
       description: 'Organization that owns the workload; limits placement to its runners.',
     }),
     main: containerSpecSchema.meta({ description: 'The runtime (main) container.' }),
-    sidecars: z.array(sidecarSpecSchema).max(MAX_CONTAINERS).default([]),
-    initContainers: z.array(initContainerSpecSchema).max(MAX_CONTAINERS).default([]),
-    volumes: z.array(volumeSpecSchema).max(MAX_VOLUMES).default([]),
+    sidecars: keyedByName(z.array(sidecarSpecSchema).max(MAX_CONTAINERS), 'container'),
+    initContainers: keyedByName(z.array(initContainerSpecSchema).max(MAX_CONTAINERS), 'container'),
+    volumes: keyedByName(z.array(volumeSpecSchema).max(MAX_VOLUMES), 'volume'),
     inlineFiles: inlineFilesSchema.optional().meta({
       description: 'Small files from a Secret, mounted per container through inlineFileMounts.',
     }),
@@ -227,9 +257,7 @@ export const agentWorkloadSpecSchema = withCel(
     runnerRef: localObjectReference
       .optional()
       .meta({ description: "A Runner in the operator's namespace; skips placement." }),
-    runnerSelector: z
-      .object({ labels: labelMap('Labels every candidate Runner must carry.').default({}) })
-      .optional(),
+    runnerSelector: runnerSelectorSchema.optional(),
     stopped: z
       .boolean()
       .default(false)
@@ -242,46 +270,7 @@ export const agentWorkloadSpecSchema = withCel(
       .default(false)
       .meta({ description: 'Delete the PVCs this workload created when it is deleted.' }),
   }),
-  [
-    {
-      rule: [
-        '!self.sidecars.exists(x, x.name == self.main.name)',
-        '!self.initContainers.exists(x, x.name == self.main.name)',
-        'self.sidecars.all(s, !self.initContainers.exists(x, x.name == s.name))',
-        uniqueIn('sidecars'),
-        uniqueIn('initContainers'),
-      ].join(' && '),
-      message: 'container names must be unique across main, sidecars and initContainers',
-      holds: (s: Spec) => unique(containersOf(s).map((c) => c.name)),
-    },
-    {
-      rule: uniqueIn('volumes'),
-      message: 'volume names must be unique',
-      fieldPath: '.volumes',
-      holds: (s: Spec) => unique(s.volumes.map((v) => v.name)),
-    },
-    {
-      rule: everyContainer(
-        '!has(c.mounts) || c.mounts.all(m, self.volumes.exists(v, v.name == m.volume))',
-      ),
-      message: 'every mount must name a volume declared in spec.volumes',
-      holds: (s: Spec) =>
-        containersOf(s).every((c) =>
-          (c.mounts ?? []).every((m) => s.volumes.some((v) => v.name === m.volume)),
-        ),
-    },
-    {
-      rule: '!(has(self.runnerRef) && has(self.runnerSelector))',
-      message: 'runnerRef and runnerSelector are mutually exclusive',
-      reason: 'FieldValueForbidden',
-      holds: (s: Spec) => s.runnerRef === undefined || s.runnerSelector === undefined,
-    },
-    {
-      rule: '!has(oldSelf.workloadId) || (has(self.workloadId) && self.workloadId == oldSelf.workloadId)',
-      message: 'workloadId is immutable',
-      fieldPath: '.workloadId',
-    },
-  ],
+  SPEC_RULES,
 );
 
 export const WORKLOAD_PHASES = [

@@ -16,6 +16,10 @@ export interface CelRule {
    * server refuses (not in the CRD). Transition rules (oldSelf) have none.
    */
   holds?: (self: never) => boolean;
+  /** A CEL message naming the offending entry (message stays the fallback). */
+  messageExpression?: string;
+  /** The TypeScript twin of messageExpression, for a value `holds` refused. */
+  explain?: (self: never) => string;
 }
 
 export function withCel<T extends z.ZodType>(schema: T, rules: CelRule[]): T {
@@ -25,11 +29,11 @@ export function withCel<T extends z.ZodType>(schema: T, rules: CelRule[]): T {
         for (const r of checked) {
           if (r.holds?.(self as never)) continue;
           const path = r.fieldPath ? r.fieldPath.slice(1).split('.') : [];
-          ctx.addIssue({ code: 'custom', message: r.message, path });
+          ctx.addIssue({ code: 'custom', message: r.explain?.(self as never) ?? r.message, path });
         }
       }) as unknown as T)
     : schema;
-  const crdRules = rules.map(({ holds: _holds, ...rule }) => rule);
+  const crdRules = rules.map(({ holds: _holds, explain: _explain, ...rule }) => rule);
   return refined.meta({ 'x-kubernetes-validations': crdRules }) as T;
 }
 

@@ -2,6 +2,11 @@ import { z } from 'zod';
 import { API_GROUP, API_VERSION } from './common.ts';
 import { agentWorkloadSpecSchema, agentWorkloadStatusSchema } from './agentworkload.ts';
 import { runnerSpecSchema, runnerStatusSchema } from './runner.ts';
+import {
+  AGENT_WORKLOAD_DESCRIPTIONS,
+  RUNNER_DESCRIPTIONS,
+  describeSchema,
+} from './descriptions.ts';
 
 type JsonSchema = { [key: string]: unknown };
 
@@ -48,6 +53,8 @@ interface CrdDefinition {
   spec: z.ZodType;
   status: z.ZodType;
   description: string;
+  /** Descriptions of schema nodes the zod schemas leave without one (descriptions.ts). */
+  descriptions: Record<string, string>;
   columns: Array<{
     name: string;
     type: string;
@@ -58,6 +65,19 @@ interface CrdDefinition {
 }
 
 export function buildCrd(def: CrdDefinition): JsonSchema {
+  const openAPIV3Schema: JsonSchema = {
+    type: 'object',
+    description: def.description,
+    required: ['spec'],
+    properties: {
+      apiVersion: { type: 'string' },
+      kind: { type: 'string' },
+      metadata: { type: 'object' },
+      spec: schemaOf(def.spec, 'input'),
+      status: schemaOf(def.status, 'output'),
+    },
+  };
+  describeSchema(openAPIV3Schema, def.descriptions);
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
@@ -83,20 +103,7 @@ export function buildCrd(def: CrdDefinition): JsonSchema {
           storage: true,
           subresources: { status: {} },
           additionalPrinterColumns: def.columns,
-          schema: {
-            openAPIV3Schema: {
-              type: 'object',
-              description: def.description,
-              required: ['spec'],
-              properties: {
-                apiVersion: { type: 'string' },
-                kind: { type: 'string' },
-                metadata: { type: 'object' },
-                spec: schemaOf(def.spec, 'input'),
-                status: schemaOf(def.status, 'output'),
-              },
-            },
-          },
+          schema: { openAPIV3Schema },
         },
       ],
     },
@@ -112,6 +119,7 @@ export const agentWorkloadCrd = (): JsonSchema =>
     spec: agentWorkloadSpecSchema,
     status: agentWorkloadStatusSchema,
     description: 'An AI-agent workload of the agyn platform, materialized as a Pod.',
+    descriptions: AGENT_WORKLOAD_DESCRIPTIONS,
     columns: [
       { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
       { name: 'Reason', type: 'string', jsonPath: '.status.reason' },
@@ -131,6 +139,7 @@ export const runnerCrd = (): JsonSchema =>
     spec: runnerSpecSchema,
     status: runnerStatusSchema,
     description: 'A runner identity enrolled with the agyn platform, and where its workloads run.',
+    descriptions: RUNNER_DESCRIPTIONS,
     columns: [
       { name: 'Scope', type: 'string', jsonPath: '.status.scope' },
       {

@@ -36,6 +36,7 @@ import {
   stopWorkload,
   touchWorkload,
 } from './workloads.ts';
+import { childLogger } from '../observability/logging.ts';
 
 export type { AuthOptions } from './auth.ts';
 
@@ -220,7 +221,7 @@ export async function startRunnerGrpcServer(
   options: RunnerGrpcServerOptions,
 ): Promise<RunnerGrpcServer> {
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  const logger = options.logger.child({ component: 'grpc' });
+  const logger = childLogger(options.logger, { component: 'grpc' });
   if (options.caches.namespace !== options.workloadNamespace) {
     throw new Error(
       `the shim caches watch namespace ${options.caches.namespace}, not the workload namespace ${options.workloadNamespace}`,

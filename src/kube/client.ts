@@ -7,6 +7,7 @@ import { KubeApiError } from './errors.ts';
 import { resourcePath, type ResourceType } from './resources.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { loadClusterConnection, type ClusterConnection } from './kubeconfig.ts';
+import { restClientRequestTimer } from '../observability/rest-client-metrics.ts';
 
 export interface KubeObject {
   apiVersion?: string;
@@ -172,6 +173,7 @@ export class KubeClient {
       headers['content-length'] = String(payload.length);
     }
     const transport = url.protocol === 'https:' ? https : http;
+    const observe = restClientRequestTimer(method, url.host);
     return new Promise<IncomingMessage>((resolve, reject) => {
       const req = transport.request(
         url,
@@ -186,6 +188,7 @@ export class KubeClient {
           signal: options.signal,
         },
         (res) => {
+          observe(res.statusCode);
           if ((res.statusCode ?? 500) >= 400) {
             readBody(res)
               .then((text) => reject(toApiError(res.statusCode ?? 500, text)))
@@ -201,11 +204,12 @@ export class KubeClient {
           req.destroy(new KubeApiError(504, 'Timeout', `request timed out after ${timeoutMs} ms`)),
         );
       }
-      req.on('error', (err) =>
+      req.on('error', (err) => {
+        observe(undefined);
         reject(
           err instanceof KubeApiError ? err : new KubeApiError(0, 'NetworkError', err.message),
-        ),
-      );
+        );
+      });
       if (payload) req.write(payload);
       req.end();
     });

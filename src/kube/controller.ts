@@ -3,6 +3,7 @@ import type { ControllerMetrics, ReconcileOutcome } from '../observability/metri
 import { controllerMetricsFor } from '../observability/metrics.ts';
 import type { AddOptions, WorkQueueOptions } from './workqueue.ts';
 import { WorkQueue } from './workqueue.ts';
+import { childLogger } from '../observability/logging.ts';
 
 export interface ReconcileResult {
   /** Process the key again after this many milliseconds (its backoff is reset). */
@@ -55,7 +56,7 @@ export class Controller {
       throw new RangeError(`controller ${this.name}: workers must be a positive integer`);
     }
     this.reconcile = options.reconcile;
-    this.logger = options.logger.child({ controller: this.name });
+    this.logger = childLogger(options.logger, { controller: this.name });
     this.metrics = controllerMetricsFor(this.name);
   }
 

@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import type { AgentWorkload, AgentWorkloadStatus } from '../api/agentworkload.ts';
 import type { WorkloadStateSink } from '../workload/seams.ts';
 import { randomHex } from './random-ids.ts';
+import { childLogger } from './logging.ts';
 
 export const TRACER_NAME = 'k8s-runner';
 
@@ -65,7 +66,7 @@ export async function startTracing(options: TracingOptions): Promise<Tracing> {
     import('@opentelemetry/exporter-trace-otlp-proto'),
     import('@opentelemetry/resources'),
   ]);
-  const log = options.logger.child({ component: 'otel' });
+  const log = childLogger(options.logger, { component: 'otel' });
   diag.setLogger(
     {
       error: (message, ...args) => log.warn({ args }, message),

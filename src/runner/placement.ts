@@ -1,7 +1,10 @@
+import { describeSelector, selectorMatches, type LabelSelector } from './label-selector.ts';
+
 export interface PlacementRequest {
   organizationId?: string;
   runnerRef?: string;
-  selectorLabels?: Record<string, string>;
+  /** The workload's runnerSelector (matchLabels and matchExpressions). */
+  selector?: LabelSelector;
   capabilities: string[];
 }
 
@@ -73,9 +76,8 @@ export function placeWorkload(
 
 function stages(request: PlacementRequest): Stage[] {
   const org = blankToUndefined(request.organizationId);
-  const selector = Object.entries(request.selectorLabels ?? {});
   const required = [...new Set(request.capabilities)];
-  const labels = `{${selector.map(([k, v]) => `${k}=${v}`).join(', ')}}`;
+  const labels = describeSelector(request.selector);
   return [
     {
       filter: 'ready',
@@ -100,7 +102,7 @@ function stages(request: PlacementRequest): Stage[] {
     },
     {
       filter: 'labels',
-      keep: (r) => selector.every(([k, v]) => r.labels[k] === v),
+      keep: (r) => selectorMatches(request.selector, r.labels),
       none: `matches labels ${labels}`,
       refused: () => `does not match labels ${labels}`,
     },

@@ -8,6 +8,8 @@ import type { PlacementDecision, RunnerDirectory } from '../workload/seams.ts';
 import { placeWorkload, type PlacementCandidate } from './placement.ts';
 import { RUNNER_CONDITIONS } from './runner-status.ts';
 import { runnerSpecOf } from './spec.ts';
+import { childLogger } from '../observability/logging.ts';
+import { runnerSelectorOf } from './label-selector.ts';
 
 export interface RunnerRegistryOptions {
   /** The Runner informer of the operator's namespace (e.g. RunnerController.runnerInformer). */
@@ -89,7 +91,7 @@ export class RunnerRegistry implements RunnerDirectory {
 
   constructor(options: RunnerRegistryOptions) {
     this.informer = options.runners;
-    this.logger = options.logger?.child({ component: 'runner-registry' });
+    this.logger = options.logger && childLogger(options.logger, { component: 'runner-registry' });
     this.random = options.random ?? Math.random;
     this.now = options.now ?? (() => new Date());
     this.startedAt = this.now();
@@ -107,7 +109,7 @@ export class RunnerRegistry implements RunnerDirectory {
       {
         organizationId: spec.organizationId,
         runnerRef: spec.runnerRef?.name,
-        selectorLabels: spec.runnerSelector?.labels,
+        selector: runnerSelectorOf(spec.runnerSelector),
         capabilities: spec.capabilities ?? [],
       },
       candidates,

@@ -7,6 +7,8 @@ export const RUNNER_CONDITIONS = {
   enrolled: 'Enrolled',
   catalogReported: 'CatalogReported',
   ready: 'Ready',
+  reconciling: 'Reconciling',
+  stalled: 'Stalled',
 } as const;
 
 /** Condition reasons of the failure modes; each has its own reason and message. */
@@ -28,6 +30,23 @@ export interface Failure {
   reason: RunnerFailureReason;
   message: string;
 }
+
+/**
+ * Failures that retrying cannot cure: a person must fix the Secret, the token or the
+ * gateway settings (kstatus `Stalled`). The rest (an unreachable or failing platform, a
+ * malformed answer, an identity being enrolled again) are retried with backoff (`Reconciling`).
+ */
+const NEEDS_INTERVENTION: ReadonlySet<RunnerFailureReason> = new Set<RunnerFailureReason>([
+  'TokenSecretMissing',
+  'TokenEmpty',
+  'TokenRejected',
+  'CASecretMissing',
+  'GatewayConfigInvalid',
+  'IdentitySecretConflict',
+]);
+
+export const isStalledFailure = (failure: Failure): boolean =>
+  NEEDS_INTERVENTION.has(failure.reason);
 
 export interface ClassifiedGatewayError extends Failure {
   /** The platform no longer accepts the identity or token: enroll again. */
@@ -171,6 +190,24 @@ export function desiredRunnerStatus(
     conditions = setCondition(conditions, { type, status, reason, message }, generation, now);
   };
 
+  // kstatus: Ready=True is Current; Reconciling=True is InProgress; Stalled=True is Failed.
+  const settle = (failure: Failure | undefined): void => {
+    const stalled = failure !== undefined && isStalledFailure(failure);
+    const retrying = failure !== undefined && !stalled;
+    set(
+      RUNNER_CONDITIONS.reconciling,
+      retrying ? 'True' : 'False',
+      retrying ? failure.reason : 'Settled',
+      retrying ? `retrying with backoff: ${failure.message}` : '',
+    );
+    set(
+      RUNNER_CONDITIONS.stalled,
+      stalled ? 'True' : 'False',
+      stalled ? failure.reason : 'NotStalled',
+      stalled ? failure.message : '',
+    );
+  };
+
   if (!facts.enrolled) {
     set(RUNNER_CONDITIONS.enrolled, 'False', facts.failure.reason, facts.failure.message);
     set(
@@ -180,6 +217,7 @@ export function desiredRunnerStatus(
       'the catalog is reported once the Runner is enrolled',
     );
     set(RUNNER_CONDITIONS.ready, 'False', facts.failure.reason, facts.failure.message);
+    settle(facts.failure);
     return { observedGeneration: generation, conditions, scope };
   }
 
@@ -222,6 +260,7 @@ export function desiredRunnerStatus(
       }
       break;
   }
+  settle(catalog.state === 'failed' && !catalog.everReported ? catalog.failure : undefined);
   return {
     observedGeneration: generation,
     conditions,

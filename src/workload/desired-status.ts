@@ -30,7 +30,8 @@ const READY_REASON: Record<WorkloadPhase, string> = {
 
 /**
  * The status the controller wants, in the kstatus convention: `Ready` says whether the
- * workload runs; `Reconciling` while it moves towards that; `Stalled` when it failed.
+ * workload is where its spec asks it to be (Running, or Stopped: stopped on request or
+ * completed); `Reconciling` while it moves there; `Stalled` when it failed.
  */
 export function desiredStatus(
   workload: AgentWorkload,
@@ -40,14 +41,17 @@ export function desiredStatus(
   const current = workload.status ?? {};
   const generation = workload.metadata.generation;
   let conditions = current.conditions ?? [];
-  const ready = facts.phase === 'Running';
+  const ready = facts.phase === 'Running' || facts.phase === 'Stopped';
+  const completed = facts.phase === 'Stopped' && workload.spec.stopped !== true;
   conditions = setCondition(
     conditions,
     {
       type: 'Ready',
       status: ready ? 'True' : 'False',
-      reason: facts.reason ?? READY_REASON[facts.phase],
-      message: facts.message ?? `workload is ${facts.phase.toLowerCase()}`,
+      reason: facts.reason ?? (completed ? 'Completed' : READY_REASON[facts.phase]),
+      message:
+        facts.message ??
+        (completed ? 'workload completed' : `workload is ${facts.phase.toLowerCase()}`),
     },
     generation,
     now,

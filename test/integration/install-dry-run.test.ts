@@ -14,6 +14,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import type { KubeClient } from '../../src/kube/client.ts';
 import {
   binDir,
+  HELM_KUBE_VERSION,
   createTestNamespace,
   testKubeClient,
   type TestNamespace,
@@ -163,6 +164,8 @@ describe('server-side dry run of the Helm chart output', () => {
       seedValues,
       '-f',
       file,
+      '--kube-version',
+      HELM_KUBE_VERSION,
       ...args,
     ]);
     if (r.code !== 0) throw new Error(`helm template failed:\n${r.out}`);
@@ -175,7 +178,6 @@ describe('server-side dry run of the Helm chart output', () => {
     for (const expected of [
       `namespace/${workloadNs.name} configured (server dry run)`,
       'serviceaccount/acme-runner-k8s-runner created (server dry run)',
-      'secret/acme-runner-k8s-runner-grpc-token created (server dry run)',
       'role.rbac.authorization.k8s.io/acme-runner-k8s-runner-operator created (server dry run)',
       'role.rbac.authorization.k8s.io/acme-runner-k8s-runner-workloads created (server dry run)',
       'rolebinding.rbac.authorization.k8s.io/acme-runner-k8s-runner-operator created (server dry run)',

@@ -4,9 +4,13 @@ import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { RunnerServiceClient } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import { AGENT_WORKLOADS } from '../../src/kube/resources.ts';
+import { readFileSync } from 'node:fs';
+import { REST_CLIENT_DURATION_BUCKETS } from '../../src/observability/rest-client-metrics.ts';
+import { duplicateKeys } from '../support/json-keys.ts';
 import {
   createTestNamespace,
   eventually,
+  readKubeconfigServer,
   testKubeClient,
   type TestNamespace,
 } from '../support/kube.ts';
@@ -165,6 +169,29 @@ test('a workload lifecycle and a gRPC call show up in /metrics, the logs and OTL
     .join('\n');
   expect(rawLog).not.toContain(TOKEN);
   expect(rawLog).not.toContain(IDENTITY_KEY);
+
+  // Every log line is one JSON object with each key once (pino appends child bindings).
+  const rawLines = readFileSync(operator.logFile, 'utf8').split('\n').filter(Boolean);
+  expect(rawLines.length).toBeGreaterThan(10);
+  expect(rawLines.filter((l) => duplicateKeys(l).length > 0)).toEqual([]);
+
+  // client-go's API client metrics, from the operator's own client.
+  const host = new URL(readKubeconfigServer()).host;
+  expect(value('rest_client_requests_total', { code: '200', method: 'GET', host })).toBeGreaterThan(
+    0,
+  );
+  expect(
+    value('rest_client_requests_total', { code: '201', method: 'POST', host }),
+  ).toBeGreaterThan(0);
+  expect(value('rest_client_requests_total', { method: 'PATCH', host })).toBeGreaterThan(0);
+  expect(
+    value('rest_client_request_duration_seconds_count', { verb: 'GET', host }),
+  ).toBeGreaterThan(0);
+  const buckets = samples
+    .filter((s) => s.name === 'rest_client_request_duration_seconds_bucket')
+    .filter((s) => s.labels.verb === 'GET' && s.labels.host === host)
+    .map((s) => s.labels.le);
+  expect(buckets).toEqual([...REST_CLIENT_DURATION_BUCKETS.map(String), '+Inf']);
 
   // OTLP/HTTP protobuf: span names are plain strings and trace ids raw bytes in the payload.
   const exported = await eventually(

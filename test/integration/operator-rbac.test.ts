@@ -52,6 +52,7 @@ import {
 import { call, collect } from '../fixtures/grpc-harness.ts';
 import {
   binDir,
+  HELM_KUBE_VERSION,
   createTestNamespace,
   eventually,
   simulatedLogFile,
@@ -251,6 +252,8 @@ beforeAll(async () => {
     seedValues,
     '-f',
     overrides,
+    '--kube-version',
+    HELM_KUBE_VERSION,
   ]);
   const rendered = parseAllDocuments(manifest)
     .map((d) => d.toJS() as Rendered | null)
@@ -277,9 +280,6 @@ beforeAll(async () => {
   const file = path.join(tmp, 'applied.yaml');
   writeFileSync(file, applied.map((o) => toYaml(o)).join('---\n'));
   await mustRun('kubectl', ['apply', '-f', file]);
-  const grpcSecret = applied.find((o) => o.kind === 'Secret') as
-    (Rendered & { data: { token: string } }) | undefined;
-  grpcToken = Buffer.from(grpcSecret?.data.token ?? '', 'base64').toString('utf8');
   mark('applied');
 
   // The ServiceAccount's own credentials: a bound token from the TokenRequest API.
@@ -298,6 +298,8 @@ beforeAll(async () => {
     env: { ...env, KUBECONFIG: saKubeconfig },
   });
   mark('operator started');
+  const grpcSecret = await secrets().get(releaseNs.name, `${FULLNAME}-grpc-token`);
+  grpcToken = Buffer.from(grpcSecret.data?.token ?? '', 'base64').toString('utf8');
   grpc = new RunnerServiceClient(`127.0.0.1:${operator.grpcPort}`, credentials.createInsecure());
 }, 90_000);
 
@@ -357,7 +359,6 @@ describe('the operator as the chart ServiceAccount', () => {
     ).toEqual([
       `Namespace /${workloadNs}`,
       `ServiceAccount ${releaseNs.name}/${FULLNAME}`,
-      `Secret ${releaseNs.name}/${FULLNAME}-grpc-token`,
       `Role ${releaseNs.name}/${FULLNAME}-operator`,
       `Role ${workloadNs}/${FULLNAME}-workloads`,
       `RoleBinding ${releaseNs.name}/${FULLNAME}-operator`,
@@ -371,12 +372,14 @@ describe('the operator as the chart ServiceAccount', () => {
       GRPC_PORT: '50051',
       GRPC_AUTH_MODE: 'token',
       GRPC_TOKEN_SECRET: `${FULLNAME}-grpc-token`,
+      GRPC_TOKEN_SECRET_CREATE: 'true',
       HTTP_PORT: '8080',
       LEADER_ELECTION: 'true',
       LEADER_ELECTION_ID: 'k8s-runner',
       LOG_LEVEL: 'debug',
     });
-    expect(grpcToken).toHaveLength(48);
+    // Created by the operator, as its ServiceAccount, at start (the chart renders none).
+    expect(grpcToken).toMatch(/^[0-9a-f]{64}$/);
   });
 
   test('its kubeconfig really is the ServiceAccount, with nothing cluster-wide', async () => {

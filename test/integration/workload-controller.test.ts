@@ -336,7 +336,7 @@ test('an invalid spec is refused by the API server with a message naming the pro
     runnerSelector: { labels: { a: 'b' } },
   });
   await expect(createWorkload(client, ns.name, bad)).rejects.toThrow(
-    /container names must be unique[\s\S]*every mount must name a volume[\s\S]*mutually exclusive[\s\S]*persistentName/,
+    /spec\.sidecars\[0\]\.name: duplicate container name "main"[\s\S]*spec\.main\.mounts\[0\]\.volume: volume "nope" is not declared[\s\S]*spec\.runnerSelector: Forbidden: runnerRef and runnerSelector are mutually exclusive[\s\S]*persistentName/,
   );
   await expect(
     createWorkload(

@@ -24,6 +24,12 @@ export default async function globalSetup(): Promise<void> {
     [path.join(root, 'scripts/build-control-plane.sh')],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
   ).trim();
+  // kstatus (built from sigs.k8s.io/cli-utils, cached) and lua5.1 for the GitOps health tests.
+  process.env.K8S_RUNNER_TEST_TOOLS_DIR = execFileSync(
+    'bash',
+    [path.join(root, 'scripts/build-test-tools.sh')],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
+  ).trim();
   const kubectl = path.join(process.env.K8S_RUNNER_BIN_DIR, 'kubectl');
   execFileSync(
     kubectl,

@@ -15,6 +15,12 @@ export function testKubeClient(): KubeClient {
   return KubeClient.fromEnvironment(kubeconfig);
 }
 
+/**
+ * The Kubernetes version `helm template` renders for: the helm built by
+ * scripts/build-control-plane.sh defaults to v1.20.0, below the charts' kubeVersion.
+ */
+export const HELM_KUBE_VERSION = 'v1.36.4';
+
 export function binDir(): string {
   const dir = process.env.K8S_RUNNER_BIN_DIR;
   if (!dir) throw new Error('K8S_RUNNER_BIN_DIR is not set');

@@ -24,7 +24,7 @@ describe('CRD copies', () => {
     }
   });
 
-  it.each(['charts/k8s-runner/crds', 'config/crd/crds'])(
+  it.each(['charts/k8s-runner/crds', 'charts/k8s-runner-crds/files/crds', 'config/crd/crds'])(
     '%s is a byte-for-byte copy of crds/',
     (dir) => {
       expect(yamlFiles(dir)).toEqual(yamlFiles('crds'));

@@ -337,8 +337,10 @@ describe('GatewayClient over TLS', () => {
     await pki?.cleanup();
   });
 
+  // TLS ServerName (SNI) must be a DNS name (RFC 6066); Node warns (DEP0123) when grpc-js
+  // passes an IP address, so the TLS tests dial the certificate's DNS name.
   it.each(['grpcs', 'https'])('enrolls via %s:// with the given CA', async (scheme) => {
-    const url = `${scheme}://127.0.0.1:${gateway.port}`;
+    const url = `${scheme}://localhost:${gateway.port}`;
     const client = new GatewayClient({ url, caPem: pki.ca.cert, timeoutMs: 5000 });
     try {
       await expect(client.enroll(TOKEN)).resolves.toMatchObject({ identityId: 'ident-1' });
@@ -358,7 +360,7 @@ describe('GatewayClient over TLS', () => {
   });
 
   it('fails without the CA', async () => {
-    const client = new GatewayClient({ url: gateway.url, timeoutMs: 5000 });
+    const client = new GatewayClient({ url: `grpcs://localhost:${gateway.port}`, timeoutMs: 5000 });
     try {
       const err = await expectGatewayError(client.enroll(TOKEN));
       expect(err.code).toBe('UNAVAILABLE');

@@ -218,7 +218,7 @@ describe('createLogger', () => {
     expect(JSON.parse(text)).toMatchObject({
       identity: 'pod-a',
       token: '[redacted]',
-      component: 'k8s-runner',
+      name: 'k8s-runner',
     });
   });
 });

@@ -4,6 +4,7 @@ import {
   type PlacementRequest,
   type PlacementResult,
 } from '../../src/runner/placement.ts';
+import { runnerSelectorOf } from '../../src/runner/label-selector.ts';
 
 const runners: PlacementCandidate[] = [
   {
@@ -71,23 +72,58 @@ describe('survivors of each filter', () => {
     ],
     [
       'gpu in us',
-      { organizationId: 'o2', capabilities: ['gpu'], selectorLabels: { region: 'us' } },
+      { organizationId: 'o2', capabilities: ['gpu'], selector: { matchLabels: { region: 'us' } } },
       ['b-cluster-gpu'],
     ],
     [
       'labels must all match',
-      { organizationId: 'o1', selectorLabels: { region: 'eu', tier: 'gold' } },
+      { organizationId: 'o1', selector: { matchLabels: { region: 'eu', tier: 'gold' } } },
       ['c-org1'],
     ],
     [
       'org isolation although labels match',
-      { organizationId: 'o2', selectorLabels: { tier: 'gold' } },
+      { organizationId: 'o2', selector: { matchLabels: { tier: 'gold' } } },
       ['e-org2'],
     ],
     ['duplicate capabilities', { capabilities: ['gpu', 'gpu'] }, ['b-cluster-gpu']],
     [
+      'matchExpressions In',
+      {
+        organizationId: 'o1',
+        selector: { matchExpressions: [{ key: 'region', operator: 'In', values: ['us', 'ap'] }] },
+      },
+      ['b-cluster-gpu'],
+    ],
+    [
+      'matchExpressions NotIn (a Runner without the label passes)',
+      {
+        organizationId: 'o1',
+        selector: { matchExpressions: [{ key: 'tier', operator: 'NotIn', values: ['gold'] }] },
+      },
+      ['a-cluster', 'b-cluster-gpu'],
+    ],
+    [
+      'matchExpressions Exists',
+      {
+        organizationId: 'o1',
+        selector: { matchExpressions: [{ key: 'tier', operator: 'Exists' }] },
+      },
+      ['c-org1'],
+    ],
+    [
+      'matchExpressions DoesNotExist with matchLabels: both hold',
+      {
+        organizationId: 'o1',
+        selector: {
+          matchLabels: { region: 'eu' },
+          matchExpressions: [{ key: 'tier', operator: 'DoesNotExist' }],
+        },
+      },
+      ['a-cluster'],
+    ],
+    [
       'empty selector matches all',
-      { organizationId: 'o1', selectorLabels: {} },
+      { organizationId: 'o1', selector: { matchLabels: {} } },
       ['a-cluster', 'b-cluster-gpu', 'c-org1'],
     ],
   ])('%s', (_name, request, expected) => {
@@ -171,7 +207,7 @@ describe('no candidate', () => {
     ],
     [
       'labels',
-      { selectorLabels: { tier: 'gold' } },
+      { selector: { matchLabels: { tier: 'gold' } } },
       runners,
       {
         placed: false,
@@ -181,7 +217,11 @@ describe('no candidate', () => {
     ],
     [
       'capabilities',
-      { organizationId: 'o1', selectorLabels: { region: 'eu' }, capabilities: ['gpu', 'docker'] },
+      {
+        organizationId: 'o1',
+        selector: { matchLabels: { region: 'eu' } },
+        capabilities: ['gpu', 'docker'],
+      },
       runners,
       {
         placed: false,
@@ -191,7 +231,11 @@ describe('no candidate', () => {
     ],
     [
       'capabilities with labels matching another org only',
-      { organizationId: 'o1', selectorLabels: { tier: 'gold' }, capabilities: ['docker'] },
+      {
+        organizationId: 'o1',
+        selector: { matchLabels: { tier: 'gold' } },
+        capabilities: ['docker'],
+      },
       runners,
       {
         placed: false,
@@ -260,7 +304,7 @@ describe('runnerRef', () => {
     ],
     [
       'blank runnerRef means placement',
-      { organizationId: 'o2', runnerRef: '', selectorLabels: { tier: 'gold' } },
+      { organizationId: 'o2', runnerRef: '', selector: { matchLabels: { tier: 'gold' } } },
       { placed: true, runner: 'e-org2' },
     ],
   ])('%s', (_name, request, expected) => {
@@ -274,6 +318,42 @@ describe('runnerRef', () => {
     expect(place({ organizationId: 'o1', runnerRef: 'c-org1' }, runners, random)).toEqual({
       placed: true,
       runner: 'c-org1',
+    });
+  });
+});
+
+describe('runnerSelector as a LabelSelector', () => {
+  test('the deprecated labels join matchLabels', () => {
+    expect(runnerSelectorOf({ labels: { region: 'eu' }, matchLabels: { tier: 'gold' } })).toEqual({
+      matchLabels: { region: 'eu', tier: 'gold' },
+      matchExpressions: [],
+    });
+    expect(
+      reachable({
+        organizationId: 'o1',
+        selector: runnerSelectorOf({ labels: { region: 'eu', tier: 'gold' } }),
+      }),
+    ).toEqual(['c-org1']);
+  });
+
+  test('a refusal names the selector in kubectl syntax', () => {
+    expect(
+      place({
+        selector: {
+          matchLabels: { region: 'eu' },
+          matchExpressions: [
+            { key: 'tier', operator: 'In', values: ['gold', 'silver'] },
+            { key: 'legacy', operator: 'DoesNotExist' },
+            { key: 'gpu', operator: 'Exists' },
+            { key: 'zone', operator: 'NotIn', values: ['a'] },
+          ],
+        },
+      }),
+    ).toEqual({
+      placed: false,
+      filter: 'labels',
+      message:
+        'no Runner matches labels {region=eu, tier in (gold, silver), !legacy, gpu, zone notin (a)} (2 candidates after scope)',
     });
   });
 });

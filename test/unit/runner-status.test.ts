@@ -124,6 +124,22 @@ describe('desiredRunnerStatus', () => {
           lastTransitionTime: '2030-01-01T00:00:00Z',
           observedGeneration: 3,
         },
+        {
+          type: 'Reconciling',
+          status: 'False',
+          reason: 'Settled',
+          message: '',
+          lastTransitionTime: '2030-01-01T00:00:00Z',
+          observedGeneration: 3,
+        },
+        {
+          type: 'Stalled',
+          status: 'False',
+          reason: 'NotStalled',
+          message: '',
+          lastTransitionTime: '2030-01-01T00:00:00Z',
+          observedGeneration: 3,
+        },
       ],
       runnerId: 'r',
       identityId: 'i',
@@ -187,6 +203,29 @@ describe('desiredRunnerStatus', () => {
     });
   });
 
+  it.each([
+    ['TokenSecretMissing', 'Stalled'],
+    ['TokenRejected', 'Stalled'],
+    ['CASecretMissing', 'Stalled'],
+    ['GatewayConfigInvalid', 'Stalled'],
+    ['GatewayUnreachable', 'Reconciling'],
+    ['PlatformError', 'Reconciling'],
+  ] as const)('reads %s as kstatus %s (intervention needed vs retried)', (reason, kind) => {
+    const s = desiredRunnerStatus(
+      undefined,
+      { enrolled: false, failure: { reason, message: 'm' } },
+      1,
+      'cluster',
+      t1,
+    );
+    const byType = Object.fromEntries((s.conditions ?? []).map((c) => [c.type, c]));
+    expect(byType.Ready).toMatchObject({ status: 'False', reason });
+    expect(byType[kind]).toMatchObject({ status: 'True', reason });
+    expect(byType[kind === 'Stalled' ? 'Reconciling' : 'Stalled']).toMatchObject({
+      status: 'False',
+    });
+  });
+
   it('counts a platform without ReportRunnerCatalog as Ready', () => {
     const s = desiredRunnerStatus(
       undefined,
@@ -199,6 +238,8 @@ describe('desiredRunnerStatus', () => {
       ['Enrolled', 'True', 'Enrolled'],
       ['CatalogReported', 'False', 'CatalogUnsupported'],
       ['Ready', 'True', 'Ready'],
+      ['Reconciling', 'False', 'Settled'],
+      ['Stalled', 'False', 'NotStalled'],
     ]);
   });
 
@@ -212,6 +253,8 @@ describe('desiredRunnerStatus', () => {
       ['Enrolled', 'False', 'GatewayUnreachable'],
       ['CatalogReported', 'False', 'NotEnrolled'],
       ['Ready', 'False', 'GatewayUnreachable'],
+      ['Reconciling', 'True', 'GatewayUnreachable'],
+      ['Stalled', 'False', 'NotStalled'],
     ]);
     const patch = runnerStatusPatch(enrolled, lost);
     expect(patch).toMatchObject({

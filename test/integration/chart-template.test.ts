@@ -4,13 +4,14 @@
  * field by field. Also checks that the kustomize config grants the same RBAC.
  */
 import { describe, expect, it, beforeAll } from '@jest/globals';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { runnerSpecSchema } from '../../src/api/runner.ts';
+import { binDir, HELM_KUBE_VERSION } from '../support/kube.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const chart = path.join(root, 'charts/k8s-runner');
@@ -68,20 +69,12 @@ interface Deployment extends Obj {
   };
 }
 
-function binDir(): string {
-  if (process.env.K8S_RUNNER_BIN_DIR) return process.env.K8S_RUNNER_BIN_DIR;
-  const dir = execFileSync('bash', [path.join(root, 'scripts/build-control-plane.sh')], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  }).trim();
-  process.env.K8S_RUNNER_BIN_DIR = dir;
-  return dir;
-}
-
 function run(
   tool: 'helm' | 'kubectl',
   args: string[],
 ): { status: number; stdout: string; stderr: string } {
+  if (tool === 'helm' && args[0] === 'template')
+    args = [...args, '--kube-version', HELM_KUBE_VERSION];
   const r = spawnSync(path.join(binDir(), tool), args, {
     encoding: 'utf8',
     env: { ...process.env, KUBECONFIG: '/dev/null' },
@@ -173,6 +166,7 @@ const OPERATOR_ENV = [
   'GRPC_PORT',
   'GRPC_AUTH_MODE',
   'GRPC_TOKEN_SECRET',
+  'GRPC_TOKEN_SECRET_CREATE',
   'HTTP_PORT',
   'LEADER_ELECTION',
   'LEADER_ELECTION_ID',
@@ -182,8 +176,7 @@ const OPERATOR_ENV = [
 let seed: Obj[];
 beforeAll(() => {
   seed = template();
-  // The first run on a machine builds helm and kubectl from their Go modules (cached after).
-}, 3_600_000);
+});
 
 describe('the seed values file', () => {
   it('is exactly the five lines of the issue', () => {
@@ -206,8 +199,51 @@ describe('the seed values file', () => {
   });
 });
 
+describe('chart conventions (chart-testing)', () => {
+  const ciDir = path.join(chart, 'ci');
+  const ciFiles = readdirSync(ciDir).filter((f) => f.endsWith('-values.yaml'));
+
+  it('has ci/*-values.yaml, the seed among them', () => {
+    expect(ciFiles).toEqual(expect.arrayContaining(['seed-values.yaml', 'mtls-values.yaml']));
+    expect(readFileSync(path.join(ciDir, 'seed-values.yaml'), 'utf8')).toBe(
+      readFileSync(seedValues, 'utf8'),
+    );
+  });
+
+  it.each(readdirSync(path.join(chart, 'ci')).filter((f) => f.endsWith('-values.yaml')))(
+    'ci/%s passes helm lint --strict without warnings and renders',
+    (file) => {
+      const values = path.join(ciDir, file);
+      const lint = run('helm', ['lint', chart, '--strict', '-f', values]);
+      expect(lint.stdout + lint.stderr).not.toMatch(/\[(WARNING|ERROR)\]/);
+      expect(lint.status).toBe(0);
+      const r = run('helm', ['template', 'acme-runner', chart, '-n', 'agyn-runners', '-f', values]);
+      expect(r.stderr).toBe('');
+      expect(parseObjects(r.stdout).some((o) => o.kind === 'Deployment')).toBe(true);
+    },
+  );
+
+  it('declares kubeVersion, and helm refuses an older cluster', () => {
+    expect(readFileSync(path.join(chart, 'Chart.yaml'), 'utf8')).toMatch(
+      /^kubeVersion: '>=1\.29\.0-0'$/m,
+    );
+    const old = spawnSync(
+      path.join(binDir(), 'helm'),
+      ['template', 'r', chart, '-f', seedValues, '--kube-version', 'v1.28.9'],
+      { encoding: 'utf8' },
+    );
+    expect(old.stderr).toContain('chart requires kubeVersion: >=1.29.0-0');
+  });
+
+  it('the CRDs chart passes helm lint --strict', () => {
+    const r = run('helm', ['lint', path.join(root, 'charts/k8s-runner-crds'), '--strict']);
+    expect(r.stdout + r.stderr).not.toMatch(/\[(WARNING|ERROR)\]/);
+    expect(r.status).toBe(0);
+  });
+});
+
 describe('helm template with the seed values', () => {
-  it('renders exactly the expected objects, all namespaced, none cluster-wide', () => {
+  it('renders exactly the expected objects', () => {
     const ids = seed
       .map((o) => `${o.kind} ${o.metadata.namespace ?? '-'}/${o.metadata.name}`)
       .sort();
@@ -217,7 +253,6 @@ describe('helm template with the seed values', () => {
         'NetworkPolicy agyn-runners/acme-runner-k8s-runner-operator-ingress',
         'NetworkPolicy agyn-workloads/acme-runner-k8s-runner-workload-egress',
         'ServiceAccount agyn-runners/acme-runner-k8s-runner',
-        'Secret agyn-runners/acme-runner-k8s-runner-grpc-token',
         'Role agyn-runners/acme-runner-k8s-runner-operator',
         'RoleBinding agyn-runners/acme-runner-k8s-runner-operator',
         'Role agyn-workloads/acme-runner-k8s-runner-workloads',
@@ -227,9 +262,13 @@ describe('helm template with the seed values', () => {
         'Deployment agyn-runners/acme-runner-k8s-runner',
         'PodDisruptionBudget agyn-runners/acme-runner-k8s-runner',
         'Runner agyn-runners/acme-runner',
+        'ClusterRole -/acme-runner-k8s-runner-view',
+        'ClusterRole -/acme-runner-k8s-runner-edit',
+        'ClusterRole -/acme-runner-k8s-runner-admin',
       ].sort(),
     );
-    expect(seed.some((o) => o.kind.startsWith('Cluster'))).toBe(false);
+    // Cluster-wide: only the ClusterRoles aggregated to view/edit/admin, never bound to anyone.
+    expect(seed.some((o) => o.kind === 'ClusterRoleBinding')).toBe(false);
   });
 
   it('builds the Runner 1:1 from the values, with docker defaulting to rootless', () => {
@@ -329,15 +368,31 @@ describe('helm template with the seed values', () => {
       GRPC_PORT: '50051',
       GRPC_AUTH_MODE: 'token',
       GRPC_TOKEN_SECRET: 'acme-runner-k8s-runner-grpc-token',
+      GRPC_TOKEN_SECRET_CREATE: 'true',
       HTTP_PORT: '8080',
       LEADER_ELECTION: 'true',
       LEADER_ELECTION_ID: 'k8s-runner',
       LOG_LEVEL: 'info',
     });
-    const token = find(seed, 'Secret', 'acme-runner-k8s-runner-grpc-token') as Obj & {
-      data: { token: string };
+  });
+
+  it('renders the same bytes every time: no generated secret material (Argo CD)', () => {
+    const render = (): string => {
+      const r = run('helm', [
+        'template',
+        'acme-runner',
+        chart,
+        '-n',
+        'agyn-runners',
+        '-f',
+        seedValues,
+      ]);
+      if (r.status !== 0) throw new Error(r.stderr);
+      return r.stdout;
     };
-    expect(Buffer.from(token.data.token, 'base64').toString()).toMatch(/^[A-Za-z0-9]{48}$/);
+    const first = render();
+    expect(render()).toBe(first);
+    expect(seed.filter((o) => o.kind === 'Secret')).toEqual([]);
   });
 
   it('exposes gRPC on 50051 and metrics on the http port, selecting the operator Pods', () => {
@@ -492,6 +547,7 @@ describe('helm template with optional values', () => {
     const env = find<Deployment>(objects, 'Deployment', 'acme-runner-k8s-runner').spec.template.spec
       .containers[0]!.env;
     expect(env.find((e) => e.name === 'GRPC_TOKEN_SECRET')?.value).toBe('orchestrator-token');
+    expect(env.find((e) => e.name === 'GRPC_TOKEN_SECRET_CREATE')).toBeUndefined();
     expect(objects.some((o) => o.kind === 'Secret')).toBe(false);
   });
 
