@@ -1,0 +1,146 @@
+/**
+ * The test cluster's real worker node (scripts/test-cluster.d/real-node.sh): its name, the
+ * Runner settings that place workloads on it, its images, and a small Exec client.
+ */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { ClientDuplexStream } from '@grpc/grpc-js';
+import {
+  ExecRequest,
+  type DeepPartial,
+  type ExecExit,
+  type ExecResponse,
+  type ExecStartRequest,
+  type RunnerServiceClient,
+} from '../../src/gen/agynio/api/runner/v1/runner.ts';
+import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
+import { binDir } from './kube.ts';
+import { fastRunner } from './workloads.ts';
+
+export const REAL_NODE = 'real-node-0';
+export const REAL_NODE_LABEL = 'agyn.io/real-node';
+export const REAL_NODE_STORAGE_CLASS = 'real-node';
+/** Imported into the node's containerd by scripts/test-cluster; never pulled. */
+export const BUSYBOX = 'k8s-runner.local/busybox:1';
+/** Not imported: pulling it fails (every registry host is a closed loopback port). */
+export const MISSING_IMAGE = 'k8s-runner.local/not-imported:1';
+
+/** A Runner whose workloads go to the real node (and only there) with its storage class. */
+export function realNodeRunner(overrides: Partial<RunnerSettings> = {}): RunnerSettings {
+  return fastRunner({
+    name: 'real-node',
+    storage: { defaultClass: REAL_NODE_STORAGE_CLASS, defaultSize: '1Gi' },
+    scheduling: {
+      nodeSelector: { [REAL_NODE_LABEL]: 'true' },
+      tolerations: [{ key: REAL_NODE_LABEL, operator: 'Exists', effect: 'NoSchedule' }],
+    },
+    health: {
+      startGraceSeconds: 120,
+      initRetryThreshold: 2,
+      crashloopThreshold: 2,
+      runtimeLostGraceSeconds: 5,
+    },
+    ...overrides,
+  });
+}
+
+const run = promisify(execFile);
+
+/** kubectl against the test cluster (for what the contract has no RPC for). */
+export async function kubectl(...args: string[]): Promise<string> {
+  const { stdout } = await run(path.join(binDir(), 'kubectl'), args, {
+    env: process.env,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+export interface ExecOutcome {
+  events: ExecResponse[];
+  code: number;
+  details: string;
+  stdout: string;
+  stderr: string;
+  exit?: ExecExit;
+  executionId?: string;
+}
+
+/** One Exec stream: send messages, then await `done` for what came back. */
+export class ExecSession {
+  readonly stream: ClientDuplexStream<ExecRequest, ExecResponse>;
+  readonly events: ExecResponse[] = [];
+  readonly done: Promise<ExecOutcome>;
+  private onStarted?: () => void;
+  private readonly waiters: Array<{ text: string; resolve: () => void }> = [];
+  readonly started = new Promise<void>((resolve) => (this.onStarted = resolve));
+
+  constructor(client: RunnerServiceClient) {
+    this.stream = client.exec();
+    this.stream.on('data', (e: ExecResponse) => {
+      this.events.push(e);
+      if (e.event?.$case === 'started') this.onStarted?.();
+      const out = this.output('stdout');
+      for (const w of this.waiters.filter((x) => out.includes(x.text))) w.resolve();
+    });
+    this.stream.on('error', () => {});
+    this.done = new Promise((resolve) => {
+      this.stream.on('status', (s: { code: number; details: string }) =>
+        setImmediate(() => {
+          const exit = this.events.find((e) => e.event?.$case === 'exit');
+          const started = this.events.find((e) => e.event?.$case === 'started');
+          resolve({
+            events: this.events,
+            code: s.code,
+            details: s.details,
+            stdout: this.output('stdout'),
+            stderr: this.output('stderr'),
+            exit: exit?.event?.$case === 'exit' ? exit.event.exit : undefined,
+            executionId:
+              started?.event?.$case === 'started' ? started.event.started.executionId : undefined,
+          });
+        }),
+      );
+    });
+  }
+
+  private output(which: 'stdout' | 'stderr'): string {
+    return Buffer.concat(
+      this.events.flatMap((e) => {
+        if (e.event?.$case === 'stdout' && which === 'stdout') return [e.event.stdout.data];
+        if (e.event?.$case === 'stderr' && which === 'stderr') return [e.event.stderr.data];
+        return [];
+      }),
+    ).toString();
+  }
+
+  /** Resolves once stdout contains `text`. */
+  stdoutContains(text: string): Promise<void> {
+    if (this.output('stdout').includes(text)) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ text, resolve }));
+  }
+
+  send(msg: DeepPartial<ExecRequest>): this {
+    this.stream.write(ExecRequest.fromPartial(msg));
+    return this;
+  }
+
+  start(start: DeepPartial<ExecStartRequest>): this {
+    return this.send({ msg: { $case: 'start', start } });
+  }
+
+  stdin(data: string, eof = false): this {
+    return this.send({ msg: { $case: 'stdin', stdin: { data: Buffer.from(data), eof } } });
+  }
+}
+
+/** Runs one command to its end through Exec. */
+export function exec(
+  client: RunnerServiceClient,
+  start: DeepPartial<ExecStartRequest>,
+  stdin?: string,
+): Promise<ExecOutcome> {
+  const session = new ExecSession(client).start(start);
+  if (stdin !== undefined) session.stdin(stdin, true);
+  return session.done;
+}
