@@ -16,8 +16,14 @@ import {
 import type { KubeObject } from '../../src/kube/client.ts';
 import { PODS } from '../../src/kube/resources.ts';
 import { call, startHarness, type GrpcHarness } from '../fixtures/grpc-harness.ts';
-import { eventually } from '../support/kube.ts';
-import { BUSYBOX, REAL_NODE, exec, kubectl, realNodeRunner } from '../support/real-node.ts';
+import {
+  BUSYBOX,
+  REAL_NODE,
+  exec,
+  kubectl,
+  realNodeRunner,
+  waitForWorkloadPhase,
+} from '../support/real-node.ts';
 
 type Pod = IPod & KubeObject;
 
@@ -66,16 +72,15 @@ beforeAll(async () => {
         {
           name: 'agent-init',
           image: BUSYBOX,
-          cmd: ['sh', '-c', 'mkdir -p /agyn-bin/bin && cp /bin/busybox /agyn-bin/bin/agynd'],
+          cmd: ['sh', '-c', 'mkdir -p /agyn-bin/bin && cp /bin/busybox /agyn-bin/bin/busybox'],
           mounts: [mount('agyn-bin', '/agyn-bin')],
         },
       ],
       main: {
         name: 'agent',
         image: BUSYBOX,
-        // busybox runs the applet named by argv[1] when argv[0] is not an applet name.
         cmd: [
-          '/agyn-bin/bin/agynd',
+          '/agyn-bin/bin/busybox',
           'sh',
           '-c',
           `test -s /netfoundry/caps && echo ziti-before-runtime > /tmp/order; echo "runtime $AGENT_ID in $(pwd)"; ${IDLE}`,
@@ -113,10 +118,7 @@ beforeAll(async () => {
       inlineFiles: { '/etc/agyn/egress-ca/ca.crt': Buffer.from('-----BEGIN CERTIFICATE-----\n') },
     }),
   );
-  await eventually(
-    async () => (await call(h.client, 'inspectWorkload', { workloadId: id })).stateRunning,
-    { what: 'the agent workload Running on the real node', timeoutMs: 90_000 },
-  );
+  await waitForWorkloadPhase(h, id, 'Running');
 });
 
 afterAll(async () => {
@@ -155,11 +157,11 @@ test('the Pod runs on the real node with every container started', async () => {
 test('the runtime executes the binary the init container copied into the shared volume', async () => {
   const out = await exec(h.client, {
     targetId: pod,
-    commandShell: 'tr "\\0" " " < /proc/1/cmdline; echo; ls -l /agyn-bin/bin/agynd',
+    commandShell: 'tr "\\0" " " < /proc/1/cmdline; echo; ls -l /agyn-bin/bin/busybox',
   });
   expect(out.exit?.exitCode).toBe(0);
-  expect(out.stdout).toMatch(/^\/agyn-bin\/bin\/agynd sh -c /);
-  expect(out.stdout).toMatch(/-rwx.* \/agyn-bin\/bin\/agynd\n/);
+  expect(out.stdout).toMatch(/^\/agyn-bin\/bin\/busybox sh -c /);
+  expect(out.stdout).toMatch(/-rwx.* \/agyn-bin\/bin\/busybox\n/);
 });
 
 test('the Ziti sidecar started before the runtime, with NET_ADMIN the runtime lacks', async () => {

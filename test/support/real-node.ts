@@ -15,8 +15,9 @@ import {
   type RunnerServiceClient,
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
+import type { GrpcHarness } from '../fixtures/grpc-harness.ts';
 import { binDir } from './kube.ts';
-import { fastRunner } from './workloads.ts';
+import { fastRunner, getWorkload, type Workload } from './workloads.ts';
 
 export const REAL_NODE = 'real-node-0';
 export const REAL_NODE_LABEL = 'agyn.io/real-node';
@@ -43,6 +44,31 @@ export function realNodeRunner(overrides: Partial<RunnerSettings> = {}): RunnerS
     },
     ...overrides,
   });
+}
+
+/**
+ * Waits until the workload `workload-<id>` reaches `phase`; fails at once, with the
+ * operator's message, when it settles in another terminal phase instead.
+ */
+export async function waitForWorkloadPhase(
+  h: GrpcHarness,
+  id: string,
+  phase: 'Running' | 'Failed' | 'Stopped',
+  timeoutMs = 90_000,
+): Promise<Workload> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const aw = await getWorkload(h.kube, h.ns.name, `workload-${id}`);
+    const now = aw.status?.phase;
+    if (now === phase) return aw;
+    if (now === 'Failed' || now === 'Stopped') {
+      throw new Error(`workload ${id} is ${now} (${aw.status?.reason}): ${aw.status?.message}`);
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for workload ${id} to reach ${phase} (it is ${now})`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 const run = promisify(execFile);
