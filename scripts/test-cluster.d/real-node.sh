@@ -44,6 +44,17 @@ cgroup_v1_dirs() {
   done
 }
 
+# The v1 hierarchies and, on a hybrid host, the unified (v2) one, where runc and the
+# kubelet create the node's cgroups too.
+cgroup_all_dirs() {
+  local m t
+  for m in /sys/fs/cgroup/*; do
+    [ -d "$m" ] || continue
+    t="$(stat -f -c %T "$m")"
+    [ "$t" = cgroupfs ] || [ "$t" = cgroup2fs ] && echo "$m"
+  done
+}
+
 netns_up() {
   ip netns add "$NETNS"
   ip -n "$NETNS" link set lo up
@@ -150,11 +161,11 @@ unmount_under() {
 real_node_stop() {
   stop_pid kubelet
   local h
-  for h in $(cgroup_v1_dirs); do kill_cgroup_tree "$h$CGROUP_ROOT"; done
+  for h in $(cgroup_all_dirs); do kill_cgroup_tree "$h$CGROUP_ROOT"; done
   kill_cgroup_tree "$DAEMON_CGROUP"
   stop_pid containerd
   unmount_under "$STATE_DIR"
-  for h in $(cgroup_v1_dirs); do remove_cgroup_tree "$h$CGROUP_ROOT"; done
+  for h in $(cgroup_all_dirs); do remove_cgroup_tree "$h$CGROUP_ROOT"; done
   remove_cgroup_tree "$DAEMON_CGROUP"
 }
 
