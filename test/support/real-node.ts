@@ -24,6 +24,8 @@ export const REAL_NODE_LABEL = 'agyn.io/real-node';
 export const REAL_NODE_STORAGE_CLASS = 'real-node';
 /** Imported into the node's containerd by scripts/test-cluster; never pulled. */
 export const BUSYBOX = 'k8s-runner.local/busybox:1';
+/** Imported; its config names a user its /etc/passwd lacks, so containers cannot be created. */
+export const BAD_USER_IMAGE = 'k8s-runner.local/bad-user:1';
 /** Not imported: pulling it fails (every registry host is a closed loopback port). */
 export const MISSING_IMAGE = 'k8s-runner.local/not-imported:1';
 
@@ -37,7 +39,7 @@ export function realNodeRunner(overrides: Partial<RunnerSettings> = {}): RunnerS
       tolerations: [{ key: REAL_NODE_LABEL, operator: 'Exists', effect: 'NoSchedule' }],
     },
     health: {
-      startGraceSeconds: 120,
+      startGraceSeconds: 20,
       initRetryThreshold: 2,
       crashloopThreshold: 2,
       runtimeLostGraceSeconds: 5,
@@ -47,25 +49,27 @@ export function realNodeRunner(overrides: Partial<RunnerSettings> = {}): RunnerS
 }
 
 /**
- * Waits until the workload `workload-<id>` reaches `phase`; fails at once, with the
- * operator's message, when it settles in another terminal phase instead.
+ * Waits until the workload of `id` (AgentWorkload `workload-<id>`, or `name`) reaches
+ * `phase`; fails at once, with the operator's message, when it settles in another
+ * terminal phase instead.
  */
 export async function waitForWorkloadPhase(
   h: GrpcHarness,
   id: string,
   phase: 'Running' | 'Failed' | 'Stopped',
   timeoutMs = 90_000,
+  name = `workload-${id}`,
 ): Promise<Workload> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const aw = await getWorkload(h.kube, h.ns.name, `workload-${id}`);
+    const aw = await getWorkload(h.kube, h.ns.name, name);
     const now = aw.status?.phase;
     if (now === phase) return aw;
     if (now === 'Failed' || now === 'Stopped') {
-      throw new Error(`workload ${id} is ${now} (${aw.status?.reason}): ${aw.status?.message}`);
+      throw new Error(`workload ${name} is ${now} (${aw.status?.reason}): ${aw.status?.message}`);
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for workload ${id} to reach ${phase} (it is ${now})`);
+      throw new Error(`timed out waiting for workload ${name} to reach ${phase} (it is ${now})`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }
