@@ -3,7 +3,10 @@
  * Runner settings that place workloads on it, its images, and a small Exec client.
  */
 import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import {
@@ -173,4 +176,59 @@ export function exec(
   const session = new ExecSession(client).start(start);
   if (stdin !== undefined) session.stdin(stdin, true);
   return session.done;
+}
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** A cluster of one test file's own, with a real node (for tests that stop its kubelet). */
+export interface PrivateRealNodeCluster {
+  dir: string;
+  kubeconfig: string;
+  /** The running kubelet's process id. */
+  kubeletPid(): number;
+  down(): Promise<void>;
+}
+
+export async function startPrivateRealNodeCluster(): Promise<PrivateRealNodeCluster> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'k8s-runner-realnode-'));
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    K8S_RUNNER_CLUSTER_DIR: dir,
+    K8S_RUNNER_REAL_NODE: '1',
+  };
+  delete env.KUBECONFIG;
+  const script = path.join(root, 'scripts/test-cluster');
+  const down = async () => {
+    await run('bash', [script, 'down'], { env, timeout: 120_000 });
+  };
+  try {
+    await run('bash', [script, 'up'], { env, timeout: 600_000 });
+    const kubeconfig = path.join(dir, 'kubeconfig');
+    const kubectlBin = path.join(binDir(), 'kubectl');
+    await run(kubectlBin, [
+      '--kubeconfig',
+      kubeconfig,
+      'apply',
+      '--server-side',
+      '-f',
+      path.join(root, 'crds'),
+    ]);
+    await run(kubectlBin, [
+      '--kubeconfig',
+      kubeconfig,
+      'wait',
+      '--for=condition=Established',
+      'crd',
+      '--all',
+    ]);
+    return {
+      dir,
+      kubeconfig,
+      kubeletPid: () => Number(readFileSync(path.join(dir, 'pids', 'kubelet.pid'), 'utf8')),
+      down,
+    };
+  } catch (err) {
+    await down().catch(() => undefined);
+    throw err;
+  }
 }
