@@ -245,8 +245,8 @@ real_node_start() {
   images="$(bash "$HERE/test-cluster.d/real-node/build-images.sh" "$NODE_TOOLS_DIR")" || die "building the node images failed"
   local tarball
   for tarball in $images; do
-    "$NODE_BIN_DIR/ctr" --address "$NODE_DIR/containerd/containerd.sock" -n k8s.io images import --no-unpack=false "$tarball" >/dev/null \
-      || die "ctr images import $tarball failed"
+    "$NODE_BIN_DIR/ctr" --address "$NODE_DIR/containerd/containerd.sock" -n k8s.io images import "$tarball" \
+      >>"$STATE_DIR/logs/ctr.log" 2>&1 || { tail -n 20 "$STATE_DIR/logs/ctr.log" >&2; die "ctr images import $tarball failed"; }
   done
   start_node_daemon kubelet "$NODE_BIN_DIR/kubelet" --config "$NODE_DIR/kubelet.yaml" --kubeconfig "$NODE_DIR/kubeconfig" \
     --root-dir "$NODE_DIR/kubelet" --cert-dir "$NODE_DIR/kubelet/pki" --hostname-override "$REAL_NODE_NAME" \
