@@ -32,16 +32,12 @@ real_node_names() {
   NODE_DIR="$STATE_DIR/node"
 }
 
-# Runs "$@" inside the cluster's network namespace (network only) when the real node is on.
-in_netns() {
-  if [ -n "${NETNS_FILE:-}" ]; then nsenter --net="$NETNS_FILE" "$@"; else "$@"; fi
-}
-
 cgroup_v1_dirs() {
   local m
   for m in /sys/fs/cgroup/*; do
     [ -d "$m" ] && [ "$(stat -f -c %T "$m")" = cgroupfs ] && echo "$m"
   done
+  return 0
 }
 
 # The v1 hierarchies and, on a hybrid host, the unified (v2) one, where runc and the
@@ -53,6 +49,7 @@ cgroup_all_dirs() {
     t="$(stat -f -c %T "$m")"
     [ "$t" = cgroupfs ] || [ "$t" = cgroup2fs ] && echo "$m"
   done
+  return 0
 }
 
 netns_up() {
@@ -224,7 +221,8 @@ real_node_prepare() {
   real_node_names
   [ ! -e "$NETNS_FILE" ] || die "network namespace $NETNS already exists (a cluster in $STATE_DIR is running or was not stopped: scripts/test-cluster down)"
   command -v nsenter >/dev/null && command -v ip >/dev/null || die "the real node needs nsenter (util-linux) and ip (iproute2)"
-  [ -n "$(cgroup_v1_dirs)" ] || die "the real node expects cgroup v1 hierarchies under /sys/fs/cgroup"
+  [ -n "$(cgroup_v1_dirs)" ] && [ -d /sys/fs/cgroup/pids ] \
+    || die "the real node expects cgroup v1 hierarchies (pids among them) under /sys/fs/cgroup; K8S_RUNNER_REAL_NODE=0 leaves it out"
   local out
   out="$(bash "$HERE/build-node.sh")" || die "building the real node failed"
   eval "$out"
