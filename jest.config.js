@@ -1,4 +1,7 @@
-/** Two projects: fast unit tests, and integration tests against a real control plane. */
+/**
+ * Three projects: fast unit tests, integration tests against a real control plane (kwok
+ * nodes), and real-node tests whose Pods run on the cluster's real kubelet.
+ */
 const transform = {
   '^.+\\.ts$': [
     '@swc/jest',
@@ -26,6 +29,15 @@ export default {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/support/global-setup.ts',
+      globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+      setupFilesAfterEnv: ['<rootDir>/test/support/integration-setup.ts'],
+    },
+    {
+      ...common,
+      // Pods run for real on the test cluster's kubelet/containerd/runc node.
+      displayName: 'real-node',
+      testMatch: ['<rootDir>/test/realnode/**/*.test.ts'],
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',
       setupFilesAfterEnv: ['<rootDir>/test/support/integration-setup.ts'],

@@ -3,17 +3,15 @@
 # version. A second run finds every binary and builds nothing.
 set -euo pipefail
 
-K8S_VERSION="${K8S_VERSION:-v1.36.4}"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lib/build-common.sh
+. "$HERE/lib/build-common.sh"
+
 ETCD_VERSION="${ETCD_VERSION:-v3.6.14}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 HELM_VERSION="${HELM_VERSION:-v3.21.4}"
 KWOK_PATCH_LEVEL=p1
-CACHE_ROOT="${K8S_RUNNER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-runner}"
 BIN_DIR="$CACHE_ROOT/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-$KWOK_PATCH_LEVEL-helm-$HELM_VERSION"
-
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
-
-log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 have_all() {
   local b
@@ -22,50 +20,10 @@ have_all() {
   done
 }
 
-# Runs a go build in the background and prints a heartbeat with the number of packages
-# compiled so far, so a first build that takes many minutes shows that it is moving.
-build_with_progress() {
-  local label="$1"; shift
-  local started=$SECONDS
-  log "building $label ..."
-  "$@" >"$WORK/$label.log" 2>&1 &
-  local pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 20
-    kill -0 "$pid" 2>/dev/null || break
-    local compiled
-    compiled=$(grep -c '' "$WORK/$label.log" 2>/dev/null || echo 0)
-    log "  $label: $((SECONDS - started))s elapsed, $compiled packages compiled"
-  done
-  if ! wait "$pid"; then
-    log "FAILED building $label; last lines:"
-    tail -n 40 "$WORK/$label.log" >&2
-    return 1
-  fi
-  log "built $label in $((SECONDS - started))s"
-}
-
 build_kubernetes() {
   local mod="$WORK/kubernetes"
-  mkdir -p "$mod"
-  (cd "$mod" && go mod init k8s-runner.local/kube-build >/dev/null 2>&1)
-  local gomod
-  gomod=$(cd "$mod" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-  local staging_version="v0.${K8S_VERSION#v1.}"
-  {
-    echo "require k8s.io/kubernetes $K8S_VERSION"
-    # Every staging module the release replaces with a local path is pinned to its
-    # published version instead; derived from the release's own go.mod so it never drifts.
-    sed -n 's#^[[:space:]]*\(k8s.io/[^ ]*\) => ./staging/src/.*#replace \1 => \1 '"$staging_version"'#p' "$gomod"
-  } >>"$mod/go.mod"
-  local ver="${K8S_VERSION#v}" major minor
-  major="${ver%%.*}"; minor="${ver#*.}"; minor="${minor%%.*}"
-  local ld=""
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld="$ld -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-  done
-  (cd "$mod" && go mod download k8s.io/kubernetes >/dev/null)
-  build_with_progress kubernetes bash -c "cd '$mod' && go build -v -trimpath -ldflags '-s -w $ld' -o '$WORK/out/' \
+  make_kube_wrapper "$mod"
+  build_with_progress kubernetes bash -c "cd '$mod' && go build -v -trimpath -ldflags '-s -w $KUBE_LDFLAGS' -o '$WORK/out/' \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl"
 }
@@ -103,24 +61,15 @@ main() {
     echo "$BIN_DIR"
     return 0
   fi
-  mkdir -p "$CACHE_ROOT"
-  exec 9>"$CACHE_ROOT/build.lock"
-  log "waiting for the build lock ($CACHE_ROOT/build.lock)"
-  flock 9
+  take_build_lock
   if have_all; then echo "$BIN_DIR"; return 0; fi
-  WORK=$(mktemp -d "$CACHE_ROOT/build.XXXXXX")
-  mkdir -p "$WORK/out"
-  trap 'rm -rf "$WORK"' EXIT
+  make_work_dir
   log "first build of the control plane into $BIN_DIR (this takes many minutes on 2 cores; later runs reuse it)"
   [ -x "$BIN_DIR/etcd" ] || build_etcd
   [ -x "$BIN_DIR/kwok" ] || build_kwok
   [ -x "$BIN_DIR/kube-apiserver" ] && [ -x "$BIN_DIR/kubectl" ] && [ -x "$BIN_DIR/kube-controller-manager" ] && [ -x "$BIN_DIR/kube-scheduler" ] || build_kubernetes
   [ -x "$BIN_DIR/helm" ] || build_helm
-  mkdir -p "$BIN_DIR"
-  local f
-  for f in "$WORK"/out/*; do
-    mv -f "$f" "$BIN_DIR/.$(basename "$f").tmp" && mv -f "$BIN_DIR/.$(basename "$f").tmp" "$BIN_DIR/$(basename "$f")"
-  done
+  install_outputs "$BIN_DIR"
   have_all || { log "some binaries are missing after the build"; ls -l "$BIN_DIR" >&2; return 1; }
   log "all binaries ready in $BIN_DIR"
   echo "$BIN_DIR"

@@ -47,7 +47,8 @@ export function acquireCluster(kubeconfig = process.env.KUBECONFIG): BenchCluste
     cluster = { kubeconfig, dedicated: false, stop: () => undefined };
   } else {
     const stateDir = mkdtempSync(path.join(os.tmpdir(), 'k8s-runner-bench-'));
-    const env = { ...process.env, K8S_RUNNER_CLUSTER_DIR: stateDir };
+    // kwok nodes only: the benchmarks measure the control plane, not a real kubelet.
+    const env = { ...process.env, K8S_RUNNER_CLUSTER_DIR: stateDir, K8S_RUNNER_REAL_NODE: '0' };
     log(`starting a dedicated cluster in ${stateDir}`);
     const out = execFileSync('bash', [path.join(ROOT, 'scripts/test-cluster'), 'up'], {
       env,

@@ -183,8 +183,15 @@ function isCrashLoopBackOff(c: ContainerState): boolean {
   return c.state === 'waiting' && c.reason === CRASH_LOOP;
 }
 
+/**
+ * A container the kubelet keeps restarting, at or past the threshold: in CrashLoopBackOff,
+ * or terminated with a failure while the kubelet waits out its restart back-off (a real
+ * kubelet re-syncs the Pod exactly when the back-off ends, so between restarts it mostly
+ * reports the last exit, and CrashLoopBackOff only when some other sync comes in between).
+ */
 function isCrashLooping(c: ContainerState, threshold: number): boolean {
-  return isCrashLoopBackOff(c) && c.restartCount >= threshold;
+  const failedExit = c.state === 'terminated' && c.exitCode !== undefined && c.exitCode !== 0;
+  return (isCrashLoopBackOff(c) || failedExit) && c.restartCount >= threshold;
 }
 
 /** The first thing that keeps the workload from Running, for a start_failed message. */
@@ -219,6 +226,12 @@ function exited(c: ContainerState): string {
 }
 
 function crashLooping(c: ContainerState): string {
+  if (c.state === 'terminated') {
+    return withDetail(
+      `${label(c)} exited with code ${c.exitCode} after ${c.restartCount} restarts`,
+      c,
+    );
+  }
   return withDetail(`${label(c)} is in ${CRASH_LOOP} after ${c.restartCount} restarts`, c);
 }
 

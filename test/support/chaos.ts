@@ -86,7 +86,12 @@ export interface PrivateCluster {
 
 export async function startPrivateCluster(): Promise<PrivateCluster> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'k8s-runner-chaos-'));
-  const env: NodeJS.ProcessEnv = { ...process.env, K8S_RUNNER_CLUSTER_DIR: dir };
+  // kwok nodes only: these tests kill control-plane components, not a real kubelet.
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    K8S_RUNNER_CLUSTER_DIR: dir,
+    K8S_RUNNER_REAL_NODE: '0',
+  };
   delete env.KUBECONFIG;
   const scriptRun = (args: string[], timeout: number) =>
     run('bash', [script, ...args], { env, timeout, maxBuffer: 16 * 1024 * 1024 });

@@ -357,6 +357,29 @@ const cases: Array<[string, Partial<HealthInput>, HealthVerdict]> = [
     { phase: 'Running' },
   ],
   [
+    'OnFailure: a failed exit during the restart back-off, below the threshold while running',
+    {
+      wasRunning: true,
+      restartPolicy: 'OnFailure',
+      containers: [initDone, mainExit(1, 'Error', 2)],
+    },
+    { phase: 'Running' },
+  ],
+  [
+    'OnFailure: a failed exit during the restart back-off, at the threshold while running (real kubelet)',
+    {
+      wasRunning: true,
+      restartPolicy: 'OnFailure',
+      containers: [initDone, mainExit(1, 'Error', 3)],
+    },
+    failed('crashloop', 'main container "agent" exited with code 1 after 3 restarts: Error'),
+  ],
+  [
+    'OnFailure: crashing before ever Running, at the threshold (real kubelet)',
+    { restartPolicy: 'OnFailure', containers: [initDone, mainExit(2, 'Error', 3)] },
+    failed('crashloop', 'main container "agent" exited with code 2 after 3 restarts: Error'),
+  ],
+  [
     'Always: CrashLoopBackOff below the threshold while running',
     {
       wasRunning: true,
