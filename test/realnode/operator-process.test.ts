@@ -32,7 +32,7 @@ import {
   REAL_NODE_STORAGE_CLASS,
   exec,
 } from '../support/real-node.ts';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.ts';
+import { startTestGateway, testGateway, type TestGateway } from '../support/test-gateway.ts';
 
 type Pod = IPod & KubeObject;
 
@@ -57,7 +57,11 @@ beforeAll(async () => {
   await client.resource<KubeObject>(SECRETS).create(ns.name, {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name: 'runner-token', namespace: ns.name },
+    metadata: {
+      name: 'runner-token',
+      namespace: ns.name,
+      labels: { 'agyn.io/runner-token': 'true' },
+    },
     data: { token: Buffer.from(TOKEN).toString('base64') },
   } as KubeObject);
   await client.resource<Runner>(RUNNERS).create(ns.name, {
@@ -65,7 +69,7 @@ beforeAll(async () => {
     kind: 'Runner',
     metadata: { name: 'real', namespace: ns.name },
     spec: {
-      gateway: { url: gateway.url },
+      gateway: testGateway({ url: gateway.url }),
       serviceToken: { secretRef: { name: 'runner-token', key: 'token' } },
       workloadNamespace: ns.name,
       storage: { defaultClass: REAL_NODE_STORAGE_CLASS, defaultSize: '1Gi' },
