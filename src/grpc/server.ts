@@ -29,11 +29,10 @@ import {
   inspectWorkload,
   listWorkloads,
   ready,
-  removeWorkload,
   startWorkload,
-  stopWorkload,
   touchWorkload,
 } from './workloads.ts';
+import { removeWorkload, stopWorkload } from './stop.ts';
 
 export type { AuthOptions } from './auth.ts';
 
