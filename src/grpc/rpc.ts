@@ -14,6 +14,7 @@ import type { KubeClient } from '../kube/client.ts';
 import type { ShimCaches } from './caches.ts';
 import { RpcError, toRpcError, toServiceError } from './errors.ts';
 import type { ExecRegistry } from './exec-registry.ts';
+import type { RecentStarts } from './recent-starts.ts';
 
 /** What every handler of the shim works with. */
 export interface ShimContext {
@@ -24,6 +25,8 @@ export interface ShimContext {
   logger: Logger;
   execs: ExecRegistry;
   maxMessageBytes: number;
+  /** Workloads StartWorkload created that the cache may not show yet. */
+  recent?: RecentStarts;
 }
 
 export interface CallContext {

@@ -32,6 +32,7 @@ import {
   startWorkload,
   touchWorkload,
 } from './workloads.ts';
+import { RecentStarts } from './recent-starts.ts';
 import { removeWorkload, stopWorkload } from './stop.ts';
 
 export type { AuthOptions } from './auth.ts';
@@ -235,6 +236,7 @@ export async function startRunnerGrpcServer(
     logger,
     execs,
     maxMessageBytes,
+    recent: new RecentStarts(options.caches),
   };
   const server = new Server({
     'grpc.max_receive_message_length': maxMessageBytes,

@@ -62,6 +62,7 @@ async function deletePodFirst(
 
 /** Deletes the AgentWorkload; its finalizer deletes the Pod and the Secrets and keeps PVCs. */
 async function deleteWorkload(shim: ShimContext, workload: Workload): Promise<void> {
+  shim.recent?.forget(workload.metadata.name);
   if (workload.metadata.deletionTimestamp) return;
   try {
     await shim.kube

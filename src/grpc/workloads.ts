@@ -33,8 +33,6 @@ import {
 } from './translate.ts';
 
 const WORKLOAD_KEY_LABEL = 'workload_key';
-/** How long StartWorkload waits for its AgentWorkload to reach the cache (read-your-writes). */
-const CACHE_CATCH_UP_MS = 2_000;
 /** How long StartWorkload waits for a stopped workload of the same name to finish going. */
 const PREVIOUS_WORKLOAD_WAIT_MS = 5_000;
 /** Time kept back from a client's deadline so the answer still reaches it. */
@@ -58,7 +56,7 @@ export function findWorkload(shim: ShimContext, id: string): Workload | undefine
 
 export function resolveWorkload(shim: ShimContext, rawId: string): Workload {
   const id = requireWorkloadId(rawId);
-  const workload = findWorkload(shim, id);
+  const workload = findWorkload(shim, id) ?? shim.recent?.get(podNameFor(id));
   if (!workload || isGone(shim, workload))
     throw resourceNotFound('agentworkloads.agyn.io', podNameFor(id));
   return workload;
@@ -101,7 +99,7 @@ export function ready(): Promise<ReadyResponse> {
  * ALREADY_EXISTS, as upstream answers when the Pod exists.
  */
 async function awaitNameFree(shim: ShimContext, name: string, ctx: CallContext): Promise<void> {
-  const existing = shim.caches.workload(name);
+  const existing = shim.caches.workload(name) ?? shim.recent?.get(name);
   const alreadyExists = new RpcError(
     status.ALREADY_EXISTS,
     `resource already exists: agentworkloads.agyn.io ${JSON.stringify(name)} already exists`,
@@ -197,14 +195,11 @@ export async function startWorkload(
   }
   ctx.logger.info({ workloadId: plan.workloadId }, 'created AgentWorkload');
 
-  await shim.caches.waitFor(
-    'workloads',
-    plan.podName,
-    (w) => w !== undefined,
-    remainingMs(ctx, CACHE_CATCH_UP_MS),
+  // Answered now (STARTING needs no cache); calls that follow find it among the recent ones.
+  shim.recent?.note(workload);
+  const { status: workloadStatus, failure } = workloadStatusOf(
+    shim.caches.workload(plan.podName) ?? workload,
   );
-  const current = shim.caches.workload(plan.podName) ?? workload;
-  const { status: workloadStatus, failure } = workloadStatusOf(current);
   const response: StartWorkloadResponse = {
     id: plan.workloadId,
     containers: { main: plan.podName, sidecars: plan.sidecars },
