@@ -193,7 +193,9 @@ export async function startWorkload(
     }
     workload = found;
   }
-  ctx.logger.info({ workloadId: plan.workloadId }, 'created AgentWorkload');
+  // The controller logs the Pod it creates; one line per start is enough at info.
+  if (shim.logger.isLevelEnabled('debug'))
+    ctx.logger.debug({ workloadId: plan.workloadId }, 'created AgentWorkload');
 
   // Answered now (STARTING needs no cache); calls that follow find it among the recent ones.
   shim.recent?.note(workload);

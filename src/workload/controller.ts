@@ -15,7 +15,7 @@ import { AGENT_WORKLOADS, PODS, PVCS, SECRETS } from '../kube/resources.ts';
 import { containerStatesFromPod } from './container-states.ts';
 import { desiredStatus, type StatusFacts } from './desired-status.ts';
 import { classifyWorkload } from './health.ts';
-import { mayCoalesce } from './status-coalescing.ts';
+import { STATUS_PROGRESS_COALESCE_MS, coalesceWindowMs } from './status-coalescing.ts';
 import {
   buildPersistentVolumeClaim,
   buildPod,
@@ -42,8 +42,7 @@ export const POD_ANNOTATION_PREFIXES = ['pod.agyn.io/', 'sim.agyn.io/'];
  * adopting it). Longer than any StartWorkload takes between the two writes.
  */
 export const ORPHAN_SECRET_GRACE_MS = 60_000;
-/** How long a status change within the same phase may wait for the next change. */
-export const STATUS_PROGRESS_COALESCE_MS = 1_000;
+export { STATUS_PROGRESS_COALESCE_MS };
 /** Queue keys of Secrets to collect; `:` never appears in a namespace, so they never clash with workload keys. */
 const SECRET_KEY_PREFIX = 'Secret:';
 const SECRET_WORKLOAD_ID_INDEX = 'workloadId';
@@ -65,7 +64,7 @@ export interface WorkloadControllerOptions {
   now?: () => Date;
   /** Default ORPHAN_SECRET_GRACE_MS. */
   orphanSecretGraceMs?: number;
-  /** Default STATUS_PROGRESS_COALESCE_MS. */
+  /** Overrides both coalescing windows (status-coalescing.ts). */
   statusCoalesceMs?: number;
 }
 
@@ -796,10 +795,9 @@ export class WorkloadController {
   }
 
   /**
-   * Writes the status unless it is unchanged. A change that may coalesce (mayCoalesce:
-   * container states while a Pod starts, a first Starting) waits up to
-   * STATUS_PROGRESS_COALESCE_MS for the next one, so a Pod that starts quickly costs one
-   * status write, not one per step; returns that wait.
+   * Writes the status unless it is unchanged. A change that may coalesce (container states
+   * while a Pod starts, a first Starting: coalesceWindowMs) waits for the next one, so a Pod
+   * that starts quickly costs one status write, not one per step; returns that wait.
    */
   private async writeStatus(
     key: string,
@@ -815,10 +813,10 @@ export class WorkloadController {
       this.progressSince.delete(key);
       return undefined;
     }
-    if (mayCoalesce(previous, next)) {
+    const window = coalesceWindowMs(previous, next, this.options.statusCoalesceMs);
+    if (window > 0) {
       const since = this.progressSince.get(key) ?? now.getTime();
       this.progressSince.set(key, since);
-      const window = this.options.statusCoalesceMs ?? STATUS_PROGRESS_COALESCE_MS;
       const leftMs = since + window - now.getTime();
       if (leftMs > 0) return leftMs;
     }

@@ -411,12 +411,14 @@ test('a starting workload costs one finalizer patch, two status writes (Starting
       fastRunner({ health: { ...fastRunner().health, startGraceSeconds: 120 } }),
     ),
     namespace: own.name,
+    // Shorter than the Pods are held, so that Starting is written.
+    statusCoalesceMs: 1_000,
   });
   await c.startInformers();
   c.start();
   try {
     const names = Array.from({ length: 20 }, (_, i) => `writes-${i}`);
-    // Held in Pending for longer than the 1 s that progress within a phase may wait.
+    // Held in Pending for longer than the 1 s that statuses may wait here.
     const held = { 'sim.agyn.io/start-delay': '2500ms' };
     await Promise.all(
       names.map((n) => createWorkload(client, own.name, workloadManifest(n, {}, held))),
