@@ -30,6 +30,8 @@ function startController(): WorkloadController {
     logger: testLogger,
     runners: new StaticRunnerDirectory(fastRunner()),
     namespace: ns.name,
+    // Below the 3 s start grace, so that a Pod held in Pending for 1.5 s shows Starting.
+    statusCoalesceMs: 1_000,
   });
   return c;
 }
