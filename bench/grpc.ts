@@ -1,9 +1,10 @@
 /**
- * npm run bench:grpc [-- --start-n 200 --c 32 --duration 10s --rounds 2 --grpc-warmup 2s --rate 5000 --workers 16 --qps 200]
+ * npm run bench:grpc [-- --start-n 200,500 --start-c 16 --start-shape simple --c 32 --duration 10s --rounds 2 --grpc-warmup 2s --rate 5000 --workers 16 --qps 200]
  *
  * The gRPC shim and the WorkloadController in this process (sharing their informers as
- * src/main.ts does). Measures StartWorkload throughput until Running (baseline: the same
- * Secrets, PVCs and Pods created directly; clients in a forked Node process), then, with
+ * src/main.ts does). For each N of --start-n, StartWorkload until Running against the
+ * direct phase (the Go runner's path: bench/lib/direct-runner.ts) and then the shim, with
+ * ratios (bench/lib/start-phase.ts); then, on the last N's workloads, with
  * the Go load generator (bench/grpc-load-go), InspectWorkload at C concurrent callers
  * beside two same-run baselines: the shim's trivial Ready (the shim's per-call stack
  * without a cache read) and a bare grpc-js server in this process (the library's floor).
@@ -12,11 +13,6 @@
  */
 import { pathToFileURL } from 'node:url';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import type { IPod } from 'kubernetes-models/v1/Pod';
-import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
-import type { Secret } from '../src/grpc/translate.ts';
-import type { KubeClient, KubeObject } from '../src/kube/client.ts';
-import { PODS, PVCS, SECRETS } from '../src/kube/resources.ts';
 import {
   InspectWorkloadRequest,
   ReadyRequest,
@@ -33,12 +29,13 @@ import {
   stopOnSignals,
   unlimitedClient,
 } from './lib/cluster.ts';
+import { startDirectRunner } from './lib/direct-runner.ts';
 import { runGoLoad, goLoadBinary, type GoLoadResult } from './lib/go-load.ts';
-import type { StartResult } from './lib/grpc-load.ts';
 import { LoadGenerator } from './lib/load-client.ts';
-import { startOperator } from './lib/operator.ts';
-import { runPool } from './lib/pool.ts';
-import { agentStartRequest, benchRunner, rawObjectsForStart } from './lib/shapes.ts';
+import { startOperator, type InProcessOperator } from './lib/operator.ts';
+import { START_SHAPES, benchRunner, type StartShape } from './lib/shapes.ts';
+import { runStartPhase } from './lib/start-phase.ts';
+import { renderStartComparison, type StartComparison } from './lib/start-report.ts';
 import {
   LagMonitor,
   MemorySampler,
@@ -49,10 +46,12 @@ import {
   percentilesOf,
   seconds,
 } from './lib/stats.ts';
-import { Tracker } from './lib/tracker.ts';
 
 export interface GrpcBenchOptions {
-  startN: number;
+  /** Each N gets a direct and a shim StartWorkload phase; the Inspect load uses the last. */
+  startNs: number[];
+  startConcurrency: number;
+  shape: StartShape;
   concurrency: number;
   /** Measured time per target and mode, split over `rounds` alternating rounds. */
   durationMs: number;
@@ -74,7 +73,13 @@ export type Mode = (typeof MODES)[number];
 
 export function grpcOptions(args: Args): GrpcBenchOptions {
   return {
-    startN: args.int('start-n', 200),
+    startNs: args
+      .string('start-n', '200,500')
+      .split(',')
+      .map((v) => Number.parseInt(v, 10))
+      .filter((v) => v > 0),
+    startConcurrency: args.int('start-c', 16),
+    shape: startShape(args.string('start-shape', 'simple')),
     concurrency: args.int('c', 32),
     durationMs: args.durationMs('duration', 10_000),
     rounds: Math.max(1, args.int('rounds', 2)),
@@ -84,6 +89,12 @@ export function grpcOptions(args: Args): GrpcBenchOptions {
     qps: args.number('qps', DEFAULT_QPS),
     burst: args.number('burst', DEFAULT_BURST),
   };
+}
+
+function startShape(name: string): StartShape {
+  if (!Object.hasOwn(START_SHAPES, name))
+    throw new Error(`--start-shape: one of ${Object.keys(START_SHAPES).join(', ')}`);
+  return name as StartShape;
 }
 
 export interface LoadFigures extends GoLoadResult {
@@ -96,59 +107,15 @@ export interface LoadFigures extends GoLoadResult {
 
 export interface GrpcBenchResult {
   options: GrpcBenchOptions;
-  start: {
-    operatorMs: number;
-    baselineMs: number;
-    rpc: StartResult;
-    baselineErrors: number;
-    running: number;
-  };
+  start: StartComparison[];
   load: Record<Target, Record<Mode, LoadFigures>>;
   rss: { before: number; peak: number; afterGc: number; heapBefore: number; heapAfterGc: number };
   /** Peak RSS of this process during each phase. */
   phasePeakRss: { start: number; load: number };
 }
 
-type Pod = IPod & KubeObject;
-type Pvc = IPersistentVolumeClaim & KubeObject;
-
 function log(message: string): void {
   process.stderr.write(`[bench:grpc] ${message}\n`);
-}
-
-async function startBaseline(
-  kube: KubeClient,
-  opts: GrpcBenchOptions,
-): Promise<{ ms: number; errors: number }> {
-  const ns = await createNamespace(kube, 'bench-grpc-raw');
-  const runner = benchRunner();
-  const objects = Array.from({ length: opts.startN }, () =>
-    rawObjectsForStart(agentStartRequest(), ns, runner),
-  );
-  const pods = new Tracker(kube, PODS, ns, 'Running');
-  await pods.start();
-  log(
-    `baseline: creating the Secrets, PVCs and Pods of ${opts.startN} workloads directly at concurrency ${opts.concurrency}`,
-  );
-  const t0 = nowMs();
-  const pool = await runPool(objects.length, opts.concurrency, async (i) => {
-    const o = objects[i]!;
-    for (const s of o.secrets) await kube.resource<Secret>(SECRETS).create(ns, s);
-    for (const pvc of o.pvcs) await kube.resource<Pvc>(PVCS).create(ns, pvc as Pvc);
-    await kube.resource<Pod>(PODS).create(ns, o.pod as Pod);
-  });
-  const expected = opts.startN - pool.errors;
-  await pods
-    .until(
-      () => pods.reachedPhase.size >= expected,
-      Math.max(180_000, opts.startN * 300),
-      'the baseline Pods to run',
-    )
-    .catch((err: Error) => log(err.message));
-  const last = Math.max(0, ...pods.reachedPhase.values());
-  await pods.stop();
-  await deleteNamespace(kube, ns, 120_000);
-  return { ms: last - t0, errors: pool.errors };
 }
 
 export async function runGrpcBench(
@@ -160,43 +127,58 @@ export async function runGrpcBench(
   const kube = unlimitedClient(cluster.kubeconfig);
   const loadgen = new LoadGenerator();
   try {
-    const baseline = await startBaseline(kube, opts);
-    log(`baseline: all Pods Running after ${seconds(baseline.ms)} s`);
+    const start: StartComparison[] = [];
+    let op: InProcessOperator | undefined;
+    let ns = '';
+    let before = process.memoryUsage();
+    let sampler = new MemorySampler(200);
+    let lastIds: string[] = [];
+    for (const n of opts.startNs) {
+      await op?.stop();
+      if (ns) await deleteNamespace(kube, ns, 120_000);
+      const directNs = await createNamespace(kube, 'bench-grpc-direct');
+      const runner = benchRunner();
+      const direct = await startDirectRunner(cluster.kubeconfig, directNs, { ...opts, runner });
+      const phase = {
+        n,
+        concurrency: opts.startConcurrency,
+        shape: opts.shape,
+        loadgen,
+        observer: kube,
+        log,
+      };
+      const d = await runStartPhase({
+        ...phase,
+        target: 'direct',
+        address: direct.address,
+        counts: direct.byResource,
+        namespace: directNs,
+      });
+      await direct.stop();
+      await deleteNamespace(kube, directNs, 120_000);
 
-    const ns = await createNamespace(kube, 'bench-grpc');
-    gc();
-    const before = process.memoryUsage();
-    const sampler = new MemorySampler(200).start();
-    const op = await startOperator(cluster.kubeconfig, ns, {
-      workers: opts.workers,
-      qps: opts.qps,
-      burst: opts.burst,
-      runner: benchRunner(),
-    });
+      ns = await createNamespace(kube, 'bench-grpc');
+      gc();
+      before = process.memoryUsage();
+      sampler.stop();
+      sampler = new MemorySampler(200).start();
+      op = await startOperator(cluster.kubeconfig, ns, { ...opts, runner });
+      const s = await runStartPhase({
+        ...phase,
+        target: 'shim',
+        address: op.address,
+        counts: op.byResource,
+        namespace: ns,
+        statusRunning: op.running,
+      });
+      start.push({ n, direct: d, shim: s });
+      const running = op.running;
+      lastIds = s.rpc.ids.filter((id) => running.has(`workload-${id}`));
+      if (lastIds.length === 0) lastIds = s.rpc.ids;
+    }
+    if (!op) throw new Error('--start-n: at least one N');
     const address = op.address;
-    const running = op.running;
-
-    log(`StartWorkload: ${opts.startN} agents over gRPC at concurrency ${opts.concurrency}`);
-    const t0 = nowMs();
-    const rpc = await loadgen.run<StartResult>({
-      type: 'start',
-      address,
-      count: opts.startN,
-      concurrency: opts.concurrency,
-    });
-    const expected = opts.startN - rpc.errors;
-    await new Promise<void>((resolve) => {
-      const deadline = nowMs() + Math.max(180_000, opts.startN * 300);
-      const timer = setInterval(() => {
-        if (running.size >= expected || nowMs() > deadline) {
-          clearInterval(timer);
-          resolve();
-        }
-      }, 50);
-    });
-    const operatorMs = Math.max(0, ...running.values()) - t0;
-    log(`StartWorkload: all ${running.size} Running after ${seconds(operatorMs)} s`);
-    const ids = rpc.ids.filter((id) => running.has(`workload-${id}`));
+    const ids = lastIds;
 
     goLoadBinary();
     const bare = await startBareServer();
@@ -214,9 +196,7 @@ export async function runGrpcBench(
       inspect: {
         address,
         method: RunnerServiceService.inspectWorkload.path,
-        requests: (ids.length ? ids : rpc.ids).map((workloadId) =>
-          InspectWorkloadRequest.encode({ workloadId }).finish(),
-        ),
+        requests: ids.map((workloadId) => InspectWorkloadRequest.encode({ workloadId }).finish()),
       },
     };
     // The targets alternate in every round (bare, Ready, Inspect, ...) so that a change in
@@ -275,13 +255,7 @@ export async function runGrpcBench(
     if (!cluster.dedicated) await deleteNamespace(kube, ns);
     return {
       options: opts,
-      start: {
-        operatorMs,
-        baselineMs: baseline.ms,
-        rpc,
-        baselineErrors: baseline.errors,
-        running: running.size,
-      },
+      start,
       load,
       phasePeakRss,
       rss: {
@@ -370,9 +344,8 @@ export function grpcVerdicts(r: GrpcBenchResult): { rps: boolean; p99: boolean }
 
 export function renderGrpcReport(r: GrpcBenchResult): string {
   const o = r.options;
-  const s = r.start;
-  const opRate = s.running / (s.operatorMs / 1000);
-  const baseRate = (o.startN - s.baselineErrors) / (s.baselineMs / 1000);
+  const last = r.start[r.start.length - 1];
+  const agents = last?.shim.podsRunning ?? 0;
   const { bare, ready, inspect } = r.load;
   const ok = grpcVerdicts(r);
   const row = (figure: string, f: (x: LoadFigures) => string, ratio: string, target = ''): string =>
@@ -385,28 +358,22 @@ export function renderGrpcReport(r: GrpcBenchResult): string {
   ): string =>
     `| ${figure} | ${f(bare.open)} | ${f(ready.open)} | ${f(inspect.open)} | ${ratio} | ${target} |`;
   const lines: string[] = [];
-  lines.push(`## gRPC shim: ${o.startN} StartWorkloads, then ${o.concurrency} concurrent callers`);
+  lines.push(
+    `## gRPC shim: StartWorkload at N = ${o.startNs.join(', ')} against the direct phase, then ${o.concurrency} concurrent callers`,
+  );
   lines.push('');
   lines.push(
     `Shim + WorkloadController in-process sharing their informers as src/main.ts does (workers ${o.workers}, ` +
       `client limit ${o.qps} qps / burst ${o.burst}), compiled JavaScript as deployed; plain-text loopback listener ` +
-      `(auth mode insecure). StartWorkload: ${o.concurrency} grpc-js clients in a forked process. Unary load: the Go ` +
+      `(auth mode insecure). Unary load: the Go ` +
       `load generator (bench/grpc-load-go, one OS thread, ${o.concurrency} callers on separate HTTP/2 connections, ` +
       `pre-encoded requests), against three targets that alternate in ${o.rounds} rounds (${seconds(o.warmupMs, 0)} s ` +
       `warm-up + ${seconds(o.durationMs / o.rounds, 1)} s measured each): a bare grpc-js server in this process ` +
       `(generated service, handler answers at once: the library's floor), the shim's Ready (interceptor, auth, ` +
-      `metrics, trace context; no cache read) and the shim's InspectWorkload over the ${s.running} agents.`,
+      `metrics, trace context; no cache read) and the shim's InspectWorkload over the ${agents} workloads of the last N.`,
   );
   lines.push('');
-  lines.push('| Figure | Measured | Same-run baseline | Ratio | Target |');
-  lines.push('|---|---:|---:|---:|---|');
-  lines.push(
-    `| StartWorkload throughput until Running | ${fixed(opRate, 1)} workloads/s (${s.running} in ${seconds(s.operatorMs)} s) | ${fixed(baseRate, 1)} /s: same Secrets + PVC + Pod created directly | ${fixed(opRate / baseRate)}× | |`,
-  );
-  lines.push(
-    `| StartWorkload RPC latency p50 / p99 | ${fixed(s.rpc.p50, 1)} / ${fixed(s.rpc.p99, 1)} ms | | | |`,
-  );
-  lines.push(`| Errors | Start ${s.rpc.errors} | baseline ${s.baselineErrors} | | 0 |`);
+  lines.push(...renderStartComparison(r.start, o));
   lines.push('');
   lines.push(
     `| Unary calls, ${o.concurrency} callers | Bare grpc-js (floor) | Shim Ready | Shim InspectWorkload | Inspect ÷ bare | Target (Inspect) |`,
@@ -492,7 +459,7 @@ export function renderGrpcReport(r: GrpcBenchResult): string {
     `| JS heap used after GC | ${mib(r.rss.heapAfterGc)} MiB | ${mib(r.rss.heapBefore)} MiB | +${mib(r.rss.heapAfterGc - r.rss.heapBefore)} MiB |`,
   );
   const errs = [
-    ...s.rpc.firstErrors,
+    ...r.start.flatMap((x) => [...x.direct.rpc.firstErrors, ...x.shim.rpc.firstErrors]),
     ...TARGETS.flatMap((t) => MODES.flatMap((m) => r.load[t][m].firstErrors)),
   ];
   if (errs.length) {

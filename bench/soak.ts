@@ -3,7 +3,7 @@
  *
  * The operator in-process (shim + controller) under steady churn from the forked load
  * generator: every 1/rate s an agent is started over gRPC, lives `lifetime`, is stopped,
- * then removed (with its volumes). RSS, heap (after a full GC) and event-loop lag of the
+ * then its volume removed (RemoveVolume). RSS, heap (after a full GC) and event-loop lag of the
  * operator process are sampled every 10 s; the report fits a line through the samples after
  * the warm-up to show drift.
  */

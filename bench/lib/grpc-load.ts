@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { Metadata, credentials, type CallOptions, type ServiceError } from '@grpc/grpc-js';
 import { RunnerServiceClient } from '../../src/gen/agynio/api/runner/v1/runner.ts';
-import { agentStartRequest } from './shapes.ts';
+import { START_SHAPES, agentStartRequest, type StartShape } from './shapes.ts';
 import { percentilesOf } from './stats.ts';
 
 export type LoadCommand =
@@ -16,6 +16,8 @@ export type LoadCommand =
       concurrency: number;
       /** Paces the starts at this many per second (default: as fast as the concurrency allows). */
       ratePerSec?: number;
+      /** The request (default: the agent). */
+      shape?: StartShape;
     }
   | {
       type: 'load';
@@ -126,7 +128,8 @@ function errText(err: unknown): string {
 async function start(cmd: Extract<LoadCommand, { type: 'start' }>): Promise<StartResult> {
   const cs = clients(cmd.address, cmd.concurrency);
   const ids = Array.from({ length: cmd.count }, () => randomUUID());
-  const requests = ids.map((id) => agentStartRequest(id));
+  const build = START_SHAPES[cmd.shape ?? 'agent'];
+  const requests = ids.map((id) => build(id));
   const lat = new Samples();
   let next = 0;
   let errors = 0;
@@ -224,7 +227,7 @@ async function load(cmd: Extract<LoadCommand, { type: 'load' }>): Promise<LoadRe
 
 /**
  * Steady churn: every 1/rate s a workload is started; each lives `lifetimeMs`, is stopped,
- * then removed. Ends after `durationMs` plus the last lifetimes.
+ * then its volume is removed (what the orchestrator does). Ends after `durationMs` plus the last lifetimes.
  */
 async function churn(cmd: Extract<LoadCommand, { type: 'churn' }>): Promise<ChurnResult> {
   const [c] = clients(cmd.address, 1);
@@ -249,7 +252,8 @@ async function churn(cmd: Extract<LoadCommand, { type: 'churn' }>): Promise<Chur
       await new Promise((r) => setTimeout(r, cmd.lifetimeMs));
       await call(c, c.stopWorkload, { workloadId: id, timeoutSec: 0 });
       result.stopped++;
-      await call(c, c.removeWorkload, { workloadId: id, force: false, removeVolumes: true });
+      // Stop deletes the workload (as upstream); its volume stays until RemoveVolume.
+      await call(c, c.removeVolume, { volumeName: `pv-${id}`, force: false });
       result.removed++;
     } catch (err) {
       fail(err);

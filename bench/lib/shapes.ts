@@ -198,3 +198,24 @@ export function rawObjectsForStart(
   const { pvcs, pod } = rawObjectsFor(workload, runner);
   return { secrets: plan.secrets, pvcs, pod };
 }
+
+/**
+ * The request of the issue's side-by-side measurement: main, one sidecar and an ephemeral
+ * volume (no credentials, no named volume), so the Go runner's path is one Pod POST.
+ */
+export function simpleStartRequest(id: string = randomUUID()): StartWorkloadRequest {
+  return StartWorkloadRequest.fromPartial({
+    workloadId: id,
+    additionalProperties: { 'label.workload_key': id },
+    volumes: [{ name: 'scratch', kind: VolumeKind.VOLUME_KIND_EPHEMERAL }],
+    main: {
+      image: 'ghcr.io/agynio/workspace:1.4.2',
+      cmd: ['sleep', 'infinity'],
+      mounts: [{ volume: 'scratch', mountPath: '/scratch' }],
+    },
+    sidecars: [{ name: 'mcp-files', image: 'ghcr.io/agynio/files-mcp:latest' }],
+  });
+}
+
+export const START_SHAPES = { simple: simpleStartRequest, agent: agentStartRequest } as const;
+export type StartShape = keyof typeof START_SHAPES;

@@ -108,3 +108,5 @@ export const LABELS = {
 export const MANAGED_BY_VALUE = 'k8s-runner';
 export const ORCHESTRATOR_MANAGED_BY_VALUE = 'agents-orchestrator';
 export const FIELD_MANAGER = 'k8s-runner';
+/** Deletes an AgentWorkload's Pod and Secrets before the AgentWorkload goes. */
+export const WORKLOAD_FINALIZER = 'agyn.io/workload-cleanup';

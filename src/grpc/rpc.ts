@@ -15,6 +15,7 @@ import type { ShimCaches } from './caches.ts';
 import { RpcError, toRpcError, toServiceError } from './errors.ts';
 import type { ExecRegistry } from './exec-registry.ts';
 import type { ConcurrencyLimiter } from './limits.ts';
+import type { RecentStarts } from './recent-starts.ts';
 
 /** What every handler of the shim works with. */
 export interface ShimContext {
@@ -29,6 +30,8 @@ export interface ShimContext {
   putArchiveLimiter: ConcurrencyLimiter;
   /** The most bytes a PutArchive payload may expand to. */
   maxArchiveBytes: number;
+  /** Workloads StartWorkload created that the cache may not show yet. */
+  recent?: RecentStarts;
 }
 
 export interface CallContext {

@@ -31,12 +31,12 @@ import {
   inspectWorkload,
   listWorkloads,
   ready,
-  removeWorkload,
   startWorkload,
-  stopWorkload,
   touchWorkload,
 } from './workloads.ts';
 import { childLogger } from '../observability/logging.ts';
+import { RecentStarts } from './recent-starts.ts';
+import { removeWorkload, stopWorkload } from './stop.ts';
 
 export type { AuthOptions } from './auth.ts';
 
@@ -245,6 +245,7 @@ export async function startRunnerGrpcServer(
     execLimiter: execLimiter(limits.exec),
     putArchiveLimiter: putArchiveLimiter(limits.putArchive),
     maxArchiveBytes: limits.maxArchiveBytes,
+    recent: new RecentStarts(options.caches),
   };
   const server = new Server({
     'grpc.max_receive_message_length': maxMessageBytes,

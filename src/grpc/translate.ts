@@ -14,6 +14,7 @@ import {
   LABELS,
   MANAGED_BY_VALUE,
   ORCHESTRATOR_MANAGED_BY_VALUE,
+  WORKLOAD_FINALIZER,
 } from '../api/common.ts';
 import { containerStatesFromPod } from '../workload/container-states.ts';
 import {
@@ -215,7 +216,9 @@ export function translateStartRequest(
       name: podName,
       namespace: options.namespace,
       labels: { ...userLabels, ...ownedLabels(workloadId) },
-      // Stop keeps the workload inspectable; without a RemoveWorkload it goes after an hour.
+      // In the create, so the controller need not patch it in.
+      finalizers: [WORKLOAD_FINALIZER],
+      // Should someone set spec.stopped on it, the stopped workload goes after an hour.
       annotations: { [TTL_AFTER_STOPPED_ANNOTATION]: String(STOPPED_WORKLOAD_TTL_SECONDS) },
     },
     spec,

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { LABELS, MANAGED_BY_VALUE } from '../api/common.ts';
-import { KubeApiError, isAlreadyExists, isConflict, isNotFound } from '../kube/errors.ts';
-import { AGENT_WORKLOADS, PODS, PVCS, SECRETS } from '../kube/resources.ts';
-import { inlineFilesSecretName, pullSecretName } from '../workload/pod-builder.ts';
+import { KubeApiError, isAlreadyExists, isNotFound } from '../kube/errors.ts';
+import { AGENT_WORKLOADS, SECRETS } from '../kube/resources.ts';
 import type {
   FindWorkloadsByLabelsRequest,
   FindWorkloadsByLabelsResponse,
@@ -13,27 +12,14 @@ import type {
   InspectWorkloadResponse,
   ListWorkloadsResponse,
   ReadyResponse,
-  RemoveWorkloadRequest,
-  RemoveWorkloadResponse,
   StartWorkloadRequest,
   StartWorkloadResponse,
-  StopWorkloadRequest,
-  StopWorkloadResponse,
   TouchWorkloadRequest,
   TouchWorkloadResponse,
   WorkloadListItem,
 } from '../gen/agynio/api/runner/v1/runner.ts';
-import {
-  INDEX_CLAIM,
-  INDEX_WORKLOAD_ID,
-  claimNamesOfWorkload,
-  podNameOf,
-  workloadIdOf,
-  type Pod,
-  type Pvc,
-  type Workload,
-} from './caches.ts';
-import { RpcError, invalidArgument, mapKubeError, resourceNotFound } from './errors.ts';
+import { INDEX_WORKLOAD_ID, podNameOf, workloadIdOf, type Pod, type Workload } from './caches.ts';
+import { RpcError, invalidArgument, resourceNotFound } from './errors.ts';
 import type { CallContext, ShimContext } from './rpc.ts';
 import {
   TOUCHED_AT_ANNOTATION,
@@ -47,11 +33,8 @@ import {
 } from './translate.ts';
 
 const WORKLOAD_KEY_LABEL = 'workload_key';
-/** How long StartWorkload waits for its AgentWorkload to reach the cache (read-your-writes). */
-const CACHE_CATCH_UP_MS = 2_000;
-/** StopWorkload without timeout_sec waits up to the Pod default grace period and a margin. */
-const DEFAULT_STOP_WAIT_SEC = 30;
-const STOP_WAIT_MARGIN_MS = 5_000;
+/** How long StartWorkload waits for a stopped workload of the same name to finish going. */
+const PREVIOUS_WORKLOAD_WAIT_MS = 5_000;
 /** Time kept back from a client's deadline so the answer still reaches it. */
 const DEADLINE_RESERVE_MS = 1_000;
 
@@ -73,25 +56,26 @@ export function findWorkload(shim: ShimContext, id: string): Workload | undefine
 
 export function resolveWorkload(shim: ShimContext, rawId: string): Workload {
   const id = requireWorkloadId(rawId);
-  const workload = findWorkload(shim, id);
-  if (!workload) throw resourceNotFound('agentworkloads.agyn.io', podNameFor(id));
+  const workload = findWorkload(shim, id) ?? shim.recent?.get(podNameFor(id));
+  if (!workload || isGone(shim, workload))
+    throw resourceNotFound('agentworkloads.agyn.io', podNameFor(id));
   return workload;
+}
+
+/**
+ * Stopped or removed, its Pod already gone: the workload no longer exists for the
+ * contract, even while its finalizer still runs.
+ */
+function isGone(shim: ShimContext, workload: Workload): boolean {
+  return workload.metadata.deletionTimestamp !== undefined && !podOf(shim, workload);
 }
 
 export function podOf(shim: ShimContext, workload: Workload): Pod | undefined {
   return shim.caches.pod(podNameOf(workload));
 }
 
-function remainingMs(ctx: CallContext, wanted: number): number {
+export function remainingMs(ctx: CallContext, wanted: number): number {
   return Math.max(0, Math.min(wanted, ctx.deadline - Date.now() - DEADLINE_RESERVE_MS));
-}
-
-async function ignoreMissing(promise: Promise<unknown>): Promise<void> {
-  try {
-    await promise;
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-  }
 }
 
 /** A Kubernetes answer that says the request was not carried out (not a lost connection, a timeout or a server failure). */
@@ -109,6 +93,26 @@ export function ready(): Promise<ReadyResponse> {
   return Promise.resolve({ status: 'ok' });
 }
 
+/**
+ * A workload with this name that is still going (stopped a moment ago: its AgentWorkload
+ * being finalized, or its Pod terminating) is waited for briefly; one that exists is
+ * ALREADY_EXISTS, as upstream answers when the Pod exists.
+ */
+async function awaitNameFree(shim: ShimContext, name: string, ctx: CallContext): Promise<void> {
+  const existing = shim.caches.workload(name) ?? shim.recent?.get(name);
+  const alreadyExists = new RpcError(
+    status.ALREADY_EXISTS,
+    `resource already exists: agentworkloads.agyn.io ${JSON.stringify(name)} already exists`,
+  );
+  if (existing && !existing.metadata.deletionTimestamp) throw alreadyExists;
+  if (!existing && !shim.caches.pod(name)) return;
+  const until = Date.now() + remainingMs(ctx, PREVIOUS_WORKLOAD_WAIT_MS);
+  const free =
+    (await shim.caches.waitFor('workloads', name, (w) => w === undefined, until - Date.now())) &&
+    (await shim.caches.waitFor('pods', name, (p) => p === undefined, until - Date.now()));
+  if (!free) throw alreadyExists;
+}
+
 export async function startWorkload(
   shim: ShimContext,
   req: StartWorkloadRequest,
@@ -119,12 +123,7 @@ export async function startWorkload(
     runnerName: shim.runnerName,
     newId: randomUUID,
   });
-  if (shim.caches.workload(plan.podName)) {
-    throw new RpcError(
-      status.ALREADY_EXISTS,
-      `resource already exists: agentworkloads.agyn.io ${JSON.stringify(plan.podName)} already exists`,
-    );
-  }
+  await awaitNameFree(shim, plan.podName, ctx);
 
   const secrets = shim.kube.resource<Secret>(SECRETS);
   const created: string[] = [];
@@ -194,16 +193,15 @@ export async function startWorkload(
     }
     workload = found;
   }
-  ctx.logger.info({ workloadId: plan.workloadId }, 'created AgentWorkload');
+  // The controller logs the Pod it creates; one line per start is enough at info.
+  if (shim.logger.isLevelEnabled('debug'))
+    ctx.logger.debug({ workloadId: plan.workloadId }, 'created AgentWorkload');
 
-  await shim.caches.waitFor(
-    'workloads',
-    plan.podName,
-    (w) => w !== undefined,
-    remainingMs(ctx, CACHE_CATCH_UP_MS),
+  // Answered now (STARTING needs no cache); calls that follow find it among the recent ones.
+  shim.recent?.note(workload);
+  const { status: workloadStatus, failure } = workloadStatusOf(
+    shim.caches.workload(plan.podName) ?? workload,
   );
-  const current = shim.caches.workload(plan.podName) ?? workload;
-  const { status: workloadStatus, failure } = workloadStatusOf(current);
   const response: StartWorkloadResponse = {
     id: plan.workloadId,
     containers: { main: plan.podName, sidecars: plan.sidecars },
@@ -211,127 +209,6 @@ export async function startWorkload(
   };
   if (failure) response.failure = failure;
   return response;
-}
-
-export async function stopWorkload(
-  shim: ShimContext,
-  req: StopWorkloadRequest,
-  ctx: CallContext,
-): Promise<StopWorkloadResponse> {
-  const workload = resolveWorkload(shim, req.workloadId);
-  const name = workload.metadata.name;
-  if (!workload.spec.stopped) {
-    await shim.kube
-      .resource<Workload>(AGENT_WORKLOADS)
-      .mergePatch(shim.namespace, name, { spec: { stopped: true } });
-  }
-  const podName = podNameOf(workload);
-  const pod = shim.caches.pod(podName);
-  if (pod && req.timeoutSec > 0) {
-    // The controller deletes the Pod with its default grace; timeout_sec shortens it as upstream does.
-    try {
-      await shim.kube.resource<Pod>(PODS).delete(shim.namespace, podName, {
-        gracePeriodSeconds: req.timeoutSec,
-        preconditions: { uid: pod.metadata?.uid },
-      });
-    } catch (err) {
-      if (!isNotFound(err) && !isConflict(err)) throw err;
-    }
-  }
-  const waitSec = req.timeoutSec > 0 ? req.timeoutSec : DEFAULT_STOP_WAIT_SEC;
-  const gone = await shim.caches.waitFor(
-    'pods',
-    podName,
-    (p) => p === undefined,
-    remainingMs(ctx, waitSec * 1000 + STOP_WAIT_MARGIN_MS),
-    ctx.signal,
-  );
-  if (!gone && !ctx.signal.aborted) {
-    ctx.logger.warn({ pod: podName }, 'Pod still terminating when StopWorkload returned');
-  }
-  return {};
-}
-
-export async function removeWorkload(
-  shim: ShimContext,
-  req: RemoveWorkloadRequest,
-  ctx: CallContext,
-): Promise<RemoveWorkloadResponse> {
-  const workload = resolveWorkload(shim, req.workloadId);
-  const name = workload.metadata.name;
-  const podName = podNameOf(workload);
-  const claims = claimNamesOfWorkload(workload);
-
-  await ignoreMissing(
-    shim.kube
-      .resource<Workload>(AGENT_WORKLOADS)
-      .delete(shim.namespace, name, { propagationPolicy: 'Background' }),
-  );
-  if (req.force) {
-    await ignoreMissing(
-      shim.kube.resource<Pod>(PODS).delete(shim.namespace, podName, { gracePeriodSeconds: 0 }),
-    );
-  }
-  // Owned Secrets go with the CR; these two may not be adopted yet when Remove follows Start closely.
-  const ownSecrets = [pullSecretName(podName), inlineFilesSecretName(podName)].filter(
-    (s) =>
-      s === workload.spec.imagePullSecretRef?.name ||
-      s === workload.spec.inlineFiles?.secretRef.name,
-  );
-  for (const secret of ownSecrets) {
-    try {
-      await shim.kube.resource(SECRETS).delete(shim.namespace, secret);
-    } catch (err) {
-      if (!isNotFound(err)) ctx.logger.warn({ err, secret }, 'could not delete a workload Secret');
-    }
-  }
-
-  if (req.removeVolumes) {
-    const id = workloadIdOf(workload);
-    for (const claim of claims) {
-      const skip = volumeRemovalBlocker(shim, claim, id);
-      if (skip) {
-        ctx.logger.info({ pvc: claim, reason: skip }, 'kept a volume of a removed workload');
-        continue;
-      }
-      try {
-        await shim.kube.resource<Pvc>(PVCS).delete(shim.namespace, claim);
-      } catch (err) {
-        if (isNotFound(err)) continue;
-        const detail = err instanceof KubeApiError ? mapKubeError(err).message : String(err);
-        throw new RpcError(status.INTERNAL, `pvc_cleanup_failed: ${claim}: ${detail}`);
-      }
-    }
-  }
-  return {};
-}
-
-/**
- * Why a PVC of a removed workload is kept: unlike upstream, volumes the operator did not
- * create, and volumes another workload still uses, are never deleted.
- */
-function volumeRemovalBlocker(
-  shim: ShimContext,
-  claim: string,
-  workloadId: string,
-): string | undefined {
-  const pvc = shim.caches.pvc(claim);
-  if (pvc && pvc.metadata?.labels?.[LABELS.managedBy] !== MANAGED_BY_VALUE)
-    return 'not created by the operator';
-  const otherPod = shim.caches.pods
-    .byIndex(INDEX_CLAIM, claim)
-    .find(
-      (p) =>
-        p.metadata?.labels?.[LABELS.workloadId] !== workloadId && !p.metadata?.deletionTimestamp,
-    );
-  if (otherPod) return `mounted by Pod ${otherPod.metadata?.name}`;
-  const otherWorkload = shim.caches.workloads
-    .byIndex(INDEX_CLAIM, claim)
-    .find(
-      (w) => workloadIdOf(w) !== workloadId && !w.spec.stopped && !w.metadata.deletionTimestamp,
-    );
-  if (otherWorkload) return `used by AgentWorkload ${otherWorkload.metadata.name}`;
-  return undefined;
 }
 
 /**

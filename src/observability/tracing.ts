@@ -234,6 +234,7 @@ export class WorkloadLifecycleTracer implements WorkloadStateSink {
         root: this.tracer.startSpan('workload', {
           kind: SpanKind.INTERNAL,
           attributes: attributesOf(workload, status),
+          startTime: unseenStartOf(workload, phase),
         }),
       };
       this.open.set(key, lifecycle);
@@ -257,6 +258,7 @@ export class WorkloadLifecycleTracer implements WorkloadStateSink {
     }
     const stage = STAGE_OF_PHASE[phase];
     if (!stage || lifecycle.stage?.name === stage) return;
+    if (!lifecycle.stage && stage === 'run') this.recordUnseenStart(workload, status, lifecycle);
     lifecycle.stage?.span.setStatus({ code: SpanStatusCode.OK });
     lifecycle.stage?.span.end();
     lifecycle.stage = {
@@ -265,6 +267,32 @@ export class WorkloadLifecycleTracer implements WorkloadStateSink {
         `workload.${stage}`,
         { kind: SpanKind.INTERNAL, attributes: attributesOf(workload, status) },
         trace.setSpan(ROOT_CONTEXT, root),
+      ),
+    };
+  }
+
+  /**
+   * A workload whose first written status is Running (its Starting was coalesced away) still
+   * gets its `workload.start` stage, from its creation; not one first seen mid-life (a new
+   * leader), whose earlier status had a phase.
+   */
+  private recordUnseenStart(
+    workload: AgentWorkload,
+    status: AgentWorkloadStatus,
+    lifecycle: Lifecycle,
+  ): void {
+    const startTime = unseenStartOf(workload, status.phase ?? 'Pending');
+    if (!startTime) return;
+    lifecycle.stage = {
+      name: 'start',
+      span: this.tracer.startSpan(
+        'workload.start',
+        {
+          kind: SpanKind.INTERNAL,
+          attributes: attributesOf(workload, status),
+          startTime,
+        },
+        trace.setSpan(ROOT_CONTEXT, lifecycle.root),
       ),
     };
   }
@@ -282,6 +310,14 @@ export class WorkloadLifecycleTracer implements WorkloadStateSink {
     lifecycle.root.setStatus(status);
     lifecycle.root.end();
   }
+}
+
+/** The creation time of a workload going Running with no phase written before. */
+function unseenStartOf(workload: AgentWorkload, phase: string): Date | undefined {
+  const previous = workload.status?.phase;
+  if (phase !== 'Running' || (previous !== undefined && previous !== 'Pending')) return undefined;
+  const created = Date.parse(workload.metadata.creationTimestamp ?? '');
+  return Number.isNaN(created) ? undefined : new Date(created);
 }
 
 function keyOf(workload: AgentWorkload): string {

@@ -4,7 +4,7 @@ import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import type { ISecret } from 'kubernetes-models/v1/Secret';
 import type { AgentWorkload, AgentWorkloadStatus, WorkloadPhase } from '../api/agentworkload.ts';
-import { API_GROUP_VERSION, LABELS, MANAGED_BY_VALUE } from '../api/common.ts';
+import { API_GROUP_VERSION, LABELS, MANAGED_BY_VALUE, WORKLOAD_FINALIZER } from '../api/common.ts';
 import { jsonEqual } from '../api/conditions.ts';
 import type { KubeClient, KubeObject, ResourceClient } from '../kube/client.ts';
 import { Controller } from '../kube/controller.ts';
@@ -15,6 +15,7 @@ import { AGENT_WORKLOADS, PODS, PVCS, SECRETS } from '../kube/resources.ts';
 import { containerStatesFromPod } from './container-states.ts';
 import { desiredStatus, type StatusFacts } from './desired-status.ts';
 import { classifyWorkload } from './health.ts';
+import { STATUS_PROGRESS_COALESCE_MS, coalesceWindowMs } from './status-coalescing.ts';
 import {
   buildPersistentVolumeClaim,
   buildPod,
@@ -25,7 +26,7 @@ import {
 import type { RunnerSettings } from './runner-settings.ts';
 import type { RunnerDirectory, WorkloadStateSink } from './seams.ts';
 
-export const WORKLOAD_FINALIZER = 'agyn.io/workload-cleanup';
+export { WORKLOAD_FINALIZER };
 /** Starting with nothing to report: the same text from the Pod's creation on, so no write. */
 const STARTING_MESSAGE = 'Pod created; waiting for its containers';
 export const POD_SPEC_HASH_ANNOTATION = 'agyn.io/pod-spec-hash';
@@ -41,8 +42,7 @@ export const POD_ANNOTATION_PREFIXES = ['pod.agyn.io/', 'sim.agyn.io/'];
  * adopting it). Longer than any StartWorkload takes between the two writes.
  */
 export const ORPHAN_SECRET_GRACE_MS = 60_000;
-/** How long a status change within the same phase may wait for the next change. */
-export const STATUS_PROGRESS_COALESCE_MS = 1_000;
+export { STATUS_PROGRESS_COALESCE_MS };
 /** Queue keys of Secrets to collect; `:` never appears in a namespace, so they never clash with workload keys. */
 const SECRET_KEY_PREFIX = 'Secret:';
 const SECRET_WORKLOAD_ID_INDEX = 'workloadId';
@@ -64,6 +64,8 @@ export interface WorkloadControllerOptions {
   now?: () => Date;
   /** Default ORPHAN_SECRET_GRACE_MS. */
   orphanSecretGraceMs?: number;
+  /** Overrides both coalescing windows (status-coalescing.ts). */
+  statusCoalesceMs?: number;
 }
 
 export interface WorkloadInformers {
@@ -793,9 +795,9 @@ export class WorkloadController {
   }
 
   /**
-   * Writes the status unless it is unchanged. A change within the same phase (container
-   * states while a Pod starts) waits up to STATUS_PROGRESS_COALESCE_MS for the next one, so
-   * a Pod that starts quickly costs one status write, not one per step; returns that wait.
+   * Writes the status unless it is unchanged. A change that may coalesce (container states
+   * while a Pod starts, a first Starting: coalesceWindowMs) waits for the next one, so a Pod
+   * that starts quickly costs one status write, not one per step; returns that wait.
    */
   private async writeStatus(
     key: string,
@@ -811,10 +813,11 @@ export class WorkloadController {
       this.progressSince.delete(key);
       return undefined;
     }
-    if (isProgressOnly(previous, next)) {
+    const window = coalesceWindowMs(previous, next, this.options.statusCoalesceMs);
+    if (window > 0) {
       const since = this.progressSince.get(key) ?? now.getTime();
       this.progressSince.set(key, since);
-      const leftMs = since + STATUS_PROGRESS_COALESCE_MS - now.getTime();
+      const leftMs = since + window - now.getTime();
       if (leftMs > 0) return leftMs;
     }
     this.progressSince.delete(key);
@@ -861,18 +864,6 @@ export class WorkloadController {
       if (!isNotFound(err) && !isConflict(err)) throw err;
     }
   }
-}
-
-/** Only progress within a transitional phase: same phase, reason and generation. */
-function isProgressOnly(previous: AgentWorkloadStatus, next: AgentWorkloadStatus): boolean {
-  return (
-    previous.phase === next.phase &&
-    (next.phase === 'Pending' || next.phase === 'Starting' || next.phase === 'Stopping') &&
-    previous.reason === next.reason &&
-    previous.observedGeneration === next.observedGeneration &&
-    previous.podName === next.podName &&
-    previous.runner === next.runner
-  );
 }
 
 interface WrittenAhead {

@@ -215,18 +215,51 @@ describe('workload lifecycle', () => {
     );
   });
 
-  test('StopWorkload waits for the Pod to go; the stopped workload stays inspectable', async () => {
+  let firstUid: string | undefined;
+
+  test('StopWorkload deletes the workload as upstream: NOT_FOUND afterwards, Secrets gone, the PVC kept', async () => {
+    firstUid = (await workloads().get(h.ns.name, pod)).metadata.uid;
     await call(c, 'stopWorkload', { workloadId: id, timeoutSec: 5 });
-    expect(h.caches.pod(pod)).toBeUndefined();
     expect(await exists(() => pods().get(h.ns.name, pod))).toBe(false);
-    expect((await workloads().get(h.ns.name, pod)).spec.stopped).toBe(true);
-    const r = await inspect(id);
-    expect(r.stateRunning).toBe(false);
+    expect(await exists(() => workloads().get(h.ns.name, pod))).toBe(false);
+    for (const name of [`${pod}-pull`, `${pod}-inline-files`]) {
+      expect(await exists(() => secrets().get(h.ns.name, name))).toBe(false);
+    }
+    expect((await codeOf(inspect(id))).code).toBe(status.NOT_FOUND);
+    expect((await codeOf(call(c, 'getWorkloadLabels', { workloadId: id }))).code).toBe(
+      status.NOT_FOUND,
+    );
     expect((await call(c, 'listWorkloads', {})).workloads).not.toContainEqual({
       instanceId: pod,
       workloadKey: key,
     });
-    await call(c, 'stopWorkload', { workloadId: id, timeoutSec: 0 });
+    expect(
+      (await call(c, 'findWorkloadsByLabels', { labels: { workload_key: key }, all: true }))
+        .targetIds,
+    ).toEqual([]);
+    expect((await call(c, 'listWorkloadsByVolume', { volumeName: `ws-${key}` })).targetIds).toEqual(
+      [],
+    );
+    expect((await codeOf(call(c, 'stopWorkload', { workloadId: id, timeoutSec: 0 }))).code).toBe(
+      status.NOT_FOUND,
+    );
+    const remove = call(c, 'removeWorkload', { workloadId: id, force: false, removeVolumes: true });
+    expect((await codeOf(remove)).code).toBe(status.NOT_FOUND);
+    expect(await exists(() => pvcs().get(h.ns.name, `ws-${key}`))).toBe(true);
+  });
+
+  test('StartWorkload with the same id after the stop starts a new workload on the kept volume', async () => {
+    const response = await start(agentRequest(id, key));
+    expect(response.status).toBe(WorkloadStatus.WORKLOAD_STATUS_STARTING);
+    const aw = await workloads().get(h.ns.name, pod);
+    expect(aw.metadata.uid).not.toBe(firstUid);
+    const r = await waitRunning(id);
+    expect(r.mounts).toContainEqual({
+      type: 'pvc',
+      source: `ws-${key}`,
+      destination: '/workspace',
+      readOnly: false,
+    });
   });
 
   test('RemoveWorkload with remove_volumes deletes the CR and the volumes the operator created', async () => {
@@ -240,6 +273,42 @@ describe('workload lifecycle', () => {
     expect((await codeOf(inspect(id))).code).toBe(status.NOT_FOUND);
     expect(await call(c, 'removeVolume', { volumeName: `ws-${key}`, force: false })).toEqual({});
   });
+});
+
+test('a volume is removable right after its workload stopped, and again (idempotent)', async () => {
+  const id = randomUUID();
+  const claim = `ws-${id.slice(0, 8)}`;
+  await start({
+    workloadId: id,
+    main: { image: 'a', mounts: [{ volume: 'ws', mountPath: '/w' }] },
+    volumes: [
+      {
+        name: 'ws',
+        kind: VolumeKind.VOLUME_KIND_NAMED,
+        persistentName: claim,
+        labels: { volume_key: claim },
+      },
+    ],
+  });
+  await waitRunning(id);
+  await eventually(() => h.caches.pvc(claim), { what: 'the PVC in the cache' });
+  await call(c, 'stopWorkload', { workloadId: id, timeoutSec: 1 });
+  expect((await call(c, 'listVolumes', {})).volumes).toContainEqual({
+    instanceId: claim,
+    volumeKey: claim,
+  });
+  expect(await call(c, 'removeVolume', { volumeName: claim, force: false })).toEqual({});
+  await eventually(
+    async () => {
+      try {
+        return Boolean((await pvcs().get(h.ns.name, claim)).metadata?.deletionTimestamp);
+      } catch (err) {
+        return isNotFound(err);
+      }
+    },
+    { what: 'the PVC to go' },
+  );
+  expect(await call(c, 'removeVolume', { volumeName: claim, force: false })).toEqual({});
 });
 
 describe('errors', () => {

@@ -668,44 +668,25 @@ describe('the operator as the chart ServiceAccount', () => {
     expect(text).toContain(`${marker}\n`);
     mark('logs');
 
-    // Stop: the controller deletes the Pod and keeps the workload.
+    // Stop deletes the workload as upstream: the AgentWorkload is finalized, its Pod and
+    // Secrets go, the PVC stays and RemoveVolume deletes it.
     await call(grpc, 'stopWorkload', { workloadId: id, timeoutSec: 1 }, bearer());
     expect(await exists(() => pods().get(workloadNs, pod))).toBe(false);
-    const stopped = await eventually(
-      async () => {
-        const w = await getWorkload(client, workloadNs, pod);
-        return w.status?.phase === 'Stopped' ? w : undefined;
-      },
-      { what: `${pod} Stopped` },
-    );
-    expect(stopped.spec.stopped).toBe(true);
-    expect((await call(grpc, 'inspectWorkload', { workloadId: id }, bearer())).stateRunning).toBe(
-      false,
-    );
-    mark('gRPC stop');
-
-    // Remove with its volumes: the AgentWorkload is finalized, Secrets and the PVC go.
-    await call(
-      grpc,
-      'removeWorkload',
-      { workloadId: id, force: false, removeVolumes: true },
-      bearer(),
-    );
-    await eventually(async () => !(await exists(() => workloads().get(workloadNs, pod))), {
-      timeoutMs: 30_000,
-      what: `${pod} finalized and gone`,
-    });
+    expect(await exists(() => workloads().get(workloadNs, pod))).toBe(false);
     for (const s of [`${pod}-pull`, `${pod}-inline-files`]) {
       expect(await exists(() => secrets().get(workloadNs, s))).toBe(false);
     }
-    await eventually(async () => !(await exists(() => pvcs().get(workloadNs, `ws-${key}`))), {
-      what: `PVC ws-${key} deleted`,
-    });
     const gone = await call(grpc, 'inspectWorkload', { workloadId: id }, bearer()).then(
       () => 0,
       (err: ServiceError) => err.code,
     );
     expect(gone).toBe(status.NOT_FOUND);
+    mark('gRPC stop');
+
+    await call(grpc, 'removeVolume', { volumeName: `ws-${key}`, force: false }, bearer());
+    await eventually(async () => !(await exists(() => pvcs().get(workloadNs, `ws-${key}`))), {
+      what: `PVC ws-${key} deleted`,
+    });
     mark('gRPC remove');
     // The state reporter told the gateway about the workload.
     await eventually(() => gateway.requests.reportWorkloadState.some((r) => r.workloadId === id), {

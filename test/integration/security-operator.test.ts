@@ -348,6 +348,8 @@ describe('secrets and the API', () => {
       inlineFiles: { '/etc/agent/token': Buffer.from(PLANTED.inlineFile) },
       capabilities: ['docker'],
     });
+    // The platform away for a while: state reports fail and are retried (debug logs).
+    gateway.behaviour.stateFailure = 'UNAVAILABLE';
     await call(grpc, 'startWorkload', request, auth());
     // The same id again: ALREADY_EXISTS, after the planted values were handled once more.
     expect((await codeOf(call(grpc, 'startWorkload', request, auth()))).code).toBe(
@@ -360,6 +362,11 @@ describe('secrets and the API', () => {
         what: 'the shim workload Running',
       },
     );
+    await eventually(
+      () => operator.logs().some((l) => l.msg === 'workload state report failed; will retry'),
+      { what: 'a failed state report retried' },
+    );
+    gateway.behaviour.stateFailure = undefined;
     await call(grpc, 'inspectWorkload', { workloadId }, auth());
     await call(grpc, 'getWorkloadLabels', { workloadId }, auth());
     await call(grpc, 'touchWorkload', { workloadId }, auth());
@@ -421,17 +428,8 @@ describe('secrets and the API', () => {
     );
     await collect(logs);
 
-    // The platform away for a while: state reports fail and are retried (debug logs).
-    gateway.behaviour.stateFailure = 'UNAVAILABLE';
+    // Stop deletes the workload (and its Secrets with it).
     await call(grpc, 'stopWorkload', { workloadId, timeoutSec: 1 }, auth());
-    await eventually(
-      async () => (await getWorkload(client, ns.name, pod)).status?.phase === 'Stopped',
-      {
-        what: 'the shim workload Stopped',
-      },
-    );
-    gateway.behaviour.stateFailure = undefined;
-    await call(grpc, 'removeWorkload', { workloadId, force: true, removeVolumes: true }, auth());
     await eventually(
       () =>
         getWorkload(client, ns.name, pod).then(

@@ -124,6 +124,8 @@ describe('translateStartRequest', () => {
         'app.kubernetes.io/managed-by': 'k8s-runner',
         'agyn.io/workload-id': ID,
       },
+      // The controller's finalizer in the create: no PATCH to add it.
+      finalizers: ['agyn.io/workload-cleanup'],
       annotations: { 'agyn.io/ttl-seconds-after-stopped': '3600' },
     });
     expect(spec.workloadId).toBe(ID);

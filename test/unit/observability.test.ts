@@ -181,6 +181,34 @@ describe('WorkloadLifecycleTracer', () => {
     });
   });
 
+  it('gives a workload whose first status is Running its start stage from its creation', () => {
+    const { exporter, tracer } = inMemoryTracer();
+    const lifecycle = new WorkloadLifecycleTracer(undefined, tracer);
+    const created = '2026-01-01T00:00:00Z';
+    const fresh = {
+      ...workload('f'),
+      metadata: { ...workload('f').metadata, creationTimestamp: created },
+    };
+    lifecycle.workloadChanged(fresh, { phase: 'Running' });
+    lifecycle.workloadChanged({ ...fresh, status: { phase: 'Running' } }, { phase: 'Stopped' });
+    // Seen first mid-life (a new leader): its earlier phase was written, so no start stage.
+    const later = { ...fresh, metadata: { ...fresh.metadata, uid: 'uid-g' } };
+    lifecycle.workloadChanged({ ...later, status: { phase: 'Starting' } }, { phase: 'Running' });
+    lifecycle.endAll('test');
+    const spans = exporter.getFinishedSpans();
+    expect(spans.map((x) => x.name)).toEqual([
+      'workload.start',
+      'workload.run',
+      'workload',
+      'workload.run',
+      'workload',
+    ]);
+    const [start, , root] = spans;
+    expect(start!.startTime).toEqual(root!.startTime);
+    expect(start!.startTime[0]).toBe(Date.parse(created) / 1000);
+    expect(start!.status.code).toBe(SpanStatusCode.OK);
+  });
+
   it('ends open spans on deletion and when reconciling stops, and ignores already finished workloads', () => {
     const { exporter, tracer } = inMemoryTracer();
     const lifecycle = new WorkloadLifecycleTracer(undefined, tracer);

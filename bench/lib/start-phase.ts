@@ -1,0 +1,108 @@
+/**
+ * One StartWorkload phase of bench:grpc: N StartWorkload calls from the forked load
+ * generator against a target (the direct runner, or the shim with its controller), the
+ * same observer informer on the namespace's Pods, and the target process's API requests,
+ * CPU and RSS over the phase.
+ */
+import type { KubeClient } from '../../src/kube/client.ts';
+import { PODS } from '../../src/kube/resources.ts';
+import type { StartResult } from './grpc-load.ts';
+import type { LoadGenerator } from './load-client.ts';
+import { diff, snapshot, sortedEntries, writesIn } from './operator.ts';
+import type { StartShape } from './shapes.ts';
+import { MemorySampler, nowMs, sleep } from './stats.ts';
+import { Tracker } from './tracker.ts';
+
+export type StartTarget = 'direct' | 'shim';
+
+export interface StartPhase {
+  target: StartTarget;
+  n: number;
+  /** First call → every started Pod Running, as the observer informer saw it. */
+  allRunningMs: number;
+  podsRunning: number;
+  /** Shim only: first call → every AgentWorkload's status Running (what Inspect reports). */
+  statusRunningMs?: number;
+  rpc: StartResult;
+  /** API requests of the target process per started workload (reads, watches included). */
+  requestsPerWorkload: number;
+  writesPerWorkload: number;
+  byResource: Array<[string, number]>;
+  /** CPU of this process from the first call until everything was Running. */
+  cpuMs: number;
+  rssPeak: number;
+}
+
+/** After everything is Running, writes that follow (a coalesced status, an Event) still count. */
+const SETTLE_MS = 2_000;
+
+export interface StartPhaseOptions {
+  target: StartTarget;
+  n: number;
+  concurrency: number;
+  shape: StartShape;
+  loadgen: LoadGenerator;
+  address: string;
+  /** The target's per-resource request tally. */
+  counts: Map<string, number>;
+  observer: KubeClient;
+  namespace: string;
+  /** Shim only: workload name → when its status was first seen Running. */
+  statusRunning?: Map<string, number>;
+  log: (message: string) => void;
+}
+
+export async function runStartPhase(o: StartPhaseOptions): Promise<StartPhase> {
+  const pods = new Tracker(o.observer, PODS, o.namespace, 'Running');
+  await pods.start();
+  const before = snapshot(o.counts);
+  const sampler = new MemorySampler(200).start();
+  const cpu0 = process.cpuUsage();
+  o.log(`${o.target}: ${o.n} StartWorkloads (${o.shape}) at concurrency ${o.concurrency}`);
+  const t0 = nowMs();
+  const rpc = await o.loadgen.run<StartResult>({
+    type: 'start',
+    address: o.address,
+    count: o.n,
+    concurrency: o.concurrency,
+    shape: o.shape,
+  });
+  const expected = o.n - rpc.errors;
+  const timeoutMs = Math.max(180_000, o.n * 300);
+  await pods
+    .until(() => pods.reachedPhase.size >= expected, timeoutMs, `the ${o.target} Pods to run`)
+    .catch((err: Error) => o.log(err.message));
+  const allRunningMs = Math.max(0, ...pods.reachedPhase.values()) - t0;
+  let statusRunningMs: number | undefined;
+  const statusRunning = o.statusRunning;
+  if (statusRunning) {
+    await pods
+      .until(() => statusRunning.size >= expected, timeoutMs, 'the AgentWorkloads Running')
+      .catch((err: Error) => o.log(err.message));
+    statusRunningMs = Math.max(0, ...statusRunning.values()) - t0;
+  }
+  const cpu = process.cpuUsage(cpu0);
+  await sleep(SETTLE_MS);
+  const counts = diff(snapshot(o.counts), before);
+  sampler.stop();
+  await pods.stop();
+  let requests = 0;
+  for (const v of counts.values()) requests += v;
+  const started = Math.max(1, expected);
+  o.log(
+    `${o.target}: all ${pods.reachedPhase.size} Pods Running after ${(allRunningMs / 1000).toFixed(2)} s`,
+  );
+  return {
+    target: o.target,
+    n: o.n,
+    allRunningMs,
+    podsRunning: pods.reachedPhase.size,
+    statusRunningMs,
+    rpc,
+    requestsPerWorkload: requests / started,
+    writesPerWorkload: writesIn(counts) / started,
+    byResource: sortedEntries(counts),
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    rssPeak: sampler.peakRss,
+  };
+}

@@ -1,0 +1,105 @@
+import type { StartPhase } from './start-phase.ts';
+import { fixed, mib, seconds } from './stats.ts';
+
+export interface StartComparison {
+  n: number;
+  direct: StartPhase;
+  shim: StartPhase;
+}
+
+/** The issue's targets for the start path, as ratios shim ÷ direct in one run. */
+export const START_TARGETS = {
+  allRunningRatio: 1.5,
+  rpcP50Ratio: 1.5,
+  writesPerWorkload: 4,
+  cpuRatio: 3,
+};
+
+function verdict(ok: boolean): string {
+  return ok ? 'meets' : '**misses**';
+}
+
+function ratio(shim: number, direct: number): string {
+  return direct > 0 ? `${fixed(shim / direct)}×` : 'n/a';
+}
+
+export function renderStartComparison(
+  runs: StartComparison[],
+  o: { startConcurrency: number; shape: string; qps: number; burst: number },
+): string[] {
+  const lines: string[] = [];
+  lines.push(
+    `### StartWorkload: the shim against the direct phase (the Go runner's path), request shape \`${o.shape}\``,
+  );
+  lines.push('');
+  lines.push(
+    `Per N, first the direct phase (bench/lib/direct-runner.ts: a grpc-js server in this process doing what the ` +
+      `Go runner does per StartWorkload — a pull Secret when the request has credentials, a PVC GET/POST per named ` +
+      `volume, one Pod POST — and answering STARTING), then the shim with its controller in this process; ` +
+      `both with an API client of ${o.qps} qps / burst ${o.burst}, the same ${o.startConcurrency} grpc-js callers in ` +
+      `the forked load generator, and the same observer informer on the namespace's Pods. CPU is this process's ` +
+      `from the first call until everything was Running; API requests are the target's, counted until 2 s after.`,
+  );
+  lines.push('');
+  lines.push('| N | Figure | Direct | Shim | Shim ÷ direct | Target |');
+  lines.push('|---|---|---:|---:|---:|---|');
+  for (const { n, direct: d, shim: s } of runs) {
+    const row = (figure: string, dv: string, sv: string, r: string, target = ''): void => {
+      lines.push(`| ${n} | ${figure} | ${dv} | ${sv} | ${r} | ${target} |`);
+    };
+    const runOk = s.allRunningMs <= START_TARGETS.allRunningRatio * d.allRunningMs;
+    row(
+      'First call → all Pods Running',
+      `${seconds(d.allRunningMs)} s`,
+      `${seconds(s.allRunningMs)} s`,
+      ratio(s.allRunningMs, d.allRunningMs),
+      n >= 500 ? `≤ ${START_TARGETS.allRunningRatio}× — ${verdict(runOk)}` : '',
+    );
+    if (s.statusRunningMs !== undefined)
+      row(
+        'First call → all AgentWorkloads Running (status)',
+        '',
+        `${seconds(s.statusRunningMs)} s`,
+        ratio(s.statusRunningMs, d.allRunningMs),
+      );
+    row(
+      'StartWorkload p50 / p99',
+      `${fixed(d.rpc.p50, 1)} / ${fixed(d.rpc.p99, 1)} ms`,
+      `${fixed(s.rpc.p50, 1)} / ${fixed(s.rpc.p99, 1)} ms`,
+      ratio(s.rpc.p50, d.rpc.p50),
+      `≤ ${START_TARGETS.rpcP50Ratio}× — ${verdict(s.rpc.p50 <= START_TARGETS.rpcP50Ratio * d.rpc.p50)}`,
+    );
+    row(
+      'API requests per workload (all / writes)',
+      `${fixed(d.requestsPerWorkload)} / ${fixed(d.writesPerWorkload)}`,
+      `${fixed(s.requestsPerWorkload)} / ${fixed(s.writesPerWorkload)}`,
+      ratio(s.writesPerWorkload, d.writesPerWorkload),
+      `≤ ${START_TARGETS.writesPerWorkload} writes — ${verdict(s.writesPerWorkload <= START_TARGETS.writesPerWorkload + 0.005)}`,
+    );
+    row(
+      'Process CPU (s) / per workload (ms)',
+      `${seconds(d.cpuMs)} / ${fixed(d.cpuMs / n, 2)}`,
+      `${seconds(s.cpuMs)} / ${fixed(s.cpuMs / n, 2)}`,
+      ratio(s.cpuMs, d.cpuMs),
+      `≤ ${START_TARGETS.cpuRatio}× — ${verdict(s.cpuMs <= START_TARGETS.cpuRatio * d.cpuMs)}`,
+    );
+    row('RSS peak of the process', `${mib(d.rssPeak)} MiB`, `${mib(s.rssPeak)} MiB`, '');
+    row(
+      'Errors',
+      `${d.rpc.errors} (${d.podsRunning} Running)`,
+      `${s.rpc.errors} (${s.podsRunning} Running)`,
+      '',
+      '0',
+    );
+  }
+  const last = runs[runs.length - 1];
+  if (last) {
+    const list = (p: StartPhase): string =>
+      p.byResource.map(([k, v]) => `${k} ${fixed(v / p.n, 2)}`).join(', ');
+    lines.push('');
+    lines.push(
+      `API requests per workload at N = ${last.n}: shim ${list(last.shim)}; direct ${list(last.direct)}.`,
+    );
+  }
+  return lines;
+}

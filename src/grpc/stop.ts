@@ -1,0 +1,187 @@
+import { status } from '@grpc/grpc-js';
+import { LABELS, MANAGED_BY_VALUE } from '../api/common.ts';
+import { KubeApiError, isConflict, isNotFound } from '../kube/errors.ts';
+import { AGENT_WORKLOADS, PODS, PVCS, SECRETS } from '../kube/resources.ts';
+import { inlineFilesSecretName, pullSecretName } from '../workload/pod-builder.ts';
+import type {
+  RemoveWorkloadRequest,
+  RemoveWorkloadResponse,
+  StopWorkloadRequest,
+  StopWorkloadResponse,
+} from '../gen/agynio/api/runner/v1/runner.ts';
+import {
+  INDEX_CLAIM,
+  claimNamesOfWorkload,
+  podNameOf,
+  workloadIdOf,
+  type Pod,
+  type Pvc,
+  type Workload,
+} from './caches.ts';
+import { RpcError, mapKubeError } from './errors.ts';
+import type { CallContext, ShimContext } from './rpc.ts';
+import { remainingMs, resolveWorkload } from './workloads.ts';
+
+/** StopWorkload without timeout_sec waits up to the Pod default grace period and a margin. */
+const DEFAULT_STOP_WAIT_SEC = 30;
+const STOP_WAIT_MARGIN_MS = 5_000;
+
+async function ignoreMissing(promise: Promise<unknown>): Promise<void> {
+  try {
+    await promise;
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+}
+
+/**
+ * Deletes the workload's Pod with `graceSeconds` before anything else can: the kubelet
+ * keeps the grace of the first delete it sees, and a later, shorter one only changes the
+ * API object. So this runs before the AgentWorkload is deleted (its finalizer, and the
+ * garbage collector after it, delete the Pod with the Pod's default grace).
+ */
+async function deletePodFirst(
+  shim: ShimContext,
+  workload: Workload,
+  graceSeconds: number,
+): Promise<void> {
+  const podName = podNameOf(workload);
+  const cached = shim.caches.pod(podName);
+  if (cached?.metadata?.deletionTimestamp && cached.metadata.deletionGracePeriodSeconds === 0)
+    return;
+  try {
+    // Not in the cache yet (just created) is no reason to skip it: the name is the workload's.
+    await shim.kube.resource<Pod>(PODS).delete(shim.namespace, podName, {
+      gracePeriodSeconds: graceSeconds,
+      preconditions: cached?.metadata?.uid ? { uid: cached.metadata.uid } : undefined,
+    });
+  } catch (err) {
+    if (!isNotFound(err) && !isConflict(err)) throw err;
+  }
+}
+
+/** Deletes the AgentWorkload; its finalizer deletes the Pod and the Secrets and keeps PVCs. */
+async function deleteWorkload(shim: ShimContext, workload: Workload): Promise<void> {
+  shim.recent?.forget(workload.metadata.name);
+  if (workload.metadata.deletionTimestamp) return;
+  try {
+    await shim.kube
+      .resource<Workload>(AGENT_WORKLOADS)
+      .delete(shim.namespace, workload.metadata.name, {
+        propagationPolicy: 'Background',
+        preconditions: { uid: workload.metadata.uid },
+      });
+  } catch (err) {
+    if (!isNotFound(err) && !isConflict(err)) throw err;
+  }
+}
+
+/**
+ * Stop is deletion, as upstream: the Pod goes (with `timeout_sec` as its grace when > 0)
+ * with the AgentWorkload and its Secrets; PVCs stay. Returns once the Pod and the
+ * AgentWorkload have left the cache (or the wait ran out), so that InspectWorkload then
+ * answers NOT_FOUND and a StartWorkload with the same id starts a new workload.
+ */
+export async function stopWorkload(
+  shim: ShimContext,
+  req: StopWorkloadRequest,
+  ctx: CallContext,
+): Promise<StopWorkloadResponse> {
+  const workload = resolveWorkload(shim, req.workloadId);
+  if (req.timeoutSec > 0) await deletePodFirst(shim, workload, req.timeoutSec);
+  await deleteWorkload(shim, workload);
+  const waitSec = req.timeoutSec > 0 ? req.timeoutSec : DEFAULT_STOP_WAIT_SEC;
+  const until = Date.now() + remainingMs(ctx, waitSec * 1000 + STOP_WAIT_MARGIN_MS);
+  const podName = podNameOf(workload);
+  const gone =
+    (await shim.caches.waitFor(
+      'pods',
+      podName,
+      (p) => p === undefined,
+      until - Date.now(),
+      ctx.signal,
+    )) &&
+    (await shim.caches.waitFor(
+      'workloads',
+      workload.metadata.name,
+      (w) => w === undefined || w.metadata.uid !== workload.metadata.uid,
+      until - Date.now(),
+      ctx.signal,
+    ));
+  if (!gone && !ctx.signal.aborted) {
+    ctx.logger.warn({ pod: podName }, 'workload still terminating when StopWorkload returned');
+  }
+  return {};
+}
+
+export async function removeWorkload(
+  shim: ShimContext,
+  req: RemoveWorkloadRequest,
+  ctx: CallContext,
+): Promise<RemoveWorkloadResponse> {
+  const workload = resolveWorkload(shim, req.workloadId);
+  const podName = podNameOf(workload);
+  const claims = claimNamesOfWorkload(workload);
+
+  if (req.force) await deletePodFirst(shim, workload, 0);
+  await deleteWorkload(shim, workload);
+  // Owned Secrets go with the CR; these two may not be adopted yet when Remove follows Start closely.
+  const ownSecrets = [pullSecretName(podName), inlineFilesSecretName(podName)].filter(
+    (s) =>
+      s === workload.spec.imagePullSecretRef?.name ||
+      s === workload.spec.inlineFiles?.secretRef.name,
+  );
+  for (const secret of ownSecrets) {
+    try {
+      await shim.kube.resource(SECRETS).delete(shim.namespace, secret);
+    } catch (err) {
+      if (!isNotFound(err)) ctx.logger.warn({ err, secret }, 'could not delete a workload Secret');
+    }
+  }
+
+  if (req.removeVolumes) {
+    const id = workloadIdOf(workload);
+    for (const claim of claims) {
+      const skip = volumeRemovalBlocker(shim, claim, id);
+      if (skip) {
+        ctx.logger.info({ pvc: claim, reason: skip }, 'kept a volume of a removed workload');
+        continue;
+      }
+      try {
+        await ignoreMissing(shim.kube.resource<Pvc>(PVCS).delete(shim.namespace, claim));
+      } catch (err) {
+        const detail = err instanceof KubeApiError ? mapKubeError(err).message : String(err);
+        throw new RpcError(status.INTERNAL, `pvc_cleanup_failed: ${claim}: ${detail}`);
+      }
+    }
+  }
+  return {};
+}
+
+/**
+ * Why a PVC of a removed workload is kept: unlike upstream, volumes the operator did not
+ * create, and volumes another workload still uses, are never deleted.
+ */
+function volumeRemovalBlocker(
+  shim: ShimContext,
+  claim: string,
+  workloadId: string,
+): string | undefined {
+  const pvc = shim.caches.pvc(claim);
+  if (pvc && pvc.metadata?.labels?.[LABELS.managedBy] !== MANAGED_BY_VALUE)
+    return 'not created by the operator';
+  const otherPod = shim.caches.pods
+    .byIndex(INDEX_CLAIM, claim)
+    .find(
+      (p) =>
+        p.metadata?.labels?.[LABELS.workloadId] !== workloadId && !p.metadata?.deletionTimestamp,
+    );
+  if (otherPod) return `mounted by Pod ${otherPod.metadata?.name}`;
+  const otherWorkload = shim.caches.workloads
+    .byIndex(INDEX_CLAIM, claim)
+    .find(
+      (w) => workloadIdOf(w) !== workloadId && !w.spec.stopped && !w.metadata.deletionTimestamp,
+    );
+  if (otherWorkload) return `used by AgentWorkload ${otherWorkload.metadata.name}`;
+  return undefined;
+}
