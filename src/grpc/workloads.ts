@@ -100,12 +100,12 @@ export function ready(): Promise<ReadyResponse> {
  */
 async function awaitNameFree(shim: ShimContext, name: string, ctx: CallContext): Promise<void> {
   const existing = shim.caches.workload(name) ?? shim.recent?.get(name);
+  if (!existing && !shim.caches.pod(name)) return;
   const alreadyExists = new RpcError(
     status.ALREADY_EXISTS,
     `resource already exists: agentworkloads.agyn.io ${JSON.stringify(name)} already exists`,
   );
   if (existing && !existing.metadata.deletionTimestamp) throw alreadyExists;
-  if (!existing && !shim.caches.pod(name)) return;
   const until = Date.now() + remainingMs(ctx, PREVIOUS_WORKLOAD_WAIT_MS);
   const free =
     (await shim.caches.waitFor('workloads', name, (w) => w === undefined, until - Date.now())) &&
