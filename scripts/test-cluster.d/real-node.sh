@@ -120,8 +120,9 @@ cgroups_up() {
   mkdir -p "$DAEMON_CGROUP"
 }
 
-# Every process in cgroup directory $1 and below.
-cgroup_pids() { find "$1" -name cgroup.procs -exec cat {} + 2>/dev/null; }
+# Every process in cgroup directory $1 and below (runc removes the cgroups of exiting
+# containers meanwhile, so find may report vanished directories: not an error here).
+cgroup_pids() { find "$1" -name cgroup.procs -exec cat {} + 2>/dev/null || true; }
 
 kill_cgroup_tree() {
   local dir="$1" sig i pids
