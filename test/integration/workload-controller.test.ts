@@ -1,4 +1,5 @@
 import type { IPod } from 'kubernetes-models/v1/Pod';
+import { DEFAULT_WORKLOAD_SECURITY } from '../../src/api/runner.ts';
 import { KubeClient, type KubeObject } from '../../src/kube/client.ts';
 import { isNotFound } from '../../src/kube/errors.ts';
 import { AGENT_WORKLOADS, EVENTS, PODS, PVCS, SECRETS } from '../../src/kube/resources.ts';
@@ -23,12 +24,19 @@ const client = KubeClient.fromEnvironment(process.env.KUBECONFIG);
 const pods = client.resource<IPod & KubeObject>(PODS);
 let ns: TestNamespace;
 let controller: WorkloadController;
+/** The platform's agents: the Ziti tunnel sidecar adds NET_ADMIN. */
+const zitiRunner = fastRunner({
+  security: {
+    ...DEFAULT_WORKLOAD_SECURITY,
+    capabilities: { ...DEFAULT_WORKLOAD_SECURITY.capabilities, ziti: ['NET_ADMIN'] },
+  },
+});
 
 function startController(): WorkloadController {
   const c = new WorkloadController({
     client,
     logger: testLogger,
-    runners: new StaticRunnerDirectory(fastRunner()),
+    runners: new StaticRunnerDirectory(zitiRunner),
     namespace: ns.name,
   });
   return c;
