@@ -35,6 +35,16 @@ export const configSchema = z.object({
   KUBE_API_QPS: z.coerce.number().positive().default(DEFAULT_QPS),
   KUBE_API_BURST: z.coerce.number().int().min(1).default(DEFAULT_BURST),
   STANDALONE: bool.default(false),
+  /** AgentWorkload annotation prefixes copied onto workload Pods (comma-separated). */
+  POD_ANNOTATION_PREFIXES: z
+    .string()
+    .default('pod.agyn.io/')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((p) => p.trim())
+        .filter((p) => p !== ''),
+    ),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /** Spans are exported over OTLP/HTTP only when this is set. */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess((v) => (v === '' ? undefined : v), z.url().optional()),

@@ -83,6 +83,7 @@ async function main(): Promise<void> {
     runners: directory,
     namespace: workloadNs,
     workers: config.WORKERS,
+    podAnnotationPrefixes: config.POD_ANNOTATION_PREFIXES,
     stateSink: lifecycle.sink,
     informers: { workloads: caches.workloads, pods: caches.pods, pvcs: caches.pvcs },
   });

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
@@ -15,9 +14,14 @@ import { AGENT_WORKLOADS, PODS, PVCS, SECRETS } from '../kube/resources.ts';
 import { containerStatesFromPod } from './container-states.ts';
 import { desiredStatus, type StatusFacts } from './desired-status.ts';
 import { classifyWorkload } from './health.ts';
+import { ACCESS_RECHECK_MS, AccessGate } from './access-gate.ts';
+import {
+  desiredPod as buildDesiredPod,
+  POD_ANNOTATION_PREFIXES,
+  POD_SPEC_HASH_ANNOTATION,
+} from './desired-pod.ts';
 import {
   buildPersistentVolumeClaim,
-  buildPod,
   inlineFilesSecretName,
   pullSecretName,
   WorkloadConfigError,
@@ -28,12 +32,9 @@ import type { RunnerDirectory, WorkloadStateSink } from './seams.ts';
 export const WORKLOAD_FINALIZER = 'agyn.io/workload-cleanup';
 /** Starting with nothing to report: the same text from the Pod's creation on, so no write. */
 const STARTING_MESSAGE = 'Pod created; waiting for its containers';
-export const POD_SPEC_HASH_ANNOTATION = 'agyn.io/pod-spec-hash';
 /** A stopped workload with this annotation is deleted that many seconds after it stopped. */
 export const TTL_AFTER_STOPPED_ANNOTATION = 'agyn.io/ttl-seconds-after-stopped';
 export const TOUCHED_AT_ANNOTATION = 'agyn.io/touched-at';
-/** AgentWorkload annotations with these prefixes are copied onto its Pod. */
-export const POD_ANNOTATION_PREFIXES = ['pod.agyn.io/', 'sim.agyn.io/'];
 /**
  * A workload Secret (labelled with a workload id, as the gRPC shim writes them) whose
  * workload does not exist this long after its creation is deleted: the start that wrote it
@@ -64,6 +65,8 @@ export interface WorkloadControllerOptions {
   now?: () => Date;
   /** Default ORPHAN_SECRET_GRACE_MS. */
   orphanSecretGraceMs?: number;
+  /** AgentWorkload annotation prefixes copied onto Pods (default POD_ANNOTATION_PREFIXES). */
+  podAnnotationPrefixes?: readonly string[];
 }
 
 export interface WorkloadInformers {
@@ -86,10 +89,11 @@ export function createWorkloadInformers(
     }),
     pods: new Informer(client.resource<Pod>(PODS), { namespace, logger, labelSelector: managed }),
     pvcs: new Informer(client.resource<Pvc>(PVCS), { namespace, logger }),
+    // Only Secrets made for a workload (labelled with a workload id) are cached.
     secrets: new Informer(client.resource<Secret>(SECRETS), {
       namespace,
       logger,
-      labelSelector: managed,
+      labelSelector: LABELS.workloadId,
     }),
   };
 }
@@ -113,10 +117,6 @@ function unadoptedWorkloadSecret(secret: KubeObject): string | undefined {
   return id;
 }
 
-function hashOf(value: unknown): string {
-  return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
-}
-
 /**
  * Materializes each AgentWorkload as a Pod (plus PVCs, adopted Secrets) and keeps its
  * status true. Level-based: every reconcile starts from the caches, never from memory,
@@ -134,6 +134,7 @@ export class WorkloadController {
   private readonly pvcs: ResourceClient<Pvc>;
   private readonly secrets: ResourceClient<Secret>;
   private readonly recorder: EventRecorder;
+  private readonly access: AccessGate;
   private readonly podMissingSince = new Map<string, Date>();
   /** Pods created but not yet seen in the cache (controller-runtime's "expectations"). */
   private readonly expectedPods = new Map<string, number>();
@@ -160,6 +161,7 @@ export class WorkloadController {
     this.pvcs = this.client.resource(PVCS);
     this.secrets = this.client.resource(SECRETS);
     this.recorder = new EventRecorder(this.client, this.logger);
+    this.access = new AccessGate(this.informers.secrets, this.secrets);
     this.informers.workloads.addHandler({
       onAdd: (aw, initial) => this.enqueue(objectKey(aw), initial),
       onUpdate: (_old, aw) => this.enqueue(objectKey(aw)),
@@ -478,7 +480,12 @@ export class WorkloadController {
 
     let desiredPod: IPod;
     try {
-      desiredPod = this.desiredPod(aw, runner);
+      desiredPod = buildDesiredPod(
+        aw,
+        runner,
+        workloadIdOf(aw),
+        this.options.podAnnotationPrefixes ?? POD_ANNOTATION_PREFIXES,
+      );
     } catch (err) {
       if (err instanceof WorkloadConfigError) {
         return {
@@ -545,6 +552,11 @@ export class WorkloadController {
         };
       }
       this.podMissingSince.delete(key);
+      const blocked = await this.access.check(aw, workloadIdOf(aw));
+      if (blocked) {
+        const requeueAfterMs = blocked.phase === 'Pending' ? ACCESS_RECHECK_MS : undefined;
+        return { status: { ...base, placed, ...blocked }, requeueAfterMs };
+      }
       // The Pod and its claims together: the scheduler waits for a claim created a moment later.
       const [volumes, created] = await Promise.allSettled([
         this.ensureVolumes(aw, runner),
@@ -655,29 +667,6 @@ export class WorkloadController {
     return new Date(settled.lastTransitionTime).getTime() + ttl * 1000 - now.getTime();
   }
 
-  private desiredPod(aw: AgentWorkload & KubeObject, runner: RunnerSettings): IPod {
-    const pod = buildPod({
-      workload: aw,
-      workloadId: workloadIdOf(aw),
-      podName: aw.metadata.name,
-      runner,
-    });
-    const passthrough = Object.entries(aw.metadata.annotations ?? {}).filter(([k]) =>
-      POD_ANNOTATION_PREFIXES.some((p) => k.startsWith(p)),
-    );
-    const metadata = pod.metadata ?? {};
-    const annotations: Record<string, string> = {
-      ...(metadata.annotations ?? {}),
-      ...Object.fromEntries(passthrough),
-    };
-    annotations[POD_SPEC_HASH_ANNOTATION] = hashOf({
-      spec: pod.spec,
-      labels: metadata.labels,
-      annotations,
-    });
-    return { ...pod, metadata: { ...metadata, annotations } };
-  }
-
   private async ensureVolumes(
     aw: AgentWorkload & KubeObject,
     runner: RunnerSettings,
@@ -752,6 +741,8 @@ export class WorkloadController {
     const left =
       (Number.isNaN(createdAt) ? this.now().getTime() : createdAt) + grace - this.now().getTime();
     if (left > 0) return { requeueAfterMs: left };
+    // Only the shim's own Secrets are collected; one a user labelled for a workload stays.
+    if (secret.metadata?.labels?.[LABELS.managedBy] !== MANAGED_BY_VALUE) return;
     await this.deleteIgnoringMissing(this.secrets, secret);
     this.logger.info(
       { secret: key, workloadId: id },

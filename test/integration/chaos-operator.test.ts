@@ -50,7 +50,7 @@ import {
   type OperatorProcess,
 } from '../support/operator-process.ts';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.ts';
-import { fastRunner, workloadManifest } from '../support/workloads.ts';
+import { fastRunner, workloadManifest, SIM_ANNOTATION_PREFIXES } from '../support/workloads.ts';
 
 jest.setTimeout(600_000);
 
@@ -375,6 +375,7 @@ test('a start that died between its Secrets and its AgentWorkload leaves nothing
     logger: testLogger,
     runners: new StaticRunnerDirectory(fastRunner()),
     namespace: other.name,
+    podAnnotationPrefixes: SIM_ANNOTATION_PREFIXES,
     orphanSecretGraceMs: 1_500,
   });
   try {

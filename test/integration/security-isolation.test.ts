@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { KubeObject } from '../../src/kube/client.ts';
 import { isInvalid, isNotFound } from '../../src/kube/errors.ts';
-import { AGENT_WORKLOADS, NAMESPACES, PODS } from '../../src/kube/resources.ts';
+import { AGENT_WORKLOADS, NAMESPACES, PODS, SECRETS } from '../../src/kube/resources.ts';
 import { WorkloadController } from '../../src/workload/controller.ts';
 import { StaticRunnerDirectory } from '../../src/workload/seams.ts';
 import {
@@ -124,5 +124,58 @@ describe('attack 1: Linux capabilities and Pod security', () => {
       } as object),
     );
     expect(message).toContain('spec.sidecars[0].linuxCapabilities[0]');
+  });
+});
+
+async function createSecret(name: string, labels: Record<string, string>): Promise<void> {
+  await client.resource(SECRETS).create(ns.name, {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name, labels },
+    data: { token: Buffer.from(`secret-of-${name}`).toString('base64') },
+  } as KubeObject);
+}
+
+const inlineFrom = (secret: string) => ({
+  main: {
+    name: 'main',
+    image: 'example.invalid/agent:1',
+    inlineFileMounts: ['/etc/stolen'],
+  },
+  inlineFiles: { secretRef: { name: secret }, files: [{ path: '/etc/stolen', key: 'token' }] },
+});
+
+describe('attack 2: Secrets not made for the workload', () => {
+  test('an unlabelled Secret of the namespace (e.g. a token) is refused, naming the field', async () => {
+    await createSecret('grpc-token', {});
+    await createWorkload(client, ns.name, workloadManifest('thief', inlineFrom('grpc-token')));
+    const aw = await waitForPhase(client, ns.name, 'thief', 'Failed');
+    expect(aw.status?.reason).toBe('config_invalid');
+    expect(aw.status?.message).toContain('spec.inlineFiles.secretRef.name');
+    expect(await podOf('thief')).toBeUndefined();
+  });
+
+  test("another workload's Secret (its id label) is refused as pull secret", async () => {
+    await createSecret('victim-pull', {
+      'app.kubernetes.io/managed-by': 'k8s-runner',
+      'agyn.io/workload-id': '11111111-2222-4333-8444-555555555555',
+    });
+    await createWorkload(
+      client,
+      ns.name,
+      workloadManifest('pull-thief', { imagePullSecretRef: { name: 'victim-pull' } }),
+    );
+    const aw = await waitForPhase(client, ns.name, 'pull-thief', 'Failed');
+    expect(aw.status?.message).toContain('spec.imagePullSecretRef.name');
+    expect(await podOf('pull-thief')).toBeUndefined();
+  });
+
+  test('a Secret labelled with the workload name is mounted', async () => {
+    await createSecret('own-files', { 'agyn.io/workload-name': 'owner' });
+    await createWorkload(client, ns.name, workloadManifest('owner', inlineFrom('own-files')));
+    await waitForPhase(client, ns.name, 'owner', 'Running');
+    expect((await podOf('owner'))?.spec?.volumes).toContainEqual(
+      expect.objectContaining({ name: 'inline-files' }),
+    );
   });
 });

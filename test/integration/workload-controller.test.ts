@@ -18,6 +18,7 @@ import {
   waitForPhase,
   workloadManifest,
   type Workload,
+  SIM_ANNOTATION_PREFIXES,
 } from '../support/workloads.ts';
 
 const client = KubeClient.fromEnvironment(process.env.KUBECONFIG);
@@ -38,6 +39,7 @@ function startController(): WorkloadController {
     logger: testLogger,
     runners: new StaticRunnerDirectory(zitiRunner),
     namespace: ns.name,
+    podAnnotationPrefixes: SIM_ANNOTATION_PREFIXES,
   });
   return c;
 }
@@ -77,7 +79,7 @@ test('an AgentWorkload with the agent layout becomes a Running Pod with full sta
   await client.resource(SECRETS).create(ns.name, {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name: 'files', labels: {} },
+    metadata: { name: 'files', labels: { 'agyn.io/workload-name': 'agent' } },
     data: { 'inline-file-0': Buffer.from('CA').toString('base64') },
   } as KubeObject);
   await createWorkload(
@@ -420,6 +422,7 @@ test('a starting workload costs one finalizer patch, two status writes (Starting
       fastRunner({ health: { ...fastRunner().health, startGraceSeconds: 120 } }),
     ),
     namespace: own.name,
+    podAnnotationPrefixes: SIM_ANNOTATION_PREFIXES,
   });
   await c.startInformers();
   c.start();

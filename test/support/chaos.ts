@@ -188,6 +188,8 @@ export async function startChaosOperator(
       GRPC_AUTH_MODE: 'insecure',
       GRPC_PORT: String(options.grpcPort ?? 0),
       LOG_LEVEL: 'info',
+      // The simulator's hooks (sim.agyn.io/*) reach Pods only because the test says so.
+      POD_ANNOTATION_PREFIXES: 'pod.agyn.io/,sim.agyn.io/',
       ...options.env,
     },
   });
