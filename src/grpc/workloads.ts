@@ -66,9 +66,13 @@ export function requireWorkloadId(raw: string): string {
  * one whose workload id (spec, status or uid) is `id`.
  */
 export function findWorkload(shim: ShimContext, id: string): Workload | undefined {
+  // Only a workload whose id is `id` (as recorded by the controller once it has checked it is
+  // unique); one the controller verified wins over one it has not seen yet.
   const byName = shim.caches.workload(podNameFor(id));
-  if (byName) return byName;
-  return shim.caches.workloads.byIndex(INDEX_WORKLOAD_ID, id)[0];
+  const matches = [byName, ...shim.caches.workloads.byIndex(INDEX_WORKLOAD_ID, id)].filter(
+    (w): w is Workload => w !== undefined && workloadIdOf(w) === id,
+  );
+  return matches.find((w) => w.status?.workloadId === id) ?? matches[0];
 }
 
 export function resolveWorkload(shim: ShimContext, rawId: string): Workload {

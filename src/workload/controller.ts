@@ -15,6 +15,7 @@ import { containerStatesFromPod } from './container-states.ts';
 import { desiredStatus, type StatusFacts } from './desired-status.ts';
 import { classifyWorkload } from './health.ts';
 import { ACCESS_RECHECK_MS, AccessGate } from './access-gate.ts';
+import { claimedWorkloadId, claimKeys, WORKLOAD_ID_CLAIM_INDEX } from './identity.ts';
 import {
   desiredPod as buildDesiredPod,
   POD_ANNOTATION_PREFIXES,
@@ -98,10 +99,6 @@ export function createWorkloadInformers(
   };
 }
 
-export function workloadIdOf(workload: AgentWorkload): string {
-  return workload.spec.workloadId ?? workload.metadata.uid ?? '';
-}
-
 function controllerOwner(obj: KubeObject): string | undefined {
   const ref = obj.metadata?.ownerReferences?.find(
     (r) => r.controller && r.kind === 'AgentWorkload',
@@ -173,12 +170,13 @@ export class WorkloadController {
         // Secrets it never adopted are left behind: collect them.
         for (const secret of this.informers.secrets.byIndex(
           SECRET_WORKLOAD_ID_INDEX,
-          workloadIdOf(aw),
+          this.idOf(aw),
         )) {
           this.enqueueSecret(secret);
         }
       },
     });
+    this.informers.workloads.addIndex(WORKLOAD_ID_CLAIM_INDEX, claimKeys);
     this.informers.secrets.addIndex(SECRET_WORKLOAD_ID_INDEX, (s) => {
       const id = s.metadata?.labels?.[LABELS.workloadId];
       return id ? [id] : [];
@@ -204,6 +202,13 @@ export class WorkloadController {
     this.runners.onChange(() => {
       for (const aw of this.informers.workloads.list()) this.enqueue(objectKey(aw));
     });
+  }
+
+  /** The workload id this workload may use: unique in its namespace (src/workload/identity.ts). */
+  private idOf(aw: AgentWorkload): string {
+    return claimedWorkloadId(aw, (id) =>
+      this.informers.workloads.byIndex(WORKLOAD_ID_CLAIM_INDEX, id),
+    );
   }
 
   /** Starts the informers this controller created and waits for them to sync. */
@@ -296,7 +301,7 @@ export class WorkloadController {
       aw.metadata.finalizers?.includes(WORKLOAD_FINALIZER) || ahead?.finalizer
         ? undefined
         : this.addFinalizer(key, aw);
-    const log = this.logger.child({ workload: key, workloadId: workloadIdOf(aw) });
+    const log = this.logger.child({ workload: key, workloadId: this.idOf(aw) });
     let facts: { status: StatusFacts; requeueAfterMs?: number };
     try {
       // Secrets are adopted whatever the phase (a workload stopped before its Pod was
@@ -370,7 +375,7 @@ export class WorkloadController {
     const base: StatusFacts = {
       phase: current.phase ?? 'Pending',
       podName: aw.metadata.name,
-      workloadId: workloadIdOf(aw),
+      workloadId: this.idOf(aw),
       runner: current.runner ?? pod?.metadata?.labels?.[LABELS.runner] ?? undefined,
       startTime: current.startTime,
       containers: current.containers,
@@ -483,7 +488,7 @@ export class WorkloadController {
       desiredPod = buildDesiredPod(
         aw,
         runner,
-        workloadIdOf(aw),
+        this.idOf(aw),
         this.options.podAnnotationPrefixes ?? POD_ANNOTATION_PREFIXES,
       );
     } catch (err) {
@@ -552,7 +557,7 @@ export class WorkloadController {
         };
       }
       this.podMissingSince.delete(key);
-      const blocked = await this.access.check(aw, workloadIdOf(aw));
+      const blocked = await this.access.check(aw, this.idOf(aw));
       if (blocked) {
         const requeueAfterMs = blocked.phase === 'Pending' ? ACCESS_RECHECK_MS : undefined;
         return { status: { ...base, placed, ...blocked }, requeueAfterMs };
@@ -671,7 +676,7 @@ export class WorkloadController {
     aw: AgentWorkload & KubeObject,
     runner: RunnerSettings,
   ): Promise<void> {
-    const input = { workload: aw, workloadId: workloadIdOf(aw), podName: aw.metadata.name, runner };
+    const input = { workload: aw, workloadId: this.idOf(aw), podName: aw.metadata.name, runner };
     const missing = aw.spec.volumes.filter(
       (volume) =>
         volume.kind === 'Persistent' &&
@@ -691,17 +696,14 @@ export class WorkloadController {
     );
   }
 
-  /** Secrets the shim created for this workload become owned by it (garbage-collected with it). */
+  /**
+   * Secrets the shim created for this workload become owned by it (garbage-collected with
+   * it): only those named after the AgentWorkload itself and labelled with its id.
+   */
   private async adoptSecrets(aw: AgentWorkload & KubeObject): Promise<void> {
-    const names = new Set([
-      pullSecretName(aw.metadata.name),
-      inlineFilesSecretName(aw.metadata.name),
-    ]);
-    if (aw.spec.imagePullSecretRef) names.add(aw.spec.imagePullSecretRef.name);
-    if (aw.spec.inlineFiles) names.add(aw.spec.inlineFiles.secretRef.name);
-    for (const name of names) {
+    for (const name of ownSecretNames(aw)) {
       const secret = this.informers.secrets.get(aw.metadata.namespace, name);
-      if (!secret || secret.metadata?.labels?.[LABELS.workloadId] !== workloadIdOf(aw)) continue;
+      if (!secret || secret.metadata?.labels?.[LABELS.workloadId] !== this.idOf(aw)) continue;
       if (secret.metadata?.ownerReferences?.some((r) => r.uid === aw.metadata.uid)) continue;
       try {
         await this.secrets.mergePatch(aw.metadata.namespace, name, {
@@ -729,7 +731,7 @@ export class WorkloadController {
       .filter((suffix) => name.endsWith(suffix))
       .map((suffix) => this.informers.workloads.get(namespace, name.slice(0, -suffix.length)));
     const mine = (aw: (AgentWorkload & KubeObject) | undefined): aw is AgentWorkload & KubeObject =>
-      aw !== undefined && aw.metadata.namespace === namespace && workloadIdOf(aw) === id;
+      aw !== undefined && aw.metadata.namespace === namespace && this.idOf(aw) === id;
     const owner = named.find(mine) ?? this.informers.workloads.list().find(mine);
     if (owner) {
       // The Secret may reach the cache after its workload was reconciled: adopt it now.
@@ -754,11 +756,12 @@ export class WorkloadController {
     if (!aw.metadata.finalizers?.includes(WORKLOAD_FINALIZER)) return;
     if (pod && isOwnedBy(pod, aw) && !pod.metadata?.deletionTimestamp)
       await this.deleteIgnoringMissing(this.pods, pod);
-    const id = workloadIdOf(aw);
+    const id = this.idOf(aw);
     for (const secret of this.informers.secrets.list()) {
       if (secret.metadata?.namespace !== aw.metadata.namespace) continue;
       // Its own Secrets, adopted or not yet (a workload deleted before its Pod was created).
-      if (isOwnedBy(secret, aw) || unadoptedWorkloadSecret(secret) === id) {
+      const named = ownSecretNames(aw).includes(secret.metadata?.name ?? '');
+      if (isOwnedBy(secret, aw) || (named && unadoptedWorkloadSecret(secret) === id)) {
         await this.deleteIgnoringMissing(this.secrets, secret);
       }
     }
@@ -874,6 +877,11 @@ interface WrittenAhead {
   finalizer?: boolean;
   /** The status last written. */
   status?: AgentWorkloadStatus;
+}
+
+/** The names of the Secrets the shim writes for a workload: named after the AgentWorkload. */
+function ownSecretNames(aw: AgentWorkload): string[] {
+  return [pullSecretName(aw.metadata.name), inlineFilesSecretName(aw.metadata.name)];
 }
 
 function isOwnedBy(obj: KubeObject, aw: AgentWorkload): boolean {

@@ -179,3 +179,56 @@ describe('attack 2: Secrets not made for the workload', () => {
     );
   });
 });
+
+describe("attack 3: claiming another workload's id", () => {
+  const VICTIM_ID = '9a0b1c2d-3333-4e5f-a6b7-cccccccccccc';
+
+  test("a duplicate id gets the CR's uid and neither adopts nor deletes the victim's Secrets", async () => {
+    // The victim as the shim writes it: its pull Secret labelled with its id, named after it.
+    const victimName = `workload-${VICTIM_ID}`;
+    await createSecret(`${victimName}-pull`, {
+      'app.kubernetes.io/managed-by': 'k8s-runner',
+      'agyn.io/workload-id': VICTIM_ID,
+    });
+    await createWorkload(
+      client,
+      ns.name,
+      workloadManifest(victimName, {
+        workloadId: VICTIM_ID,
+        imagePullSecretRef: { name: `${victimName}-pull` },
+      }),
+    );
+    const victim = await waitForPhase(client, ns.name, victimName, 'Running');
+    expect(victim.status?.workloadId).toBe(VICTIM_ID);
+
+    const thief = await createWorkload(
+      client,
+      ns.name,
+      workloadManifest('id-thief', {
+        workloadId: VICTIM_ID,
+        imagePullSecretRef: { name: `${victimName}-pull` },
+      }),
+    );
+    const failed = await waitForPhase(client, ns.name, 'id-thief', 'Failed');
+    expect(failed.status?.workloadId).toBe(thief.metadata.uid);
+    const secret = await client.resource(SECRETS).get(ns.name, `${victimName}-pull`);
+    expect(secret.metadata?.ownerReferences?.map((r) => r.name)).toEqual([victimName]);
+
+    await client.resource(AGENT_WORKLOADS).delete(ns.name, 'id-thief');
+    await eventually(async () => !(await exists(AGENT_WORKLOADS, 'id-thief')), {
+      what: 'the thief to be deleted',
+    });
+    expect(await exists(SECRETS, `${victimName}-pull`)).toBe(true);
+    expect((await podOf(victimName))?.metadata?.deletionTimestamp).toBeUndefined();
+  });
+});
+
+async function exists(resource: typeof SECRETS, name: string): Promise<boolean> {
+  try {
+    await client.resource(resource).get(ns.name, name);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
