@@ -35,6 +35,7 @@ import {
 } from './caches.ts';
 import { RpcError, invalidArgument, mapKubeError, resourceNotFound } from './errors.ts';
 import type { CallContext, ShimContext } from './rpc.ts';
+import { grantVolumes } from './volume-grants.ts';
 import {
   TOUCHED_AT_ANNOTATION,
   effectiveLabels,
@@ -185,6 +186,7 @@ export async function startWorkload(
       await createSecret(secret);
       created.push(secret.metadata.name);
     }
+    await grantVolumes(shim, plan, remainingMs(ctx, CACHE_CATCH_UP_MS));
     workload = await workloads.create(shim.namespace, plan.workload as Workload);
   } catch (err) {
     // Without a definite answer the API server may have created the AgentWorkload: its

@@ -15,18 +15,14 @@ import { containerStatesFromPod } from './container-states.ts';
 import { desiredStatus, type StatusFacts } from './desired-status.ts';
 import { classifyWorkload } from './health.ts';
 import { ACCESS_RECHECK_MS, AccessGate } from './access-gate.ts';
+import { ensureClaims, VolumeAccessError } from './volume-access.ts';
 import { claimedWorkloadId, claimKeys, WORKLOAD_ID_CLAIM_INDEX } from './identity.ts';
 import {
   desiredPod as buildDesiredPod,
   POD_ANNOTATION_PREFIXES,
   POD_SPEC_HASH_ANNOTATION,
 } from './desired-pod.ts';
-import {
-  buildPersistentVolumeClaim,
-  inlineFilesSecretName,
-  pullSecretName,
-  WorkloadConfigError,
-} from './pod-builder.ts';
+import { inlineFilesSecretName, pullSecretName, WorkloadConfigError } from './pod-builder.ts';
 import type { RunnerSettings } from './runner-settings.ts';
 import type { RunnerDirectory, WorkloadStateSink } from './seams.ts';
 
@@ -158,7 +154,7 @@ export class WorkloadController {
     this.pvcs = this.client.resource(PVCS);
     this.secrets = this.client.resource(SECRETS);
     this.recorder = new EventRecorder(this.client, this.logger);
-    this.access = new AccessGate(this.informers.secrets, this.secrets);
+    this.access = new AccessGate(this.informers.secrets, this.secrets, this.informers.pvcs);
     this.informers.workloads.addHandler({
       onAdd: (aw, initial) => this.enqueue(objectKey(aw), initial),
       onUpdate: (_old, aw) => this.enqueue(objectKey(aw)),
@@ -571,7 +567,7 @@ export class WorkloadController {
         .filter((r) => r.status === 'rejected')
         .map((r) => (r as PromiseRejectedResult).reason as unknown)
         .filter((err) => !isAlreadyExists(err));
-      const invalid = failures.find(isInvalid);
+      const invalid = failures.find((e) => isInvalid(e) || e instanceof VolumeAccessError);
       if (invalid) {
         // What the CRD schema cannot express (an env name with "=", duplicate mount paths,
         // a nameserver that is no IP address...) the API server refuses on the Pod or PVC:
@@ -579,7 +575,10 @@ export class WorkloadController {
         // created beside a refused claim could never start.
         if (created.status === 'fulfilled')
           await this.deleteIgnoringMissing(this.pods, created.value);
-        const message = `the API server refused the workload's objects: ${(invalid as Error).message}`;
+        const message =
+          invalid instanceof VolumeAccessError
+            ? invalid.message
+            : `the API server refused the workload's objects: ${(invalid as Error).message}`;
         return {
           status: { ...base, placed, phase: 'Failed', reason: 'config_invalid', message },
         };
@@ -672,28 +671,9 @@ export class WorkloadController {
     return new Date(settled.lastTransitionTime).getTime() + ttl * 1000 - now.getTime();
   }
 
-  private async ensureVolumes(
-    aw: AgentWorkload & KubeObject,
-    runner: RunnerSettings,
-  ): Promise<void> {
+  private ensureVolumes(aw: AgentWorkload & KubeObject, runner: RunnerSettings): Promise<void> {
     const input = { workload: aw, workloadId: this.idOf(aw), podName: aw.metadata.name, runner };
-    const missing = aw.spec.volumes.filter(
-      (volume) =>
-        volume.kind === 'Persistent' &&
-        !this.informers.pvcs.get(aw.metadata.namespace, volume.persistentName ?? volume.name),
-    );
-    await Promise.all(
-      missing.map(async (volume) => {
-        try {
-          await this.pvcs.create(
-            aw.metadata.namespace,
-            buildPersistentVolumeClaim(input, volume) as Pvc,
-          );
-        } catch (err) {
-          if (!isAlreadyExists(err)) throw err;
-        }
-      }),
-    );
+    return ensureClaims(input, this.informers.pvcs, this.pvcs);
   }
 
   /**

@@ -263,7 +263,11 @@ export function buildPersistentVolumeClaim(
   const index = workload.spec.volumes.findIndex((v) => v.name === volume.name);
   const field = index >= 0 ? `spec.volumes[${index}]` : 'spec.volumes';
 
-  const fixed: Record<string, string> = { [LABELS.managedBy]: MANAGED_BY_VALUE };
+  // The creator's id: only it (or a workload granted the claim) may mount it later.
+  const fixed: Record<string, string> = {
+    [LABELS.managedBy]: MANAGED_BY_VALUE,
+    [LABELS.workloadId]: input.workloadId,
+  };
   if (runner.name !== '') fixed[LABELS.runner] = runner.name;
   const labels = mergeLabels(volume.labels, `${field}.labels`, fixed);
 

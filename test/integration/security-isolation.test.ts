@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { KubeObject } from '../../src/kube/client.ts';
 import { isInvalid, isNotFound } from '../../src/kube/errors.ts';
-import { AGENT_WORKLOADS, NAMESPACES, PODS, SECRETS } from '../../src/kube/resources.ts';
+import { AGENT_WORKLOADS, NAMESPACES, PODS, PVCS, SECRETS } from '../../src/kube/resources.ts';
 import { WorkloadController } from '../../src/workload/controller.ts';
 import { StaticRunnerDirectory } from '../../src/workload/seams.ts';
 import {
@@ -232,3 +232,35 @@ async function exists(resource: typeof SECRETS, name: string): Promise<boolean> 
     throw err;
   }
 }
+
+describe("attack 4: another workload's volume", () => {
+  const volume = (claim: string) => ({
+    volumes: [{ name: 'ws', kind: 'Persistent' as const, persistentName: claim }],
+    main: {
+      name: 'main',
+      image: 'example.invalid/agent:1',
+      mounts: [{ volume: 'ws', mountPath: '/workspace' }],
+    },
+  });
+
+  test('a claim another workload created is not mounted; the workload fails naming the field', async () => {
+    await createWorkload(client, ns.name, workloadManifest('vol-owner', volume('owner-ws')));
+    await waitForPhase(client, ns.name, 'vol-owner', 'Running');
+    await createWorkload(client, ns.name, workloadManifest('vol-thief', volume('owner-ws')));
+    const aw = await waitForPhase(client, ns.name, 'vol-thief', 'Failed');
+    expect(aw.status?.reason).toBe('config_invalid');
+    expect(aw.status?.message).toContain('spec.volumes[0].persistentName');
+    expect(await podOf('vol-thief')).toBeUndefined();
+  });
+
+  test('a claim labelled agyn.io/volume-shared is mounted by any workload (explicit opt-in)', async () => {
+    await client.resource(PVCS).create(ns.name, {
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name: 'team-cache', labels: { 'agyn.io/volume-shared': 'true' } },
+      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+    } as KubeObject);
+    await createWorkload(client, ns.name, workloadManifest('sharer', volume('team-cache')));
+    await waitForPhase(client, ns.name, 'sharer', 'Running');
+  });
+});

@@ -158,7 +158,7 @@ const WORKLOAD_RULES = [
   'agyn.io/agentworkloads/finalizers: update',
   'agyn.io/agentworkloads/status: get,patch,update',
   'core/events: create,list,patch,watch',
-  'core/persistentvolumeclaims: create,delete,get,list,watch',
+  'core/persistentvolumeclaims: create,delete,get,list,patch,watch',
   'core/pods: create,delete,get,list,watch',
   'core/pods/exec: create,get',
   'core/pods/log: get',

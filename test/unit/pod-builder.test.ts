@@ -224,6 +224,7 @@ describe('buildPod: the agent-pod-example workload', () => {
         labels: {
           volume_key: EXAMPLE_VOLUME_KEY,
           'app.kubernetes.io/managed-by': 'k8s-runner',
+          'agyn.io/workload-id': EXAMPLE_WORKLOAD_ID,
           'agyn.io/runner': 'runner-eu-1',
         },
       },
@@ -962,6 +963,7 @@ describe('buildPod: labels and ownership', () => {
     expect(buildPersistentVolumeClaim(input, volume).metadata?.labels).toEqual({
       volume_key: EXAMPLE_VOLUME_KEY,
       'app.kubernetes.io/managed-by': 'k8s-runner',
+      'agyn.io/workload-id': EXAMPLE_WORKLOAD_ID,
     });
   });
 
@@ -1042,12 +1044,18 @@ describe('buildPersistentVolumeClaim', () => {
   it('lets the fixed labels win over volume labels', () => {
     const labels = claimFor(
       persistent({
-        labels: { volume_key: 'k', 'app.kubernetes.io/managed-by': 'me', 'agyn.io/runner': 'x' },
+        labels: {
+          volume_key: 'k',
+          'app.kubernetes.io/managed-by': 'me',
+          'agyn.io/runner': 'x',
+          'agyn.io/workload-id': 'someone-else',
+        },
       }),
     ).metadata?.labels;
     expect(labels).toEqual({
       volume_key: 'k',
       'app.kubernetes.io/managed-by': 'k8s-runner',
+      'agyn.io/workload-id': EXAMPLE_WORKLOAD_ID,
       'agyn.io/runner': 'runner-eu-1',
     });
   });
