@@ -11,7 +11,8 @@ export const DEFAULT_WORKERS = 16;
 /** Operator configuration from the environment (the Helm chart sets these). */
 export const configSchema = z.object({
   OPERATOR_NAMESPACE: z.string().min(1).default('default'),
-  WORKLOAD_NAMESPACE: z.string().optional(),
+  /** Required, and never the operator's namespace: workloads must not reach its Secrets. */
+  WORKLOAD_NAMESPACE: z.string().min(1),
   KUBECONFIG: z.string().optional(),
   GRPC_HOST: z.string().default('0.0.0.0'),
   GRPC_PORT: z.coerce.number().int().min(0).max(65535).default(50051),
@@ -54,8 +55,17 @@ export const configSchema = z.object({
 
 export type OperatorConfig = z.output<typeof configSchema>;
 
+const separateNamespaces = configSchema.refine(
+  (c) => c.WORKLOAD_NAMESPACE !== c.OPERATOR_NAMESPACE,
+  {
+    path: ['WORKLOAD_NAMESPACE'],
+    message:
+      'must not be OPERATOR_NAMESPACE (workloads may not share a namespace with its Secrets)',
+  },
+);
+
 export function loadConfig(env: NodeJS.ProcessEnv): OperatorConfig {
-  const parsed = configSchema.safeParse(env);
+  const parsed = separateNamespaces.safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new Error(`invalid configuration: ${problems}`);

@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     burst: config.KUBE_API_BURST,
   });
   const operatorNs = config.OPERATOR_NAMESPACE;
-  const workloadNs = config.WORKLOAD_NAMESPACE ?? operatorNs;
+  const workloadNs = config.WORKLOAD_NAMESPACE;
   const identity = config.POD_NAME ?? `${os.hostname()}-${process.pid}`;
   const tracing = await startTracing({
     endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,

@@ -21,9 +21,14 @@ export async function grantVolumes(
   const claims = new Set(
     plan.workload.spec.volumes.filter((v) => v.kind === 'Persistent').map(claimName),
   );
+  const coming = [...claims].filter(
+    (claim) =>
+      !shim.caches.pvc(claim) && shim.caches.workloads.byIndex(INDEX_CLAIM, claim).length > 0,
+  );
+  await Promise.all(
+    coming.map((claim) => shim.caches.waitFor('pvcs', claim, (p) => p !== undefined, waitMs)),
+  );
   for (const claim of claims) {
-    if (!shim.caches.pvc(claim) && shim.caches.workloads.byIndex(INDEX_CLAIM, claim).length > 0)
-      await shim.caches.waitFor('pvcs', claim, (p) => p !== undefined, waitMs);
     const pvc = shim.caches.pvc(claim);
     if (!pvc || mayMount(pvc, plan.workload, plan.workloadId)) continue;
     try {

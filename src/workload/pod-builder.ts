@@ -22,6 +22,7 @@ import {
 import type { DockerImplementation, Flavor } from '../api/runner.ts';
 import type { RunnerSettings } from './runner-settings.ts';
 import type { ContainerRole } from '../api/linux-capabilities.ts';
+import { reservedLabel } from './label-policy.ts';
 import {
   HELPER_SECURITY_CONTEXT,
   ungrantedCapability,
@@ -322,7 +323,11 @@ function mergeLabels(
   userField: string,
   fixed: Record<string, string>,
 ): Record<string, string> {
-  for (const [key, value] of Object.entries(user ?? {})) checkLabel(key, value, userField);
+  for (const [key, value] of Object.entries(user ?? {})) {
+    checkLabel(key, value, userField);
+    const reserved = reservedLabel(key);
+    if (reserved) throw new WorkloadConfigError('invalid_label', userField, reserved);
+  }
   for (const [key, value] of Object.entries(fixed)) checkLabel(key, value, 'metadata.labels');
   return { ...user, ...fixed };
 }

@@ -264,3 +264,43 @@ describe("attack 4: another workload's volume", () => {
     await waitForPhase(client, ns.name, 'sharer', 'Running');
   });
 });
+
+describe('attack 9: labels, test annotations and the Secret cache', () => {
+  test('a label in a reserved domain (e.g. posing as another app) fails the workload', async () => {
+    await createWorkload(
+      client,
+      ns.name,
+      workloadManifest('poser', { labels: { 'app.kubernetes.io/name': 'agents-orchestrator' } }),
+    );
+    const aw = await waitForPhase(client, ns.name, 'poser', 'Failed');
+    expect(aw.status?.message).toContain('spec.labels');
+    expect(await podOf('poser')).toBeUndefined();
+  });
+
+  test('sim.agyn.io test annotations do not reach the Pod in production', async () => {
+    await createWorkload(
+      client,
+      ns.name,
+      workloadManifest(
+        'simulated',
+        {},
+        { 'sim.agyn.io/scenario': 'crashloop', 'pod.agyn.io/x': 'y' },
+      ),
+    );
+    await waitForPhase(client, ns.name, 'simulated', 'Running');
+    const annotations = (await podOf('simulated'))?.metadata?.annotations ?? {};
+    expect(annotations['pod.agyn.io/x']).toBe('y');
+    expect(Object.keys(annotations).filter((k) => k.startsWith('sim.agyn.io/'))).toEqual([]);
+  });
+
+  test('the operator caches only Secrets labelled for a workload', async () => {
+    await createSecret('operator-managed', { 'app.kubernetes.io/managed-by': 'k8s-runner' });
+    await createSecret('for-a-workload', { 'agyn.io/workload-id': 'some-id' });
+    await eventually(() => controller.informers.secrets.get(ns.name, 'for-a-workload'), {
+      what: 'the workload Secret in the cache',
+    });
+    const cached = controller.informers.secrets.list().map((s) => s.metadata?.name);
+    expect(cached).not.toContain('operator-managed');
+    expect(cached).not.toContain('grpc-token');
+  });
+});

@@ -1279,3 +1279,39 @@ describe('WorkloadConfigError', () => {
     expect([err.code, err.field]).toEqual(['invalid_label', 'metadata.labels']);
   });
 });
+
+describe('buildPod: label policy', () => {
+  it.each([
+    'app.kubernetes.io/name',
+    'node-role.kubernetes.io/control-plane',
+    'k8s.io/x',
+    'agyn.io/grant-x',
+    'agyn.dev/role',
+  ])('refuses the reserved label %s, naming spec.labels', (key) => {
+    const err = configError(() => buildPod(minimalInput((w) => (w.spec.labels = { [key]: 'v' }))));
+    expect(err.code).toBe('invalid_label');
+    expect(err.field).toBe('spec.labels');
+    expect(err.message).toContain('is reserved');
+  });
+
+  it('passes unprefixed and foreign-prefixed labels, and overwrites the fixed ones', () => {
+    const labels = buildPod(
+      minimalInput(
+        (w) =>
+          (w.spec.labels = {
+            'agent-id': 'a',
+            workload_key: 'k',
+            'example.com/team': 't',
+            'chaos.agyn.io/seed': 's',
+            'agyn.io/workload-id': 'spoofed',
+          }),
+      ),
+    ).metadata?.labels;
+    expect(labels).toMatchObject({
+      'agent-id': 'a',
+      workload_key: 'k',
+      'example.com/team': 't',
+      'agyn.io/workload-id': EXAMPLE_WORKLOAD_ID,
+    });
+  });
+});
