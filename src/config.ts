@@ -12,7 +12,8 @@ export const DEFAULT_WORKERS = 16;
 /** Operator configuration from the environment (the Helm chart sets these). */
 export const configSchema = z.object({
   OPERATOR_NAMESPACE: z.string().min(1).default('default'),
-  WORKLOAD_NAMESPACE: z.string().optional(),
+  /** Required, and never the operator's namespace: workloads must not reach its Secrets. */
+  WORKLOAD_NAMESPACE: z.string().min(1),
   KUBECONFIG: z.string().optional(),
   GRPC_HOST: z.string().default('0.0.0.0'),
   GRPC_PORT: z.coerce.number().int().min(0).max(65535).default(50051),
@@ -56,6 +57,16 @@ export const configSchema = z.object({
   KUBE_API_QPS: z.coerce.number().positive().default(DEFAULT_QPS),
   KUBE_API_BURST: z.coerce.number().int().min(1).default(DEFAULT_BURST),
   STANDALONE: bool.default(false),
+  /** AgentWorkload annotation prefixes copied onto workload Pods (comma-separated). */
+  POD_ANNOTATION_PREFIXES: z
+    .string()
+    .default('pod.agyn.io/')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((p) => p.trim())
+        .filter((p) => p !== ''),
+    ),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /** Spans are exported over OTLP/HTTP only when this is set. */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess((v) => (v === '' ? undefined : v), z.url().optional()),
@@ -65,8 +76,17 @@ export const configSchema = z.object({
 
 export type OperatorConfig = z.output<typeof configSchema>;
 
+const separateNamespaces = configSchema.refine(
+  (c) => c.WORKLOAD_NAMESPACE !== c.OPERATOR_NAMESPACE,
+  {
+    path: ['WORKLOAD_NAMESPACE'],
+    message:
+      'must not be OPERATOR_NAMESPACE (workloads may not share a namespace with its Secrets)',
+  },
+);
+
 export function loadConfig(env: NodeJS.ProcessEnv): OperatorConfig {
-  const parsed = configSchema.safeParse(env);
+  const parsed = separateNamespaces.safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new Error(`invalid configuration: ${problems}`);

@@ -46,7 +46,7 @@ async function main(): Promise<void> {
     burst: config.KUBE_API_BURST,
   });
   const operatorNs = config.OPERATOR_NAMESPACE;
-  const workloadNs = config.WORKLOAD_NAMESPACE ?? operatorNs;
+  const workloadNs = config.WORKLOAD_NAMESPACE;
   const identity = config.POD_NAME ?? `${os.hostname()}-${process.pid}`;
   const tracing = await startTracing({
     endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
@@ -84,6 +84,7 @@ async function main(): Promise<void> {
     runners: directory,
     namespace: workloadNs,
     workers: config.WORKERS,
+    podAnnotationPrefixes: config.POD_ANNOTATION_PREFIXES,
     stateSink: lifecycle.sink,
     informers: { workloads: caches.workloads, pods: caches.pods, pvcs: caches.pvcs },
   });

@@ -8,6 +8,7 @@ import {
   type ObjectMeta,
 } from './common.ts';
 import { keyedByName, SPEC_RULES, type Volume } from './spec-rules.ts';
+import { LINUX_CAPABILITIES } from './linux-capabilities.ts';
 
 export const AGENT_WORKLOAD_KIND = 'AgentWorkload';
 export const AGENT_WORKLOAD_PLURAL = 'agentworkloads';
@@ -65,17 +66,10 @@ const containerFields = {
   env: z.array(envVarSchema).max(MAX_ENV).optional(),
   workingDir: z.string().max(4096).optional(),
   mounts: z.array(volumeMountSchema).max(MAX_MOUNTS).optional(),
-  linuxCapabilities: z
-    .array(
-      z
-        .string()
-        .min(1)
-        .max(64)
-        .regex(/^[A-Z_]+$/),
-    )
-    .max(64)
-    .optional()
-    .meta({ description: 'Linux capabilities to add, e.g. NET_ADMIN.' }),
+  linuxCapabilities: z.array(z.enum(LINUX_CAPABILITIES)).max(64).optional().meta({
+    description:
+      "Linux capabilities to add, e.g. NET_ADMIN; each must be granted to the container's role by the Runner (spec.workloadSecurity).",
+  }),
   inlineFileMounts: z.array(inlineFilePath).max(MAX_INLINE_FILES).optional().meta({
     description: 'Paths from spec.inlineFiles.files mounted read-only into this container.',
   }),

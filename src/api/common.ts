@@ -104,6 +104,8 @@ export const LABELS = {
   workloadId: 'agyn.io/workload-id',
   runner: 'agyn.io/runner',
   orchestratorManagedBy: 'agyn.dev/managed-by',
+  /** On a Secret or PVC: made for the AgentWorkload of this name (ownership by name). */
+  workloadName: 'agyn.io/workload-name',
 } as const;
 export const MANAGED_BY_VALUE = 'k8s-runner';
 export const ORCHESTRATOR_MANAGED_BY_VALUE = 'agents-orchestrator';

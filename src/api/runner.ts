@@ -9,6 +9,7 @@ import {
   withCel,
   type ObjectMeta,
 } from './common.ts';
+import { LINUX_CAPABILITIES } from './linux-capabilities.ts';
 
 export const RUNNER_KIND = 'Runner';
 export const RUNNER_PLURAL = 'runners';
@@ -68,6 +69,38 @@ export const healthThresholdsSchema = z.object({
 export type HealthThresholds = z.output<typeof healthThresholdsSchema>;
 export const DEFAULT_HEALTH: HealthThresholds = healthThresholdsSchema.parse({});
 
+const capabilityGrant = (role: string) =>
+  z
+    .array(z.enum(LINUX_CAPABILITIES))
+    .max(64)
+    .default([])
+    .meta({ description: `Linux capabilities a ${role} container may add.` });
+
+export const workloadSecuritySchema = z
+  .object({
+    allowRoot: z.boolean().default(false).meta({
+      description:
+        'Workload containers may run as root (uid 0); false sets runAsNonRoot on every workload container.',
+    }),
+    capabilities: z
+      .object({
+        main: capabilityGrant('main'),
+        init: capabilityGrant('init'),
+        mcp: capabilityGrant('mcp sidecar'),
+        hook: capabilityGrant('hook sidecar'),
+        ziti: capabilityGrant('ziti sidecar'),
+        other: capabilityGrant('other sidecar'),
+      })
+      .default({ main: [], init: [], mcp: [], hook: [], ziti: [], other: [] })
+      .meta({
+        description:
+          'Linux capabilities each container role may add (linuxCapabilities); every other capability is dropped.',
+      }),
+  })
+  .meta({ description: 'What workload containers may do beyond Pod Security "restricted".' });
+export type WorkloadSecurity = z.output<typeof workloadSecuritySchema>;
+export const DEFAULT_WORKLOAD_SECURITY: WorkloadSecurity = workloadSecuritySchema.parse({});
+
 export const runnerSpecSchema = withCel(
   z.object({
     gateway: z.object({
@@ -117,6 +150,7 @@ export const runnerSpecSchema = withCel(
       })
       .default({}),
     health: healthThresholdsSchema.default(DEFAULT_HEALTH),
+    workloadSecurity: workloadSecuritySchema.default(DEFAULT_WORKLOAD_SECURITY),
   }),
   [
     {

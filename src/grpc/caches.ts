@@ -14,9 +14,12 @@ export type Workload = AgentWorkload & KubeObject;
 export const INDEX_WORKLOAD_ID = 'workloadId';
 export const INDEX_CLAIM = 'claimName';
 
-/** The id of a workload: spec.workloadId, else what the controller recorded, else its uid. */
+/**
+ * The id of a workload: what the controller recorded (unique in the namespace), else
+ * spec.workloadId, else its uid.
+ */
 export function workloadIdOf(workload: Workload): string {
-  return workload.spec.workloadId ?? workload.status?.workloadId ?? workload.metadata.uid ?? '';
+  return workload.status?.workloadId ?? workload.spec.workloadId ?? workload.metadata.uid ?? '';
 }
 
 /** The Pod of a workload has the CR's name (status.podName mirrors it). */

@@ -1,3 +1,4 @@
+import { LINUX_CAPABILITIES, type LinuxCapability } from '../api/linux-capabilities.ts';
 import { isIP } from 'node:net';
 import { posix } from 'node:path';
 import type { ISecret } from 'kubernetes-models/v1/Secret';
@@ -50,7 +51,7 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
-const LINUX_CAPABILITY = /^[A-Z_]{1,64}$/;
+const LINUX_CAPABILITY = new Set<string>(LINUX_CAPABILITIES);
 const QUANTITY = /^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/;
 const LABEL_PREFIX = 'label.';
 /** A Secret's data may hold at most 1 MiB (the API server's limit). */
@@ -516,14 +517,14 @@ function translateContainer(
     ...new Set(c.requiredCapabilities.map((x) => x.trim().toUpperCase()).filter((x) => x !== '')),
   ];
   for (const capability of capabilities) {
-    if (!LINUX_CAPABILITY.test(capability)) {
+    if (!LINUX_CAPABILITY.has(capability)) {
       throw invalidArgument(
         'invalid_required_capability',
         `${field}.required_capabilities: ${JSON.stringify(capability)}`,
       );
     }
   }
-  if (capabilities.length > 0) container.linuxCapabilities = capabilities;
+  if (capabilities.length > 0) container.linuxCapabilities = capabilities as LinuxCapability[];
   if (c.inlineFileMounts.length > 0) {
     const paths: string[] = [];
     c.inlineFileMounts.forEach((m, i) => {

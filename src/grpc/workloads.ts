@@ -21,6 +21,7 @@ import type {
 import { INDEX_WORKLOAD_ID, podNameOf, workloadIdOf, type Pod, type Workload } from './caches.ts';
 import { RpcError, invalidArgument, resourceNotFound } from './errors.ts';
 import type { CallContext, ShimContext } from './rpc.ts';
+import { grantVolumes } from './volume-grants.ts';
 import {
   TOUCHED_AT_ANNOTATION,
   effectiveLabels,
@@ -37,6 +38,8 @@ const WORKLOAD_KEY_LABEL = 'workload_key';
 const PREVIOUS_WORKLOAD_WAIT_MS = 5_000;
 /** Time kept back from a client's deadline so the answer still reaches it. */
 const DEADLINE_RESERVE_MS = 1_000;
+/** How long StartWorkload waits for a claim another start is creating (volume-grants.ts). */
+const VOLUME_GRANT_WAIT_MS = 2_000;
 
 export function requireWorkloadId(raw: string): string {
   const id = raw.trim();
@@ -49,9 +52,13 @@ export function requireWorkloadId(raw: string): string {
  * one whose workload id (spec, status or uid) is `id`.
  */
 export function findWorkload(shim: ShimContext, id: string): Workload | undefined {
+  // Only a workload whose id is `id` (as recorded by the controller once it has checked it is
+  // unique); one the controller verified wins over one it has not seen yet.
   const byName = shim.caches.workload(podNameFor(id));
-  if (byName) return byName;
-  return shim.caches.workloads.byIndex(INDEX_WORKLOAD_ID, id)[0];
+  const matches = [byName, ...shim.caches.workloads.byIndex(INDEX_WORKLOAD_ID, id)].filter(
+    (w): w is Workload => w !== undefined && workloadIdOf(w) === id,
+  );
+  return matches.find((w) => w.status?.workloadId === id) ?? matches[0];
 }
 
 export function resolveWorkload(shim: ShimContext, rawId: string): Workload {
@@ -180,6 +187,7 @@ export async function startWorkload(
       await createSecret(secret);
       created.push(secret.metadata.name);
     }
+    await grantVolumes(shim, plan, remainingMs(ctx, VOLUME_GRANT_WAIT_MS));
     workload = await workloads.create(shim.namespace, plan.workload as Workload);
   } catch (err) {
     // Without a definite answer the API server may have created the AgentWorkload: its

@@ -90,11 +90,8 @@ export function workloadReportOf(
 ): WorkloadReport | undefined {
   const reported = lookup(STATUS_BY_PHASE, status.phase);
   const runner = status.runner ?? workload.status?.runner;
-  const workloadId =
-    workload.spec?.workloadId ??
-    status.workloadId ??
-    workload.status?.workloadId ??
-    workload.metadata.uid;
+  // Only the id the operator assigned or verified (unique in the namespace), never the spec's.
+  const workloadId = status.workloadId ?? workload.status?.workloadId;
   if (reported === undefined || !runner || !workloadId) return undefined;
   const containers: ReportedContainer[] = [];
   for (const c of status.containers ?? []) {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
@@ -16,25 +15,24 @@ import { containerStatesFromPod } from './container-states.ts';
 import { desiredStatus, type StatusFacts } from './desired-status.ts';
 import { classifyWorkload } from './health.ts';
 import { STATUS_PROGRESS_COALESCE_MS, coalesceWindowMs } from './status-coalescing.ts';
+import { ACCESS_RECHECK_MS, AccessGate } from './access-gate.ts';
+import { ensureClaims, VolumeAccessError } from './volume-access.ts';
+import { claimedWorkloadId, claimKeys, WORKLOAD_ID_CLAIM_INDEX } from './identity.ts';
 import {
-  buildPersistentVolumeClaim,
-  buildPod,
-  inlineFilesSecretName,
-  pullSecretName,
-  WorkloadConfigError,
-} from './pod-builder.ts';
+  desiredPod as buildDesiredPod,
+  POD_ANNOTATION_PREFIXES,
+  POD_SPEC_HASH_ANNOTATION,
+} from './desired-pod.ts';
+import { inlineFilesSecretName, pullSecretName, WorkloadConfigError } from './pod-builder.ts';
 import type { RunnerSettings } from './runner-settings.ts';
 import type { RunnerDirectory, WorkloadStateSink } from './seams.ts';
 
 export { WORKLOAD_FINALIZER };
 /** Starting with nothing to report: the same text from the Pod's creation on, so no write. */
 const STARTING_MESSAGE = 'Pod created; waiting for its containers';
-export const POD_SPEC_HASH_ANNOTATION = 'agyn.io/pod-spec-hash';
 /** A stopped workload with this annotation is deleted that many seconds after it stopped. */
 export const TTL_AFTER_STOPPED_ANNOTATION = 'agyn.io/ttl-seconds-after-stopped';
 export const TOUCHED_AT_ANNOTATION = 'agyn.io/touched-at';
-/** AgentWorkload annotations with these prefixes are copied onto its Pod. */
-export const POD_ANNOTATION_PREFIXES = ['pod.agyn.io/', 'sim.agyn.io/'];
 /**
  * A workload Secret (labelled with a workload id, as the gRPC shim writes them) whose
  * workload does not exist this long after its creation is deleted: the start that wrote it
@@ -66,6 +64,8 @@ export interface WorkloadControllerOptions {
   orphanSecretGraceMs?: number;
   /** Overrides both coalescing windows (status-coalescing.ts). */
   statusCoalesceMs?: number;
+  /** AgentWorkload annotation prefixes copied onto Pods (default POD_ANNOTATION_PREFIXES). */
+  podAnnotationPrefixes?: readonly string[];
 }
 
 export interface WorkloadInformers {
@@ -88,16 +88,13 @@ export function createWorkloadInformers(
     }),
     pods: new Informer(client.resource<Pod>(PODS), { namespace, logger, labelSelector: managed }),
     pvcs: new Informer(client.resource<Pvc>(PVCS), { namespace, logger }),
+    // Only Secrets made for a workload (labelled with a workload id) are cached.
     secrets: new Informer(client.resource<Secret>(SECRETS), {
       namespace,
       logger,
-      labelSelector: managed,
+      labelSelector: LABELS.workloadId,
     }),
   };
-}
-
-export function workloadIdOf(workload: AgentWorkload): string {
-  return workload.spec.workloadId ?? workload.metadata.uid ?? '';
 }
 
 function controllerOwner(obj: KubeObject): string | undefined {
@@ -113,10 +110,6 @@ function unadoptedWorkloadSecret(secret: KubeObject): string | undefined {
   if (!id || secret.metadata?.ownerReferences?.some((r) => r.kind === 'AgentWorkload'))
     return undefined;
   return id;
-}
-
-function hashOf(value: unknown): string {
-  return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
 }
 
 /**
@@ -136,6 +129,7 @@ export class WorkloadController {
   private readonly pvcs: ResourceClient<Pvc>;
   private readonly secrets: ResourceClient<Secret>;
   private readonly recorder: EventRecorder;
+  private readonly access: AccessGate;
   private readonly podMissingSince = new Map<string, Date>();
   /** Pods created but not yet seen in the cache (controller-runtime's "expectations"). */
   private readonly expectedPods = new Map<string, number>();
@@ -162,6 +156,7 @@ export class WorkloadController {
     this.pvcs = this.client.resource(PVCS);
     this.secrets = this.client.resource(SECRETS);
     this.recorder = new EventRecorder(this.client, this.logger);
+    this.access = new AccessGate(this.informers.secrets, this.secrets, this.informers.pvcs);
     this.informers.workloads.addHandler({
       onAdd: (aw, initial) => this.enqueue(objectKey(aw), initial),
       onUpdate: (_old, aw) => this.enqueue(objectKey(aw)),
@@ -173,12 +168,13 @@ export class WorkloadController {
         // Secrets it never adopted are left behind: collect them.
         for (const secret of this.informers.secrets.byIndex(
           SECRET_WORKLOAD_ID_INDEX,
-          workloadIdOf(aw),
+          this.idOf(aw),
         )) {
           this.enqueueSecret(secret);
         }
       },
     });
+    this.informers.workloads.addIndex(WORKLOAD_ID_CLAIM_INDEX, claimKeys);
     this.informers.secrets.addIndex(SECRET_WORKLOAD_ID_INDEX, (s) => {
       const id = s.metadata?.labels?.[LABELS.workloadId];
       return id ? [id] : [];
@@ -204,6 +200,13 @@ export class WorkloadController {
     this.runners.onChange(() => {
       for (const aw of this.informers.workloads.list()) this.enqueue(objectKey(aw));
     });
+  }
+
+  /** The workload id this workload may use: unique in its namespace (src/workload/identity.ts). */
+  private idOf(aw: AgentWorkload): string {
+    return claimedWorkloadId(aw, (id) =>
+      this.informers.workloads.byIndex(WORKLOAD_ID_CLAIM_INDEX, id),
+    );
   }
 
   /** Starts the informers this controller created and waits for them to sync. */
@@ -296,7 +299,7 @@ export class WorkloadController {
       aw.metadata.finalizers?.includes(WORKLOAD_FINALIZER) || ahead?.finalizer
         ? undefined
         : this.addFinalizer(key, aw);
-    const log = this.logger.child({ workload: key, workloadId: workloadIdOf(aw) });
+    const log = this.logger.child({ workload: key, workloadId: this.idOf(aw) });
     let facts: { status: StatusFacts; requeueAfterMs?: number };
     try {
       // Secrets are adopted whatever the phase (a workload stopped before its Pod was
@@ -370,7 +373,7 @@ export class WorkloadController {
     const base: StatusFacts = {
       phase: current.phase ?? 'Pending',
       podName: aw.metadata.name,
-      workloadId: workloadIdOf(aw),
+      workloadId: this.idOf(aw),
       runner: current.runner ?? pod?.metadata?.labels?.[LABELS.runner] ?? undefined,
       startTime: current.startTime,
       containers: current.containers,
@@ -480,7 +483,12 @@ export class WorkloadController {
 
     let desiredPod: IPod;
     try {
-      desiredPod = this.desiredPod(aw, runner);
+      desiredPod = buildDesiredPod(
+        aw,
+        runner,
+        this.idOf(aw),
+        this.options.podAnnotationPrefixes ?? POD_ANNOTATION_PREFIXES,
+      );
     } catch (err) {
       if (err instanceof WorkloadConfigError) {
         return {
@@ -547,6 +555,11 @@ export class WorkloadController {
         };
       }
       this.podMissingSince.delete(key);
+      const blocked = await this.access.check(aw, this.idOf(aw));
+      if (blocked) {
+        const requeueAfterMs = blocked.phase === 'Pending' ? ACCESS_RECHECK_MS : undefined;
+        return { status: { ...base, placed, ...blocked }, requeueAfterMs };
+      }
       // The Pod and its claims together: the scheduler waits for a claim created a moment later.
       const [volumes, created] = await Promise.allSettled([
         this.ensureVolumes(aw, runner),
@@ -556,7 +569,7 @@ export class WorkloadController {
         .filter((r) => r.status === 'rejected')
         .map((r) => (r as PromiseRejectedResult).reason as unknown)
         .filter((err) => !isAlreadyExists(err));
-      const invalid = failures.find(isInvalid);
+      const invalid = failures.find((e) => isInvalid(e) || e instanceof VolumeAccessError);
       if (invalid) {
         // What the CRD schema cannot express (an env name with "=", duplicate mount paths,
         // a nameserver that is no IP address...) the API server refuses on the Pod or PVC:
@@ -564,7 +577,10 @@ export class WorkloadController {
         // created beside a refused claim could never start.
         if (created.status === 'fulfilled')
           await this.deleteIgnoringMissing(this.pods, created.value);
-        const message = `the API server refused the workload's objects: ${(invalid as Error).message}`;
+        const message =
+          invalid instanceof VolumeAccessError
+            ? invalid.message
+            : `the API server refused the workload's objects: ${(invalid as Error).message}`;
         return {
           status: { ...base, placed, phase: 'Failed', reason: 'config_invalid', message },
         };
@@ -657,64 +673,19 @@ export class WorkloadController {
     return new Date(settled.lastTransitionTime).getTime() + ttl * 1000 - now.getTime();
   }
 
-  private desiredPod(aw: AgentWorkload & KubeObject, runner: RunnerSettings): IPod {
-    const pod = buildPod({
-      workload: aw,
-      workloadId: workloadIdOf(aw),
-      podName: aw.metadata.name,
-      runner,
-    });
-    const passthrough = Object.entries(aw.metadata.annotations ?? {}).filter(([k]) =>
-      POD_ANNOTATION_PREFIXES.some((p) => k.startsWith(p)),
-    );
-    const metadata = pod.metadata ?? {};
-    const annotations: Record<string, string> = {
-      ...(metadata.annotations ?? {}),
-      ...Object.fromEntries(passthrough),
-    };
-    annotations[POD_SPEC_HASH_ANNOTATION] = hashOf({
-      spec: pod.spec,
-      labels: metadata.labels,
-      annotations,
-    });
-    return { ...pod, metadata: { ...metadata, annotations } };
+  private ensureVolumes(aw: AgentWorkload & KubeObject, runner: RunnerSettings): Promise<void> {
+    const input = { workload: aw, workloadId: this.idOf(aw), podName: aw.metadata.name, runner };
+    return ensureClaims(input, this.informers.pvcs, this.pvcs);
   }
 
-  private async ensureVolumes(
-    aw: AgentWorkload & KubeObject,
-    runner: RunnerSettings,
-  ): Promise<void> {
-    const input = { workload: aw, workloadId: workloadIdOf(aw), podName: aw.metadata.name, runner };
-    const missing = aw.spec.volumes.filter(
-      (volume) =>
-        volume.kind === 'Persistent' &&
-        !this.informers.pvcs.get(aw.metadata.namespace, volume.persistentName ?? volume.name),
-    );
-    await Promise.all(
-      missing.map(async (volume) => {
-        try {
-          await this.pvcs.create(
-            aw.metadata.namespace,
-            buildPersistentVolumeClaim(input, volume) as Pvc,
-          );
-        } catch (err) {
-          if (!isAlreadyExists(err)) throw err;
-        }
-      }),
-    );
-  }
-
-  /** Secrets the shim created for this workload become owned by it (garbage-collected with it). */
+  /**
+   * Secrets the shim created for this workload become owned by it (garbage-collected with
+   * it): only those named after the AgentWorkload itself and labelled with its id.
+   */
   private async adoptSecrets(aw: AgentWorkload & KubeObject): Promise<void> {
-    const names = new Set([
-      pullSecretName(aw.metadata.name),
-      inlineFilesSecretName(aw.metadata.name),
-    ]);
-    if (aw.spec.imagePullSecretRef) names.add(aw.spec.imagePullSecretRef.name);
-    if (aw.spec.inlineFiles) names.add(aw.spec.inlineFiles.secretRef.name);
-    for (const name of names) {
+    for (const name of ownSecretNames(aw)) {
       const secret = this.informers.secrets.get(aw.metadata.namespace, name);
-      if (!secret || secret.metadata?.labels?.[LABELS.workloadId] !== workloadIdOf(aw)) continue;
+      if (!secret || secret.metadata?.labels?.[LABELS.workloadId] !== this.idOf(aw)) continue;
       if (secret.metadata?.ownerReferences?.some((r) => r.uid === aw.metadata.uid)) continue;
       try {
         await this.secrets.mergePatch(aw.metadata.namespace, name, {
@@ -742,7 +713,7 @@ export class WorkloadController {
       .filter((suffix) => name.endsWith(suffix))
       .map((suffix) => this.informers.workloads.get(namespace, name.slice(0, -suffix.length)));
     const mine = (aw: (AgentWorkload & KubeObject) | undefined): aw is AgentWorkload & KubeObject =>
-      aw !== undefined && aw.metadata.namespace === namespace && workloadIdOf(aw) === id;
+      aw !== undefined && aw.metadata.namespace === namespace && this.idOf(aw) === id;
     const owner = named.find(mine) ?? this.informers.workloads.list().find(mine);
     if (owner) {
       // The Secret may reach the cache after its workload was reconciled: adopt it now.
@@ -754,6 +725,8 @@ export class WorkloadController {
     const left =
       (Number.isNaN(createdAt) ? this.now().getTime() : createdAt) + grace - this.now().getTime();
     if (left > 0) return { requeueAfterMs: left };
+    // Only the shim's own Secrets are collected; one a user labelled for a workload stays.
+    if (secret.metadata?.labels?.[LABELS.managedBy] !== MANAGED_BY_VALUE) return;
     await this.deleteIgnoringMissing(this.secrets, secret);
     this.logger.info(
       { secret: key, workloadId: id },
@@ -765,11 +738,12 @@ export class WorkloadController {
     if (!aw.metadata.finalizers?.includes(WORKLOAD_FINALIZER)) return;
     if (pod && isOwnedBy(pod, aw) && !pod.metadata?.deletionTimestamp)
       await this.deleteIgnoringMissing(this.pods, pod);
-    const id = workloadIdOf(aw);
+    const id = this.idOf(aw);
     for (const secret of this.informers.secrets.list()) {
       if (secret.metadata?.namespace !== aw.metadata.namespace) continue;
       // Its own Secrets, adopted or not yet (a workload deleted before its Pod was created).
-      if (isOwnedBy(secret, aw) || unadoptedWorkloadSecret(secret) === id) {
+      const named = ownSecretNames(aw).includes(secret.metadata?.name ?? '');
+      if (isOwnedBy(secret, aw) || (named && unadoptedWorkloadSecret(secret) === id)) {
         await this.deleteIgnoringMissing(this.secrets, secret);
       }
     }
@@ -874,6 +848,11 @@ interface WrittenAhead {
   finalizer?: boolean;
   /** The status last written. */
   status?: AgentWorkloadStatus;
+}
+
+/** The names of the Secrets the shim writes for a workload: named after the AgentWorkload. */
+function ownSecretNames(aw: AgentWorkload): string[] {
+  return [pullSecretName(aw.metadata.name), inlineFilesSecretName(aw.metadata.name)];
 }
 
 function isOwnedBy(obj: KubeObject, aw: AgentWorkload): boolean {

@@ -21,6 +21,13 @@ import {
 } from '../api/common.ts';
 import type { DockerImplementation, Flavor } from '../api/runner.ts';
 import type { RunnerSettings } from './runner-settings.ts';
+import type { ContainerRole } from '../api/linux-capabilities.ts';
+import { reservedLabel } from './label-policy.ts';
+import {
+  HELPER_SECURITY_CONTEXT,
+  ungrantedCapability,
+  workloadSecurityContext,
+} from './pod-security.ts';
 
 export const ANNOTATIONS = {
   pvcNames: 'agyn.io/pvc-names',
@@ -81,6 +88,7 @@ export type WorkloadConfigErrorCode =
   | 'capability_container_name_conflict'
   | 'capability_volume_name_conflict'
   | 'inline_file_not_defined'
+  | 'capability_not_granted'
   | 'invalid_label';
 
 /** Configuration the CRD schema cannot reject; the controller reports it as Failed / config_invalid. */
@@ -120,6 +128,7 @@ type OwnerReference = NonNullable<NonNullable<IPod['metadata']>['ownerReferences
 interface NamedContainer {
   spec: ContainerSpec;
   field: string;
+  role: ContainerRole;
 }
 
 interface DockerPlan {
@@ -142,8 +151,22 @@ export function buildPod(input: PodBuildInput): IPod {
   if (capabilities.docker !== undefined) checkDockerNames(spec, capabilities.docker);
   const docker = capabilities.docker === undefined ? undefined : dockerPlan(capabilities.docker);
   const inlineKeys = inlineFileKeys(spec);
+  const named = new Map(allContainers(spec).map((c) => [c.spec, c]));
+  for (const c of named.values()) {
+    const refusal = ungrantedCapability({ ...c, ...c.spec }, runner.security);
+    if (refusal)
+      throw new WorkloadConfigError('capability_not_granted', refusal.field, refusal.detail);
+  }
 
-  const toContainer = (c: ContainerSpec) => mapContainer(c, inlineKeys);
+  const toContainer = (c: ContainerSpec) => {
+    const container = mapContainer(c, inlineKeys);
+    const { role, field } = named.get(c) ?? { role: 'main', field: 'spec.main' };
+    container.securityContext = workloadSecurityContext(
+      { role, field, linuxCapabilities: c.linuxCapabilities },
+      runner.security,
+    );
+    return container;
+  };
 
   const main = toContainer(spec.main);
   const resources = mainResources(flavor, capabilities.gpu);
@@ -241,7 +264,11 @@ export function buildPersistentVolumeClaim(
   const index = workload.spec.volumes.findIndex((v) => v.name === volume.name);
   const field = index >= 0 ? `spec.volumes[${index}]` : 'spec.volumes';
 
-  const fixed: Record<string, string> = { [LABELS.managedBy]: MANAGED_BY_VALUE };
+  // The creator's id: only it (or a workload granted the claim) may mount it later.
+  const fixed: Record<string, string> = {
+    [LABELS.managedBy]: MANAGED_BY_VALUE,
+    [LABELS.workloadId]: input.workloadId,
+  };
   if (runner.name !== '') fixed[LABELS.runner] = runner.name;
   const labels = mergeLabels(volume.labels, `${field}.labels`, fixed);
 
@@ -296,7 +323,11 @@ function mergeLabels(
   userField: string,
   fixed: Record<string, string>,
 ): Record<string, string> {
-  for (const [key, value] of Object.entries(user ?? {})) checkLabel(key, value, userField);
+  for (const [key, value] of Object.entries(user ?? {})) {
+    checkLabel(key, value, userField);
+    const reserved = reservedLabel(key);
+    if (reserved) throw new WorkloadConfigError('invalid_label', userField, reserved);
+  }
   for (const [key, value] of Object.entries(fixed)) checkLabel(key, value, 'metadata.labels');
   return { ...user, ...fixed };
 }
@@ -423,9 +454,13 @@ function resolveStorageClass(
 
 function allContainers(spec: AgentWorkloadSpec): NamedContainer[] {
   return [
-    { spec: spec.main, field: 'spec.main' },
-    ...spec.sidecars.map((s, i) => ({ spec: s, field: `spec.sidecars[${i}]` })),
-    ...spec.initContainers.map((c, i) => ({ spec: c, field: `spec.initContainers[${i}]` })),
+    { spec: spec.main, field: 'spec.main', role: 'main' },
+    ...spec.sidecars.map((s, i) => ({ spec: s, field: `spec.sidecars[${i}]`, role: s.role })),
+    ...spec.initContainers.map((c, i) => ({
+      spec: c,
+      field: `spec.initContainers[${i}]`,
+      role: 'init' as const,
+    })),
   ];
 }
 
@@ -494,9 +529,6 @@ function mapContainer(spec: ContainerSpec, inlineKeys: ReadonlyMap<string, strin
     });
   }
   if (mounts.length > 0) container.volumeMounts = mounts;
-  if (spec.linuxCapabilities && spec.linuxCapabilities.length > 0) {
-    container.securityContext = { capabilities: { add: [...spec.linuxCapabilities] } };
-  }
   return container;
 }
 
@@ -582,6 +614,7 @@ function dockerPlan(implementation: DockerImplementation): DockerPlan {
           name: DOCKER_SUBID_INIT_CONTAINER,
           image: DOCKER_DIND_ROOTLESS_IMAGE,
           command: ['/bin/sh', '-c', DOCKER_SUBID_SCRIPT],
+          securityContext: { ...HELPER_SECURITY_CONTEXT },
           volumeMounts: [{ name: DOCKER_VOLUMES.subid, mountPath: '/subid' }],
         },
         volumes: [

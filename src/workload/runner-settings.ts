@@ -1,5 +1,5 @@
 import type { DockerImplementation, Flavor, HealthThresholds, RunnerSpec } from '../api/runner.ts';
-import { DEFAULT_HEALTH } from '../api/runner.ts';
+import { DEFAULT_HEALTH, DEFAULT_WORKLOAD_SECURITY, type WorkloadSecurity } from '../api/runner.ts';
 
 /**
  * What the pod builder and the health classifier need to know about the Runner a
@@ -25,6 +25,8 @@ export interface RunnerSettings {
     }>;
   };
   health: HealthThresholds;
+  /** Capabilities each container role may add, and whether containers may run as root. */
+  security: WorkloadSecurity;
 }
 
 export const DEFAULT_RUNNER_SETTINGS: RunnerSettings = {
@@ -36,6 +38,7 @@ export const DEFAULT_RUNNER_SETTINGS: RunnerSettings = {
   capabilities: [],
   scheduling: {},
   health: DEFAULT_HEALTH,
+  security: DEFAULT_WORKLOAD_SECURITY,
 };
 
 export function runnerSettingsFromSpec(name: string, spec: RunnerSpec): RunnerSettings {
@@ -49,5 +52,6 @@ export function runnerSettingsFromSpec(name: string, spec: RunnerSpec): RunnerSe
     docker: spec.capabilityImplementations.docker,
     scheduling: spec.scheduling,
     health: spec.health,
+    security: spec.workloadSecurity,
   };
 }

@@ -34,6 +34,7 @@ import {
   fastRunner,
   waitForPhase,
   workloadManifest,
+  SIM_ANNOTATION_PREFIXES,
 } from '../support/workloads.ts';
 
 const CASES = sizeFromEnv('FUZZ_CASES', 10_000);
@@ -475,6 +476,7 @@ test('a workload the CRD accepts but whose Pod the API server refuses is Failed/
     logger: testLogger,
     runners: new StaticRunnerDirectory(fastRunner()),
     namespace: ns.name,
+    podAnnotationPrefixes: SIM_ANNOTATION_PREFIXES,
   });
   await controller.startInformers();
   controller.start();

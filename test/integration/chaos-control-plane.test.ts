@@ -107,20 +107,22 @@ async function createPatientRunner(namespace: string): Promise<void> {
     .mergePatch(namespace, 'local', { spec: { health: { startGraceSeconds: 300 } } });
 }
 
-/** A namespace with a Ready Runner and the operator serving it. */
+/** A namespace with a Ready Runner and the operator serving a workload namespace of its own. */
 async function setUp(
   prefix: string,
   env: Record<string, string> = {},
-): Promise<{ ns: TestNamespace; operator: OperatorProcess }> {
+): Promise<{ ns: TestNamespace; wns: TestNamespace; operator: OperatorProcess }> {
   const ns = await createTestNamespace(cluster.client, prefix);
+  const wns = await createTestNamespace(cluster.client, `${prefix}-wl`);
   await createPatientRunner(ns.name);
   const operator = await startChaosOperator(cluster, {
     name: `${prefix}-op`,
     namespace: ns.name,
+    workloadNamespace: wns.name,
     env,
   });
   await waitForRunnerReady(cluster.client, ns.name, 'local');
-  return { ns, operator };
+  return { ns, wns, operator };
 }
 
 async function createCr(
@@ -157,27 +159,29 @@ test(`watches expired by an etcd compaction (410 Gone) are relisted and the oper
   );
   const viaProxy = { ...cluster, kubeconfig };
   const ns = await createTestNamespace(cluster.client, 'chaos-gone');
+  const wns = await createTestNamespace(cluster.client, 'chaos-gone-wl');
   await createPatientRunner(ns.name);
   const operator = await startChaosOperator(viaProxy, {
     name: 'chaos-gone-op',
     namespace: ns.name,
+    workloadNamespace: wns.name,
   });
   await waitForRunnerReady(cluster.client, ns.name, 'local');
   const expected = new Map<string, Expected>();
   try {
     for (let i = 0; i < COMPACTION_WORKLOADS / 2; i++) {
-      await createCr(`before-${i}`, {}, ns.name);
+      await createCr(`before-${i}`, {}, wns.name);
       expected.set(`before-${i}`, { phase: 'Running' });
     }
-    await waitForInvariants(cluster.client, ns.name, expected, 60_000);
+    await waitForInvariants(cluster.client, wns.name, expected, 60_000);
 
     await proxy.cut();
     const api = cluster.client.resource<Workload>(AGENT_WORKLOADS);
     // Behind its back: a deletion (the finalizer waits for the operator) and new workloads.
-    await api.delete(ns.name, 'before-0');
+    await api.delete(wns.name, 'before-0');
     expected.delete('before-0');
     for (let i = 0; i < COMPACTION_WORKLOADS / 2; i++) {
-      await createCr(`during-${i}`, {}, ns.name);
+      await createCr(`during-${i}`, {}, wns.name);
       expected.set(`during-${i}`, { phase: 'Running' });
     }
     const revision = await cluster.compactEtcd();
@@ -194,10 +198,10 @@ test(`watches expired by an etcd compaction (410 Gone) are relisted and the oper
     );
     // Workloads created after the compaction converge too.
     for (let i = 0; i < COMPACTION_WORKLOADS / 2; i++) {
-      await createCr(`after-${i}`, {}, ns.name);
+      await createCr(`after-${i}`, {}, wns.name);
       expected.set(`after-${i}`, { phase: 'Running' });
     }
-    const { ms } = await waitForInvariants(cluster.client, ns.name, expected, 120_000);
+    const { ms } = await waitForInvariants(cluster.client, wns.name, expected, 120_000);
     const gone = operator.logs().filter((l) => l.msg === 'watch expired (410 Gone); relisting');
     console.log(
       `chaos compaction: etcd compacted at revision ${revision}; ${gone.length} watches relisted after 410 ` +
@@ -205,7 +209,7 @@ test(`watches expired by an etcd compaction (410 Gone) are relisted and the oper
     );
     expect(relisted).toBeDefined();
     expect(
-      await api.get(ns.name, 'before-0').then(
+      await api.get(wns.name, 'before-0').then(
         () => 'exists',
         (err: unknown) => (isNotFound(err) ? 'gone' : String(err)),
       ),
@@ -214,11 +218,12 @@ test(`watches expired by an etcd compaction (410 Gone) are relisted and the oper
     await operator.stop();
     await proxy.close();
     await ns.cleanup();
+    await wns.cleanup();
   }
 });
 
 test(`kube-apiserver and etcd SIGKILLed and restarted while ${WORKLOADS} workloads are created: every workload reaches its true phase, no duplicates, no orphans`, async () => {
-  const { ns, operator } = await setUp('chaos-api');
+  const { ns, wns, operator } = await setUp('chaos-api');
   const client = grpcClient(operator.grpcPort);
   const expected = new Map<string, Expected>();
   let issued = 0;
@@ -249,7 +254,7 @@ test(`kube-apiserver and etcd SIGKILLed and restarted while ${WORKLOADS} workloa
       expect([0, status.ALREADY_EXISTS]).toContain(result.code);
       expected.set(`workload-${item.id}`, { phase: 'Running' });
     } else {
-      await createCr(item.name, item.scenario.annotations, ns.name);
+      await createCr(item.name, item.scenario.annotations, wns.name);
       expected.set(item.name, item.scenario.expected);
     }
     await sleep(50 + random() * 100);
@@ -277,7 +282,7 @@ test(`kube-apiserver and etcd SIGKILLed and restarted while ${WORKLOADS} workloa
   await Promise.all([creating, injecting]);
   const createdMs = Date.now() - t0;
 
-  const { ms, state } = await waitForInvariants(cluster.client, ns.name, expected, 240_000);
+  const { ms, state } = await waitForInvariants(cluster.client, wns.name, expected, 240_000);
   console.log(
     `chaos apiserver/etcd: ${WORKLOADS} workloads (${plan.filter((p) => p.kind === 'grpc').length} via gRPC, ` +
       `${retried} needed retries) created in ${createdMs} ms across faults [${faults.join('; ')}]; ` +
@@ -287,4 +292,5 @@ test(`kube-apiserver and etcd SIGKILLed and restarted while ${WORKLOADS} workloa
   client.close();
   await operator.stop();
   await ns.cleanup();
+  await wns.cleanup();
 });

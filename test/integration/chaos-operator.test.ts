@@ -50,7 +50,7 @@ import {
   type OperatorProcess,
 } from '../support/operator-process.ts';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.ts';
-import { fastRunner, workloadManifest } from '../support/workloads.ts';
+import { fastRunner, workloadManifest, SIM_ANNOTATION_PREFIXES } from '../support/workloads.ts';
 
 jest.setTimeout(600_000);
 
@@ -111,10 +111,16 @@ async function deleteCr(namespace: string, name: string): Promise<void> {
 
 test(`the operator SIGKILLed at random moments during ${OPS} creations, stops and removals: the same invariants hold`, async () => {
   const ns = await createTestNamespace(cluster.client, 'chaos-kill');
+  const wns = await createTestNamespace(cluster.client, 'chaos-kill-wl');
   await createRunner(cluster.client, ns.name, 'local', gateway.url, TOKEN);
   const grpcPort = await freePort();
   const start = (n: number) =>
-    startChaosOperator(cluster, { name: `chaos-kill-op-${n}`, namespace: ns.name, grpcPort });
+    startChaosOperator(cluster, {
+      name: `chaos-kill-op-${n}`,
+      namespace: ns.name,
+      workloadNamespace: wns.name,
+      grpcPort,
+    });
   let operator: OperatorProcess = await start(0);
   await waitForRunnerReady(cluster.client, ns.name, 'local');
   const client = grpcClient(grpcPort);
@@ -159,7 +165,7 @@ test(`the operator SIGKILLed at random moments during ${OPS} creations, stops an
       counts.startGrpc++;
     } else if (r < 0.55) {
       const name = `cr-${randomUUID().slice(0, 8)}`;
-      await createCr(ns.name, name);
+      await createCr(wns.name, name);
       expected.set(name, { phase: 'Running' });
       asCr.push(name);
       counts.createCr++;
@@ -193,7 +199,7 @@ test(`the operator SIGKILLed at random moments during ${OPS} creations, stops an
     } else {
       const name = take(asCr);
       if (name === undefined) return;
-      await deleteCr(ns.name, name);
+      await deleteCr(wns.name, name);
       expected.delete(name);
       counts.deleteCr++;
     }
@@ -228,7 +234,7 @@ test(`the operator SIGKILLed at random moments during ${OPS} creations, stops an
   await Promise.all([working, killing]);
   const opsMs = Date.now() - t0;
 
-  const { ms, state } = await waitForInvariants(cluster.client, ns.name, expected, 180_000);
+  const { ms, state } = await waitForInvariants(cluster.client, wns.name, expected, 180_000);
   console.log(
     `chaos operator kill: ${done} operations ${JSON.stringify(counts)} in ${opsMs} ms with ${kills} SIGKILLs; ` +
       `converged ${ms} ms later: ${state.workloads.length} workloads, ${state.pods.length} Pods, ${state.secrets.length} Secrets`,
@@ -239,6 +245,7 @@ test(`the operator SIGKILLed at random moments during ${OPS} creations, stops an
   client.close();
   await operator.stop();
   await ns.cleanup();
+  await wns.cleanup();
 });
 
 const REPORTED: Record<number, string> = {
@@ -252,16 +259,21 @@ const REPORTED: Record<number, string> = {
 test(`the gateway unreachable for ${GATEWAY_DOWN_SECONDS} s: reconciling goes on, the Runner stays Ready, state reports catch up`, async () => {
   const proxy = await startTcpProxy(gateway.port);
   const ns = await createTestNamespace(cluster.client, 'chaos-gw');
+  const wns = await createTestNamespace(cluster.client, 'chaos-gw-wl');
   await createRunner(cluster.client, ns.name, 'local', proxy.url, TOKEN);
-  const operator = await startChaosOperator(cluster, { name: 'chaos-gw-op', namespace: ns.name });
+  const operator = await startChaosOperator(cluster, {
+    name: 'chaos-gw-op',
+    namespace: ns.name,
+    workloadNamespace: wns.name,
+  });
   try {
     await waitForRunnerReady(cluster.client, ns.name, 'local');
     const expected = new Map<string, Expected>();
     for (let i = 0; i < 4; i++) {
-      await createCr(ns.name, `before-${i}`);
+      await createCr(wns.name, `before-${i}`);
       expected.set(`before-${i}`, { phase: 'Running' });
     }
-    await waitForInvariants(cluster.client, ns.name, expected, 60_000);
+    await waitForInvariants(cluster.client, wns.name, expected, 60_000);
 
     /** The phase the gateway last heard for each workload id. */
     const lastReported = (): Map<string, string> => {
@@ -273,7 +285,7 @@ test(`the gateway unreachable for ${GATEWAY_DOWN_SECONDS} s: reconciling goes on
     /** Workloads whose last report differs from their phase (the gateway is behind). */
     const behind = async (): Promise<string[]> => {
       const reported = lastReported();
-      const list = await workloadsApi().list(ns.name);
+      const list = await workloadsApi().list(wns.name);
       return list.items
         .filter((w) => expected.has(w.metadata?.name ?? ''))
         .filter((w) => reported.get(w.metadata?.uid ?? '') !== w.status?.phase)
@@ -292,14 +304,19 @@ test(`the gateway unreachable for ${GATEWAY_DOWN_SECONDS} s: reconciling goes on
     const heardBefore = gateway.count('reportWorkloadState');
     // Work goes on while the gateway is away: new workloads, a stop, a deletion.
     for (let i = 0; i < 6; i++) {
-      await createCr(ns.name, `during-${i}`);
+      await createCr(wns.name, `during-${i}`);
       expected.set(`during-${i}`, { phase: 'Running' });
     }
-    await workloadsApi().mergePatch(ns.name, 'before-1', { spec: { stopped: true } });
+    await workloadsApi().mergePatch(wns.name, 'before-1', { spec: { stopped: true } });
     expected.set('before-1', { phase: 'Stopped' });
-    await deleteCr(ns.name, 'before-2');
+    await deleteCr(wns.name, 'before-2');
     expected.delete('before-2');
-    const { ms: reconciledMs } = await waitForInvariants(cluster.client, ns.name, expected, 60_000);
+    const { ms: reconciledMs } = await waitForInvariants(
+      cluster.client,
+      wns.name,
+      expected,
+      60_000,
+    );
 
     const runnerReady = async () =>
       (
@@ -338,6 +355,7 @@ test(`the gateway unreachable for ${GATEWAY_DOWN_SECONDS} s: reconciling goes on
     await operator.stop();
     await proxy.close();
     await ns.cleanup();
+    await wns.cleanup();
   }
 });
 
@@ -363,10 +381,12 @@ test('a start that died between its Secrets and its AgentWorkload leaves nothing
 
   // Retried by the client: the same start goes through, replacing what the dead one left.
   const ns = await createTestNamespace(cluster.client, 'chaos-partial');
+  const wns = await createTestNamespace(cluster.client, 'chaos-partial-wl');
   await createRunner(cluster.client, ns.name, 'local', gateway.url, TOKEN);
   const operator = await startChaosOperator(cluster, {
     name: 'chaos-partial-op',
     namespace: ns.name,
+    workloadNamespace: wns.name,
   });
   const client = grpcClient(operator.grpcPort);
   // A second namespace for an in-process controller that collects orphans after 1.5 s
@@ -377,21 +397,22 @@ test('a start that died between its Secrets and its AgentWorkload leaves nothing
     logger: testLogger,
     runners: new StaticRunnerDirectory(fastRunner()),
     namespace: other.name,
+    podAnnotationPrefixes: SIM_ANNOTATION_PREFIXES,
     orphanSecretGraceMs: 1_500,
   });
   try {
     await waitForRunnerReady(cluster.client, ns.name, 'local');
     const retried = randomUUID();
-    await leftovers(ns.name, retried);
+    await leftovers(wns.name, retried);
     const result = await startUntilAnswered(() => client, chaosStartRequest(retried));
     expect(result.code).toBe(0);
     await waitForInvariants(
       cluster.client,
-      ns.name,
+      wns.name,
       new Map([[`workload-${retried}`, { phase: 'Running' }]]),
       60_000,
     );
-    const pull = await secretsApi.get(ns.name, `workload-${retried}-pull`);
+    const pull = await secretsApi.get(wns.name, `workload-${retried}-pull`);
     expect(Object.keys(pull.data ?? {})).toEqual(['.dockerconfigjson']);
 
     await controller.startInformers();
@@ -438,6 +459,7 @@ test('a start that died between its Secrets and its AgentWorkload leaves nothing
     await controller.stopInformers();
     await operator.stop();
     await ns.cleanup();
+    await wns.cleanup();
     await other.cleanup();
   }
 });

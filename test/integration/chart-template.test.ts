@@ -151,7 +151,7 @@ const WORKLOAD_RULES = [
   'agyn.io/agentworkloads/finalizers: update',
   'agyn.io/agentworkloads/status: get,patch,update',
   'core/events: create,list,patch,watch',
-  'core/persistentvolumeclaims: create,delete,get,list,watch',
+  'core/persistentvolumeclaims: create,delete,get,list,patch,watch',
   'core/pods: create,delete,get,list,watch',
   'core/pods/exec: create,get',
   'core/pods/log: get',
@@ -278,6 +278,7 @@ describe('helm template with the seed values', () => {
       gateway: { url: 'https://gateway.agyn.example.com' },
       serviceToken: { secretRef: { name: 'k8s-runner-token', key: 'token' } },
       workloadNamespace: 'agyn-workloads',
+      workloadSecurity: { allowRoot: false, capabilities: {} },
       pullSecrets: [],
       storage: { defaultClass: 'standard', defaultSize: '10Gi' },
       capabilities: ['docker'],
@@ -417,6 +418,54 @@ describe('helm template with the seed values', () => {
     expect(ns.metadata.annotations).toEqual({ 'helm.sh/resource-policy': 'keep' });
   });
 
+  it('labels the workload namespace with the Pod Security level its grants need', () => {
+    const level = (values: object): unknown => {
+      const objects = template(['-f', writeValues({ capabilities: [], ...values })]);
+      const labels = find(objects, 'Namespace', 'agyn-workloads').metadata.labels ?? {};
+      return [
+        labels['pod-security.kubernetes.io/enforce'],
+        labels['pod-security.kubernetes.io/warn'],
+      ];
+    };
+    // The seed offers docker: its daemon needs privileged.
+    expect(find(seed, 'Namespace', 'agyn-workloads').metadata.labels).toMatchObject({
+      'pod-security.kubernetes.io/enforce': 'privileged',
+    });
+    expect(level({})).toEqual(['restricted', 'restricted']);
+    expect(level({ runner: { workloadSecurity: { allowRoot: true } } })).toEqual([
+      'baseline',
+      'baseline',
+    ]);
+    const grant = (caps: string[]) => ({
+      runner: { workloadSecurity: { capabilities: { mcp: caps } } },
+    });
+    expect(level(grant(['NET_BIND_SERVICE']))).toEqual(['restricted', 'restricted']);
+    expect(level(grant(['CHOWN']))).toEqual(['baseline', 'baseline']);
+    expect(level(grant(['NET_ADMIN']))).toEqual(['privileged', 'privileged']);
+    expect(
+      level({
+        resources: {
+          workloadNamespace: 'agyn-workloads',
+          workloadNamespaceLabels: { 'pod-security.kubernetes.io/enforce': 'baseline' },
+        },
+      }),
+    ).toEqual(['baseline', 'restricted']);
+  });
+
+  it('refuses a workload namespace that is the release namespace', () => {
+    const r = run('helm', [
+      'template',
+      'acme-runner',
+      chart,
+      '-n',
+      'agyn-workloads',
+      '-f',
+      seedValues,
+    ]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('resources.workloadNamespace must not be the release namespace');
+  });
+
   it('ships the CRDs', () => {
     const r = run('helm', ['template', 'acme-runner', chart, '-f', seedValues, '--include-crds']);
     const crds = parseObjects(r.stdout).filter((o) => o.kind === 'CustomResourceDefinition');
@@ -459,6 +508,7 @@ describe('helm template with optional values', () => {
       },
       serviceToken: { secretRef: { name: 'k8s-runner-token', key: 'token' } },
       workloadNamespace: 'agyn-workloads',
+      workloadSecurity: { allowRoot: false, capabilities: {} },
       pullSecrets: [{ name: 'registry-a' }, { name: 'registry-b' }],
       storage: { defaultClass: 'standard', defaultSize: '20Gi' },
       capabilities: ['docker', 'gpu'],

@@ -181,6 +181,10 @@ describe('helm install with the seed values', () => {
         crashloopThreshold: 3,
         runtimeLostGraceSeconds: 30,
       },
+      workloadSecurity: {
+        allowRoot: false,
+        capabilities: { main: [], init: [], mcp: [], hook: [], ziti: [], other: [] },
+      },
     });
   });
 

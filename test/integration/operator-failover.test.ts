@@ -28,6 +28,8 @@ const TOKEN = `ha-token-${randomBytes(6).toString('hex')}`;
 const HANDOVER_LIMIT_MS = 15_000;
 
 let ns: TestNamespace;
+/** The workload namespace: never the operator's. */
+let wns: TestNamespace;
 let gateway: TestGateway;
 const replicas: OperatorProcess[] = [];
 
@@ -43,7 +45,7 @@ async function leaseHolder(): Promise<string | undefined> {
 }
 
 async function podUids(): Promise<Map<string, string>> {
-  const list = await pods.list(ns.name);
+  const list = await pods.list(wns.name);
   return new Map(list.items.map((p) => [p.metadata?.name ?? '', p.metadata?.uid ?? '']));
 }
 
@@ -60,6 +62,7 @@ const createdPods = (r: OperatorProcess): LogLine[] =>
 
 beforeAll(async () => {
   ns = await createTestNamespace(client, 'op-ha');
+  wns = await createTestNamespace(client, 'op-ha-wl');
   gateway = await startTestGateway({
     tokens: {
       [TOKEN]: {
@@ -69,9 +72,10 @@ beforeAll(async () => {
       },
     },
   });
-  await createRunner(client, ns.name, 'local', gateway.url, TOKEN);
+  await createRunner(client, ns.name, 'local', gateway.url, TOKEN, wns.name);
   const env = (name: string): Record<string, string> => ({
     OPERATOR_NAMESPACE: ns.name,
+    WORKLOAD_NAMESPACE: wns.name,
     LEADER_ELECTION: 'true',
     LEADER_ELECTION_ID: LEASE,
     POD_NAME: name,
@@ -88,6 +92,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(replicas.map((r) => r.stop('SIGKILL')));
   await gateway?.stop();
+  await wns?.cleanup();
   await ns?.cleanup();
   client.close();
 });
@@ -104,8 +109,9 @@ test('two replicas: one leads and reconciles; killing it hands over within 15 s 
   await waitForRunnerReady(client, ns.name, 'local');
 
   for (const name of ['ha-1', 'ha-2', 'ha-3'])
-    await createWorkload(client, ns.name, workloadManifest(name));
-  for (const name of ['ha-1', 'ha-2', 'ha-3']) await waitForPhase(client, ns.name, name, 'Running');
+    await createWorkload(client, wns.name, workloadManifest(name));
+  for (const name of ['ha-1', 'ha-2', 'ha-3'])
+    await waitForPhase(client, wns.name, name, 'Running');
   const podsBefore = await podUids();
 
   // Only the leader reconciles: the follower never started a controller, counted a reconcile or created a Pod.
@@ -126,7 +132,7 @@ test('two replicas: one leads and reconciles; killing it hands over within 15 s 
   await leader.stop('SIGKILL');
   const leaderLastLog = Math.max(...leader.logs().map((l) => l.time));
   // Work that arrives while nobody leads must be picked up by the successor.
-  await createWorkload(client, ns.name, workloadManifest('ha-4'));
+  await createWorkload(client, wns.name, workloadManifest('ha-4'));
 
   const became = await follower.waitForLog(
     (l) => l.msg === 'became leader',
@@ -146,9 +152,9 @@ test('two replicas: one leads and reconciles; killing it hands over within 15 s 
   expect(await leaseHolder()).toBe(follower.name);
 
   // Workloads keep converging under the new leader: new work starts, stopping works, nothing is recreated.
-  await waitForPhase(client, ns.name, 'ha-4', 'Running');
-  await client.resource(AGENT_WORKLOADS).mergePatch(ns.name, 'ha-1', { spec: { stopped: true } });
-  await waitForPhase(client, ns.name, 'ha-1', 'Stopped');
+  await waitForPhase(client, wns.name, 'ha-4', 'Running');
+  await client.resource(AGENT_WORKLOADS).mergePatch(wns.name, 'ha-1', { spec: { stopped: true } });
+  await waitForPhase(client, wns.name, 'ha-1', 'Stopped');
   const podsAfter = await podUids();
   for (const name of ['ha-2', 'ha-3']) expect(podsAfter.get(name)).toBe(podsBefore.get(name));
   expect(podsAfter.has('ha-1')).toBe(false);

@@ -30,6 +30,8 @@ const TOKEN = `svc-token-${randomBytes(6).toString('hex')}`;
 const IDENTITY_KEY = `identity-key-${randomBytes(6).toString('hex')}`;
 
 let ns: TestNamespace;
+/** The workload namespace: never the operator's. */
+let wns: TestNamespace;
 let gateway: TestGateway;
 let operator: OperatorProcess;
 let collector: http.Server;
@@ -53,6 +55,7 @@ async function startCollector(): Promise<string> {
 
 beforeAll(async () => {
   ns = await createTestNamespace(client, 'op-metrics');
+  wns = await createTestNamespace(client, 'op-metrics-wl');
   gateway = await startTestGateway({
     tokens: {
       [TOKEN]: {
@@ -62,11 +65,12 @@ beforeAll(async () => {
       },
     },
   });
-  await createRunner(client, ns.name, 'local', gateway.url, TOKEN);
+  await createRunner(client, ns.name, 'local', gateway.url, TOKEN, wns.name);
   operator = await startOperator({
     name: 'metrics',
     env: {
       OPERATOR_NAMESPACE: ns.name,
+      WORKLOAD_NAMESPACE: wns.name,
       LEADER_ELECTION: 'false',
       GRPC_AUTH_MODE: 'insecure',
       LOG_LEVEL: 'debug',
@@ -80,16 +84,17 @@ afterAll(async () => {
   await operator?.stop();
   await gateway?.stop();
   await new Promise((resolve) => collector?.close(resolve));
+  await wns?.cleanup();
   await ns?.cleanup();
   client.close();
 });
 
 test('a workload lifecycle and a gRPC call show up in /metrics, the logs and OTLP traces', async () => {
   await waitForRunnerReady(client, ns.name, 'local');
-  const aw = await createWorkload(client, ns.name, workloadManifest('obs-1'));
-  const running = await waitForPhase(client, ns.name, 'obs-1', 'Running');
-  await client.resource(AGENT_WORKLOADS).mergePatch(ns.name, 'obs-1', { spec: { stopped: true } });
-  await waitForPhase(client, ns.name, 'obs-1', 'Stopped');
+  const aw = await createWorkload(client, wns.name, workloadManifest('obs-1'));
+  const running = await waitForPhase(client, wns.name, 'obs-1', 'Running');
+  await client.resource(AGENT_WORKLOADS).mergePatch(wns.name, 'obs-1', { spec: { stopped: true } });
+  await waitForPhase(client, wns.name, 'obs-1', 'Stopped');
 
   const grpc = new RunnerServiceClient(
     `127.0.0.1:${operator.grpcPort}`,
@@ -155,7 +160,7 @@ test('a workload lifecycle and a gRPC call show up in /metrics, the logs and OTL
   expect(created).toMatchObject({
     workloadId: aw.metadata.uid,
     runner: 'local',
-    workload: `${ns.name}/obs-1`,
+    workload: `${wns.name}/obs-1`,
   });
   expect(running.status?.runner).toBe('local');
   const rpcLine = await operator.waitForLog(

@@ -444,11 +444,11 @@ describe('the operator as the chart ServiceAccount', () => {
     });
     await secrets().create(
       workloadNs,
-      secret('files', 'Opaque', { 'config.json': '{"model":"small"}' }),
+      secret('inline-files', 'Opaque', { 'config.json': '{"model":"small"}' }),
     );
     await secrets().create(
       workloadNs,
-      secret('registry', 'kubernetes.io/dockerconfigjson', {
+      secret('pull', 'kubernetes.io/dockerconfigjson', {
         '.dockerconfigjson': JSON.stringify({ auths: { 'ghcr.io': { auth: 'Ym90OnB3' } } }),
       }),
     );
@@ -467,10 +467,10 @@ describe('the operator as the chart ServiceAccount', () => {
         },
         volumes: [{ name: 'ws', kind: 'Persistent', persistentName: claim, size: '1Gi' }],
         inlineFiles: {
-          secretRef: { name: `${name}-files` },
+          secretRef: { name: `${name}-inline-files` },
           files: [{ path: '/etc/agyn/config.json', key: 'config.json' }],
         },
-        imagePullSecretRef: { name: `${name}-registry` },
+        imagePullSecretRef: { name: `${name}-pull` },
       },
     } as unknown as Workload);
 
@@ -486,11 +486,11 @@ describe('the operator as the chart ServiceAccount', () => {
     expect(running.metadata.finalizers).toContain('agyn.io/workload-cleanup');
     const pod = await pods().get(workloadNs, name);
     expect(ownedBy(pod, created.metadata.uid)).toBe(true);
-    expect(pod.spec?.imagePullSecrets).toEqual([{ name: `${name}-registry` }]);
+    expect(pod.spec?.imagePullSecrets).toEqual([{ name: `${name}-pull` }]);
     const podVolumes = (pod.spec?.volumes ?? []).map(
       (v) => v.persistentVolumeClaim?.claimName ?? v.projected?.sources?.[0]?.secret?.name,
     );
-    expect(podVolumes).toEqual(expect.arrayContaining([claim, `${name}-files`]));
+    expect(podVolumes).toEqual(expect.arrayContaining([claim, `${name}-inline-files`]));
     const pvc = await eventually(
       async () => {
         const p = await pvcs().get(workloadNs, claim);
@@ -507,7 +507,7 @@ describe('the operator as the chart ServiceAccount', () => {
     await eventually(
       async () => {
         const owned = await Promise.all(
-          ['files', 'registry'].map(async (s) =>
+          ['inline-files', 'pull'].map(async (s) =>
             ownedBy(await secrets().get(workloadNs, `${name}-${s}`), created.metadata.uid),
           ),
         );
@@ -523,8 +523,8 @@ describe('the operator as the chart ServiceAccount', () => {
     });
     mark('AgentWorkload finalized');
     // The finalizer deleted the Pod and the adopted Secrets and kept the volume.
-    expect(await exists(() => secrets().get(workloadNs, `${name}-files`))).toBe(false);
-    expect(await exists(() => secrets().get(workloadNs, `${name}-registry`))).toBe(false);
+    expect(await exists(() => secrets().get(workloadNs, `${name}-inline-files`))).toBe(false);
+    expect(await exists(() => secrets().get(workloadNs, `${name}-pull`))).toBe(false);
     await eventually(async () => !(await exists(() => pods().get(workloadNs, name))), {
       what: `Pod ${name} gone`,
     });

@@ -23,6 +23,8 @@ import {
 const client = testKubeClient();
 const LEASE = `readiness-${randomBytes(4).toString('hex')}`;
 let ns: TestNamespace;
+/** The workload namespace: never the operator's. */
+let wns: TestNamespace;
 let tmp: string;
 let proxy: GatedProxy;
 const operators: OperatorProcess[] = [];
@@ -84,6 +86,7 @@ function kubeconfigVia(port: number): string {
 function replicaEnv(name: string): Record<string, string> {
   return {
     OPERATOR_NAMESPACE: ns.name,
+    WORKLOAD_NAMESPACE: wns.name,
     LEADER_ELECTION: 'true',
     LEADER_ELECTION_ID: LEASE,
     POD_NAME: name,
@@ -106,6 +109,7 @@ function metric(text: string, name: string, labels: Record<string, string>): num
 
 beforeAll(async () => {
   ns = await createTestNamespace(client, 'op-ready');
+  wns = await createTestNamespace(client, 'op-ready-wl');
   tmp = mkdtempSync(path.join(os.tmpdir(), 'op-ready-'));
   proxy = await startGatedProxy(new URL(readKubeconfigServer()));
 });
@@ -115,6 +119,7 @@ afterAll(async () => {
   await proxy?.close();
   rmSync(tmp, { recursive: true, force: true });
   await ns?.cleanup();
+  await wns?.cleanup();
   client.close();
 });
 

@@ -40,6 +40,8 @@ function workload(id: string): AgentWorkload {
       workloadId: id,
       main: { name: 'main', image: 'agent:1' },
     }),
+    // The id the workload controller recorded after checking it is unique: what is reported.
+    status: { workloadId: id },
   };
 }
 

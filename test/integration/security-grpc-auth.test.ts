@@ -364,6 +364,7 @@ describe('the operator process', () => {
 
   const env = (mode: string): Record<string, string> => ({
     OPERATOR_NAMESPACE: ns.name,
+    WORKLOAD_NAMESPACE: `${ns.name}-workloads`,
     LEADER_ELECTION: 'false',
     STANDALONE: 'true',
     GRPC_AUTH_MODE: mode,

@@ -70,6 +70,8 @@ const PLANTED = {
 };
 
 let ns: TestNamespace;
+/** The workload namespace: never the operator's. */
+let wns: TestNamespace;
 let pki: TestPki;
 let gateway: TestGateway;
 let operator: OperatorProcess;
@@ -109,7 +111,7 @@ async function createRunner(
     spec: {
       gateway: { url: gateway.url, insecure: true },
       serviceToken: { secretRef: { name: `${name}-token` } },
-      workloadNamespace: ns.name,
+      workloadNamespace: wns.name,
       capabilities: ['docker'],
       capabilityImplementations: { docker: 'rootless' },
       ...spec,
@@ -128,6 +130,7 @@ const runnerReady = (name: string) =>
 
 beforeAll(async () => {
   ns = await createTestNamespace(client, 'sec-op');
+  wns = await createTestNamespace(client, 'sec-op-wl');
   pki = await generateTestPki();
   const tlsDir = path.join(pki.dir, 'grpc-tls');
   await mkdir(tlsDir);
@@ -166,6 +169,7 @@ beforeAll(async () => {
     name: 'sec-operator',
     env: {
       OPERATOR_NAMESPACE: ns.name,
+      WORKLOAD_NAMESPACE: wns.name,
       LEADER_ELECTION: 'true',
       LEADER_ELECTION_ID: `sec-${mark}`,
       GRPC_AUTH_MODE: 'token',
@@ -188,6 +192,7 @@ afterAll(async () => {
   grpc?.close();
   await operator?.stop();
   await gateway?.stop();
+  await wns?.cleanup();
   await ns?.cleanup();
   await pki?.cleanup();
   client.close();
@@ -204,7 +209,7 @@ describe('organization scope', () => {
     const placed: Array<{ name: string; allowed: string[] }> = [];
     const refused: Array<{ name: string; message: RegExp }> = [];
     const create = async (name: string, spec: Record<string, unknown>) =>
-      createWorkload(client, ns.name, workloadManifest(name, spec));
+      createWorkload(client, wns.name, workloadManifest(name, spec));
     for (let i = 0; i < 4; i++) {
       // Labels both organizations' runners match: only org-a's may take it.
       await create(`a-eu-${i}`, {
@@ -236,7 +241,7 @@ describe('organization scope', () => {
     for (const { name, allowed } of placed) {
       const aw = await eventually(
         async () => {
-          const w = await getWorkload(client, ns.name, name);
+          const w = await getWorkload(client, wns.name, name);
           return w.status?.phase === 'Running' ? w : undefined;
         },
         { what: `${name} Running` },
@@ -245,13 +250,13 @@ describe('organization scope', () => {
         name,
         runner: true,
       });
-      const pod = await client.resource<Pod>(PODS).get(ns.name, name);
+      const pod = await client.resource<Pod>(PODS).get(wns.name, name);
       expect(pod.metadata?.labels?.['agyn.io/runner']).toBe(aw.status?.runner);
     }
     for (const { name, message } of refused) {
       const aw = await eventually(
         async () => {
-          const w = await getWorkload(client, ns.name, name);
+          const w = await getWorkload(client, wns.name, name);
           return w.status?.message ? w : undefined;
         },
         { what: `${name} refused` },
@@ -265,7 +270,7 @@ describe('organization scope', () => {
       expect(
         await client
           .resource<Pod>(PODS)
-          .get(ns.name, name)
+          .get(wns.name, name)
           .then(
             () => 'a Pod',
             () => 'no Pod',
@@ -275,7 +280,7 @@ describe('organization scope', () => {
 
     // What the platform heard, per runner identity: org-b's only ever about org-b's workload.
     const uidOf = new Map<string, string>();
-    for (const w of (await client.resource<Workload>(AGENT_WORKLOADS).list(ns.name)).items) {
+    for (const w of (await client.resource<Workload>(AGENT_WORKLOADS).list(wns.name)).items) {
       uidOf.set(w.metadata?.uid ?? '', w.metadata?.name ?? '');
     }
     await eventually(
@@ -357,7 +362,7 @@ describe('secrets and the API', () => {
     );
     const pod = `workload-${workloadId}`;
     await eventually(
-      async () => (await getWorkload(client, ns.name, pod)).status?.phase === 'Running',
+      async () => (await getWorkload(client, wns.name, pod)).status?.phase === 'Running',
       {
         what: 'the shim workload Running',
       },
@@ -432,7 +437,7 @@ describe('secrets and the API', () => {
     await call(grpc, 'stopWorkload', { workloadId, timeoutSec: 1 }, auth());
     await eventually(
       () =>
-        getWorkload(client, ns.name, pod).then(
+        getWorkload(client, wns.name, pod).then(
           () => false,
           () => true,
         ),
@@ -460,13 +465,14 @@ describe('secrets and the API', () => {
       Buffer.from(`robot:${PLANTED.pullPassword}`).toString('base64'),
     ];
     const events = JSON.stringify(
-      (await client.resource<KubeObject>(EVENTS).list(ns.name)).items.map(
-        (e) => (e as { message?: string }).message,
-      ),
+      [
+        ...(await client.resource<KubeObject>(EVENTS).list(ns.name)).items,
+        ...(await client.resource<KubeObject>(EVENTS).list(wns.name)).items,
+      ].map((e) => (e as { message?: string }).message),
     );
     const statuses = JSON.stringify([
       ...(await client.resource<Runner>(RUNNERS).list(ns.name)).items.map((r) => r.status),
-      ...(await client.resource<Workload>(AGENT_WORKLOADS).list(ns.name)).items.map(
+      ...(await client.resource<Workload>(AGENT_WORKLOADS).list(wns.name)).items.map(
         (w) => w.status,
       ),
     ]);
@@ -504,15 +510,15 @@ describe('secrets and the API', () => {
       }),
       auth(),
     );
-    await eventually(() => client.resource<Pod>(PODS).get(ns.name, `workload-${id}`), {
+    await eventually(() => client.resource<Pod>(PODS).get(wns.name, `workload-${id}`), {
       what: 'the shim Pod',
     });
-    const pods = (await client.resource<Pod>(PODS).list(ns.name)).items.filter(
+    const pods = (await client.resource<Pod>(PODS).list(wns.name)).items.filter(
       (p) => p.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'k8s-runner',
     );
     expect(pods.length).toBeGreaterThan(5);
     const tokenSecrets = new Set(
-      (await client.resource<Secret>(SECRETS).list(ns.name)).items
+      (await client.resource<Secret>(SECRETS).list(wns.name)).items
         .filter((s) => s.type === 'kubernetes.io/service-account-token')
         .map((s) => s.metadata?.name),
     );

@@ -1,4 +1,5 @@
 import type { IPod } from 'kubernetes-models/v1/Pod';
+import { DEFAULT_WORKLOAD_SECURITY } from '../../src/api/runner.ts';
 import { KubeClient, type KubeObject } from '../../src/kube/client.ts';
 import { isNotFound } from '../../src/kube/errors.ts';
 import { AGENT_WORKLOADS, EVENTS, PODS, PVCS, SECRETS } from '../../src/kube/resources.ts';
@@ -17,21 +18,30 @@ import {
   waitForPhase,
   workloadManifest,
   type Workload,
+  SIM_ANNOTATION_PREFIXES,
 } from '../support/workloads.ts';
 
 const client = KubeClient.fromEnvironment(process.env.KUBECONFIG);
 const pods = client.resource<IPod & KubeObject>(PODS);
 let ns: TestNamespace;
 let controller: WorkloadController;
+/** The platform's agents: the Ziti tunnel sidecar adds NET_ADMIN. */
+const zitiRunner = fastRunner({
+  security: {
+    ...DEFAULT_WORKLOAD_SECURITY,
+    capabilities: { ...DEFAULT_WORKLOAD_SECURITY.capabilities, ziti: ['NET_ADMIN'] },
+  },
+});
 
 function startController(): WorkloadController {
   const c = new WorkloadController({
     client,
     logger: testLogger,
-    runners: new StaticRunnerDirectory(fastRunner()),
+    runners: new StaticRunnerDirectory(zitiRunner),
     namespace: ns.name,
     // Below the 3 s start grace, so that a Pod held in Pending for 1.5 s shows Starting.
     statusCoalesceMs: 1_000,
+    podAnnotationPrefixes: SIM_ANNOTATION_PREFIXES,
   });
   return c;
 }
@@ -71,7 +81,7 @@ test('an AgentWorkload with the agent layout becomes a Running Pod with full sta
   await client.resource(SECRETS).create(ns.name, {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name: 'files', labels: {} },
+    metadata: { name: 'files', labels: { 'agyn.io/workload-name': 'agent' } },
     data: { 'inline-file-0': Buffer.from('CA').toString('base64') },
   } as KubeObject);
   await createWorkload(
@@ -415,6 +425,7 @@ test('a starting workload costs one finalizer patch, two status writes (Starting
     namespace: own.name,
     // Shorter than the Pods are held, so that Starting is written.
     statusCoalesceMs: 1_000,
+    podAnnotationPrefixes: SIM_ANNOTATION_PREFIXES,
   });
   await c.startInformers();
   c.start();

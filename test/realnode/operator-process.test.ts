@@ -39,12 +39,14 @@ type Pod = IPod & KubeObject;
 const client = testKubeClient();
 const TOKEN = `svc-token-${randomBytes(6).toString('hex')}`;
 let ns: TestNamespace;
+let wns: TestNamespace;
 let gateway: TestGateway;
 let operator: OperatorProcess;
 let grpc: RunnerServiceClient;
 
 beforeAll(async () => {
   ns = await createTestNamespace(client, 'rn-op');
+  wns = await createTestNamespace(client, 'rn-op-wl');
   gateway = await startTestGateway({
     tokens: {
       [TOKEN]: {
@@ -71,7 +73,9 @@ beforeAll(async () => {
     spec: {
       gateway: testGateway({ url: gateway.url }),
       serviceToken: { secretRef: { name: 'runner-token', key: 'token' } },
-      workloadNamespace: ns.name,
+      workloadNamespace: wns.name,
+      // busybox runs as root.
+      workloadSecurity: { allowRoot: true },
       storage: { defaultClass: REAL_NODE_STORAGE_CLASS, defaultSize: '1Gi' },
       scheduling: {
         nodeSelector: { [REAL_NODE_LABEL]: 'true' },
@@ -81,7 +85,12 @@ beforeAll(async () => {
   } as unknown as Runner);
   operator = await startOperator({
     name: 'real-node',
-    env: { OPERATOR_NAMESPACE: ns.name, LEADER_ELECTION: 'false', GRPC_AUTH_MODE: 'insecure' },
+    env: {
+      OPERATOR_NAMESPACE: ns.name,
+      WORKLOAD_NAMESPACE: wns.name,
+      LEADER_ELECTION: 'false',
+      GRPC_AUTH_MODE: 'insecure',
+    },
   });
   await waitForRunnerReady(client, ns.name, 'real');
   grpc = new RunnerServiceClient(`127.0.0.1:${operator.grpcPort}`, credentials.createInsecure());
@@ -92,6 +101,7 @@ afterAll(async () => {
   await operator?.stop();
   await gateway?.stop();
   await ns?.cleanup();
+  await wns?.cleanup();
   client.close();
 });
 
@@ -117,7 +127,7 @@ test('a workload started over the operator gRPC port runs on the real node', asy
       timeoutMs: 60_000,
     },
   );
-  const pod = await client.resource<Pod>(PODS).get(ns.name, `workload-${id}`);
+  const pod = await client.resource<Pod>(PODS).get(wns.name, `workload-${id}`);
   expect(pod.spec?.nodeName).toBe(REAL_NODE);
   const out = await exec(grpc, {
     targetId: `workload-${id}`,

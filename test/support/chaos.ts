@@ -170,7 +170,10 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
 
 export interface ChaosOperatorOptions {
   name: string;
+  /** The operator's namespace (Runners, tokens). */
   namespace: string;
+  /** Where the workloads live: never the operator's namespace. */
+  workloadNamespace: string;
   /** Keep the gRPC port across restarts (clients reconnect to the same address). */
   grpcPort?: number;
   env?: Record<string, string>;
@@ -189,10 +192,13 @@ export async function startChaosOperator(
     env: {
       KUBECONFIG: cluster.kubeconfig,
       OPERATOR_NAMESPACE: options.namespace,
+      WORKLOAD_NAMESPACE: options.workloadNamespace,
       LEADER_ELECTION: 'false',
       GRPC_AUTH_MODE: 'insecure',
       GRPC_PORT: String(options.grpcPort ?? 0),
       LOG_LEVEL: 'info',
+      // The simulator's hooks (sim.agyn.io/*) reach Pods only because the test says so.
+      POD_ANNOTATION_PREFIXES: 'pod.agyn.io/,sim.agyn.io/',
       ...options.env,
     },
   });

@@ -17,6 +17,7 @@ import {
   type ExecStartRequest,
   type RunnerServiceClient,
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
+import { DEFAULT_WORKLOAD_SECURITY } from '../../src/api/runner.ts';
 import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
 import type { GrpcHarness } from '../fixtures/grpc-harness.ts';
 import { binDir } from './kube.ts';
@@ -32,6 +33,8 @@ export const BAD_USER_IMAGE = 'k8s-runner.local/bad-user:1';
 /** Not imported: pulling it fails (every registry host is a closed loopback port). */
 export const MISSING_IMAGE = 'k8s-runner.local/not-imported:1';
 
+const ZITI_NET_ADMIN = { ...DEFAULT_WORKLOAD_SECURITY.capabilities, ziti: ['NET_ADMIN' as const] };
+
 /** A Runner whose workloads go to the real node (and only there) with its storage class. */
 export function realNodeRunner(overrides: Partial<RunnerSettings> = {}): RunnerSettings {
   return fastRunner({
@@ -41,6 +44,8 @@ export function realNodeRunner(overrides: Partial<RunnerSettings> = {}): RunnerS
       nodeSelector: { [REAL_NODE_LABEL]: 'true' },
       tolerations: [{ key: REAL_NODE_LABEL, operator: 'Exists', effect: 'NoSchedule' }],
     },
+    // busybox runs as root, and the agent layout's Ziti sidecar needs NET_ADMIN.
+    security: { ...DEFAULT_WORKLOAD_SECURITY, allowRoot: true, capabilities: ZITI_NET_ADMIN },
     health: {
       startGraceSeconds: 20,
       initRetryThreshold: 2,

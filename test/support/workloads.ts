@@ -9,6 +9,9 @@ import { eventually } from './kube.ts';
 
 export type Workload = AgentWorkload & KubeObject;
 
+/** Pod annotation prefixes of the tests: the production one and the kwok simulator's hooks. */
+export const SIM_ANNOTATION_PREFIXES = ['pod.agyn.io/', 'sim.agyn.io/'];
+
 export function fastRunner(overrides: Partial<RunnerSettings> = {}): RunnerSettings {
   return {
     ...DEFAULT_RUNNER_SETTINGS,

@@ -86,9 +86,10 @@ describe('config/samples', () => {
     },
   );
 
-  it('the first Runner is the seed values file as a Runner', () => {
+  it('the first Runner is the seed values file as a Runner, granting the Ziti sidecar NET_ADMIN', () => {
     const runner = load('config/samples/runner.yaml').find((o) => o.kind === 'Runner')!;
     expect(runner.spec).toEqual({
+      workloadSecurity: { allowRoot: true, capabilities: { ziti: ['NET_ADMIN'] } },
       gateway: { url: 'https://gateway.agyn.example.com' },
       serviceToken: { secretRef: { name: 'k8s-runner-token', key: 'token' } },
       workloadNamespace: 'agyn-workloads',

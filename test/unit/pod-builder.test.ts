@@ -1,7 +1,7 @@
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { AgentWorkload, VolumeSpec } from '../../src/api/agentworkload.ts';
-import type { DockerImplementation } from '../../src/api/runner.ts';
+import { DEFAULT_WORKLOAD_SECURITY, type DockerImplementation } from '../../src/api/runner.ts';
 import {
   DOCKER_DIND_IMAGE,
   DOCKER_DIND_ROOTLESS_IMAGE,
@@ -79,6 +79,17 @@ function configError(build: () => unknown): WorkloadConfigError {
   throw new Error('expected a WorkloadConfigError');
 }
 
+/** The security context every workload container gets (the example Runner allows root). */
+function hardened(add: string[] = [], nonRoot = false): Record<string, unknown> {
+  return {
+    allowPrivilegeEscalation: false,
+    capabilities: add.length > 0 ? { drop: ['ALL'], add } : { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
+    ...(nonRoot ? { runAsNonRoot: true } : {}),
+  };
+}
+const H = hardened();
+
 const ownerReference = {
   apiVersion: 'agyn.io/v1alpha1',
   kind: 'AgentWorkload',
@@ -124,7 +135,7 @@ describe('buildPod: the agent-pod-example workload', () => {
               { name: 'ZITI_ENROLL_TOKEN', value: 'ziti-enrollment-jwt-placeholder' },
             ],
             volumeMounts: [{ name: 'ziti-identity', mountPath: '/netfoundry' }],
-            securityContext: { capabilities: { add: ['NET_ADMIN'] } },
+            securityContext: hardened(['NET_ADMIN']),
             restartPolicy: 'Always',
           },
           {
@@ -135,11 +146,13 @@ describe('buildPod: the agent-pod-example workload', () => {
               '-c',
               'for i in $(seq 1 60); do nslookup gateway.ziti 127.0.0.1 && exit 0; sleep 1; done; exit 1',
             ],
+            securityContext: H,
           },
           {
             name: 'agent-init',
             image: 'ghcr.io/agynio/agent-init-codex:1.4.2',
             volumeMounts: [{ name: 'agyn-bin', mountPath: '/agyn-bin' }],
+            securityContext: H,
           },
         ],
         containers: [
@@ -166,6 +179,7 @@ describe('buildPod: the agent-pod-example workload', () => {
               { name: 'vol-e8f70a1b', mountPath: '/workspace' },
               { name: 'agyn-bin', mountPath: '/agyn-bin' },
             ],
+            securityContext: H,
           },
           {
             name: 'mcp-51aa2b3c',
@@ -177,6 +191,7 @@ describe('buildPod: the agent-pod-example workload', () => {
               { name: 'AGYN_GATEWAY_URL', value: 'http://gateway.ziti:443' },
               { name: 'MAX_FILE_SIZE', value: '10485760' },
             ],
+            securityContext: H,
           },
         ],
         volumes: [
@@ -209,6 +224,7 @@ describe('buildPod: the agent-pod-example workload', () => {
         labels: {
           volume_key: EXAMPLE_VOLUME_KEY,
           'app.kubernetes.io/managed-by': 'k8s-runner',
+          'agyn.io/workload-id': EXAMPLE_WORKLOAD_ID,
           'agyn.io/runner': 'runner-eu-1',
         },
       },
@@ -253,7 +269,11 @@ describe('buildPod: the agent-pod-example workload', () => {
 describe('buildPod: containers by role', () => {
   it('maps main to index 0 with command, args, env, workingDir, mounts and Linux capabilities', () => {
     const spec = podSpec(
-      minimalInput((w) => {
+      minimalInput((w, r) => {
+        r.security = {
+          ...r.security,
+          capabilities: { ...r.security.capabilities, main: ['SYS_PTRACE'] },
+        };
         w.spec.volumes = [{ name: 'work', kind: 'Ephemeral' }];
         w.spec.main = {
           name: 'main',
@@ -275,11 +295,11 @@ describe('buildPod: containers by role', () => {
       env: [{ name: 'A', value: '1' }],
       workingDir: '/work',
       volumeMounts: [{ name: 'work', mountPath: '/work', readOnly: true }],
-      securityContext: { capabilities: { add: ['SYS_PTRACE'] } },
+      securityContext: hardened(['SYS_PTRACE']),
     });
   });
 
-  it('leaves out empty fields and creates no securityContext without Linux capabilities', () => {
+  it('leaves out empty fields and adds no capability without Linux capabilities', () => {
     const spec = podSpec(
       minimalInput((w) => {
         w.spec.main = {
@@ -292,7 +312,7 @@ describe('buildPod: containers by role', () => {
         };
       }),
     );
-    expect(spec.containers).toEqual([{ name: 'main', image: 'alpine:3.20' }]);
+    expect(spec.containers).toEqual([{ name: 'main', image: 'alpine:3.20', securityContext: H }]);
     expect(spec.initContainers).toBeUndefined();
     expect(spec.volumes).toBeUndefined();
     expect(spec.imagePullSecrets).toBeUndefined();
@@ -305,7 +325,11 @@ describe('buildPod: containers by role', () => {
 
   it('places mcp, hook and other sidecars after main, grouped by role in spec order', () => {
     const spec = podSpec(
-      minimalInput((w) => {
+      minimalInput((w, r) => {
+        r.security = {
+          ...r.security,
+          capabilities: { ...r.security.capabilities, hook: ['NET_RAW'] },
+        };
         w.spec.sidecars = [
           { name: 'other-1', role: 'other', image: 'o:1' },
           { name: 'hook-1', role: 'hook', image: 'h:1', linuxCapabilities: ['NET_RAW'] },
@@ -323,11 +347,16 @@ describe('buildPod: containers by role', () => {
       'other-1',
       'other-2',
     ]);
-    expect(spec.containers[1]).toEqual({ name: 'mcp-1', image: 'm:1', args: ['serve'] });
+    expect(spec.containers[1]).toEqual({
+      name: 'mcp-1',
+      image: 'm:1',
+      args: ['serve'],
+      securityContext: H,
+    });
     expect(spec.containers[3]).toEqual({
       name: 'hook-1',
       image: 'h:1',
-      securityContext: { capabilities: { add: ['NET_RAW'] } },
+      securityContext: hardened(['NET_RAW']),
     });
     expect(spec.containers.every((c) => c.restartPolicy === undefined)).toBe(true);
     expect(spec.initContainers).toBeUndefined();
@@ -351,12 +380,12 @@ describe('buildPod: containers by role', () => {
       {
         name: 'ziti-1',
         image: 'z:1',
-        securityContext: { capabilities: { add: ['NET_ADMIN'] } },
+        securityContext: hardened(['NET_ADMIN']),
         restartPolicy: 'Always',
       },
-      { name: 'ziti-2', image: 'z:2', restartPolicy: 'Always' },
-      { name: 'init-a', image: 'i:a' },
-      { name: 'native', image: 'n:1', restartPolicy: 'Always' },
+      { name: 'ziti-2', image: 'z:2', securityContext: H, restartPolicy: 'Always' },
+      { name: 'init-a', image: 'i:a', securityContext: H },
+      { name: 'native', image: 'n:1', securityContext: H, restartPolicy: 'Always' },
     ]);
     expect(spec.containers.map((c) => c.name)).toEqual(['main', 'mcp']);
   });
@@ -384,14 +413,19 @@ describe('buildPod: containers by role', () => {
         command: ['cp'],
         args: ['/a', '/bin'],
         volumeMounts: [{ name: 'bin', mountPath: '/bin' }],
+        securityContext: H,
       },
-      { name: 'copy-b', image: 'b:1', workingDir: '/tmp' },
+      { name: 'copy-b', image: 'b:1', workingDir: '/tmp', securityContext: H },
     ]);
   });
 
   it('keeps an init container with restartPolicy Always as a native sidecar in its place', () => {
     const spec = podSpec(
-      minimalInput((w) => {
+      minimalInput((w, r) => {
+        r.security = {
+          ...r.security,
+          capabilities: { ...r.security.capabilities, init: ['NET_ADMIN'] },
+        };
         w.spec.initContainers = [
           {
             name: 'tunnel',
@@ -407,10 +441,10 @@ describe('buildPod: containers by role', () => {
       {
         name: 'tunnel',
         image: 't:1',
-        securityContext: { capabilities: { add: ['NET_ADMIN'] } },
+        securityContext: hardened(['NET_ADMIN']),
         restartPolicy: 'Always',
       },
-      { name: 'wait', image: 'w:1' },
+      { name: 'wait', image: 'w:1', securityContext: H },
     ]);
   });
 
@@ -421,6 +455,53 @@ describe('buildPod: containers by role', () => {
     expect(podSpec(minimalInput((w) => (w.spec.restartPolicy = 'Always'))).restartPolicy).toBe(
       'Always',
     );
+  });
+});
+
+describe('buildPod: pod security', () => {
+  const noGrants = (edit: (w: AgentWorkload) => void = () => {}) =>
+    minimalInput((w, r) => {
+      r.security = DEFAULT_WORKLOAD_SECURITY;
+      edit(w);
+    });
+
+  it('hardens every container and sets runAsNonRoot unless the Runner allows root', () => {
+    const spec = podSpec(
+      noGrants((w) => {
+        w.spec.sidecars = [{ name: 'mcp', role: 'mcp', image: 'm:1' }];
+        w.spec.initContainers = [{ name: 'init', image: 'i:1' }];
+      }),
+    );
+    const all = [...(spec.initContainers ?? []), ...spec.containers];
+    expect(all.map((c) => c.securityContext)).toEqual([
+      hardened([], true),
+      hardened([], true),
+      hardened([], true),
+    ]);
+    expect(spec.hostUsers).toBeUndefined();
+  });
+
+  it('refuses a capability the Runner does not grant to the role, naming the field', () => {
+    const err = configError(() =>
+      buildPod(
+        noGrants((w) => {
+          w.spec.sidecars = [
+            { name: 'mcp', role: 'mcp', image: 'm:1' },
+            { name: 'tunnel', role: 'other', image: 't:1', linuxCapabilities: ['NET_ADMIN'] },
+          ];
+        }),
+      ),
+    );
+    expect(err.code).toBe('capability_not_granted');
+    expect(err.field).toBe('spec.sidecars[1].linuxCapabilities[0]');
+  });
+
+  it('grants a capability to one role only', () => {
+    const input = makeInput(); // ziti may add NET_ADMIN
+    input.workload.spec.main.linuxCapabilities = ['NET_ADMIN'];
+    const err = configError(() => buildPod(input));
+    expect(err.field).toBe('spec.main.linuxCapabilities[0]');
+    expect(err.message).toContain('spec.workloadSecurity.capabilities.main');
   });
 });
 
@@ -691,6 +772,7 @@ describe('buildPod: docker capability', () => {
       name: 'docker-subid-init',
       image: 'docker:27-dind-rootless',
       command: ['/bin/sh', '-c', DOCKER_SUBID_SCRIPT],
+      securityContext: H,
       volumeMounts: [{ name: 'docker-subid', mountPath: '/subid' }],
     });
     expect(spec?.volumes?.slice(3)).toEqual([
@@ -841,7 +923,7 @@ describe('buildPod: gpu capability and scheduling', () => {
         r.capabilities = ['arm64'];
       }),
     );
-    expect(spec.containers).toEqual([{ name: 'main', image: 'alpine:3.20' }]);
+    expect(spec.containers).toEqual([{ name: 'main', image: 'alpine:3.20', securityContext: H }]);
   });
 });
 
@@ -881,6 +963,7 @@ describe('buildPod: labels and ownership', () => {
     expect(buildPersistentVolumeClaim(input, volume).metadata?.labels).toEqual({
       volume_key: EXAMPLE_VOLUME_KEY,
       'app.kubernetes.io/managed-by': 'k8s-runner',
+      'agyn.io/workload-id': EXAMPLE_WORKLOAD_ID,
     });
   });
 
@@ -961,12 +1044,18 @@ describe('buildPersistentVolumeClaim', () => {
   it('lets the fixed labels win over volume labels', () => {
     const labels = claimFor(
       persistent({
-        labels: { volume_key: 'k', 'app.kubernetes.io/managed-by': 'me', 'agyn.io/runner': 'x' },
+        labels: {
+          volume_key: 'k',
+          'app.kubernetes.io/managed-by': 'me',
+          'agyn.io/runner': 'x',
+          'agyn.io/workload-id': 'someone-else',
+        },
       }),
     ).metadata?.labels;
     expect(labels).toEqual({
       volume_key: 'k',
       'app.kubernetes.io/managed-by': 'k8s-runner',
+      'agyn.io/workload-id': EXAMPLE_WORKLOAD_ID,
       'agyn.io/runner': 'runner-eu-1',
     });
   });
@@ -1188,5 +1277,41 @@ describe('WorkloadConfigError', () => {
   it('invalid_label for a runner name that cannot be a label value', () => {
     const err = configError(() => buildPod(makeInput((_w, r) => (r.name = 'r'.repeat(64)))));
     expect([err.code, err.field]).toEqual(['invalid_label', 'metadata.labels']);
+  });
+});
+
+describe('buildPod: label policy', () => {
+  it.each([
+    'app.kubernetes.io/name',
+    'node-role.kubernetes.io/control-plane',
+    'k8s.io/x',
+    'agyn.io/grant-x',
+    'agyn.dev/role',
+  ])('refuses the reserved label %s, naming spec.labels', (key) => {
+    const err = configError(() => buildPod(minimalInput((w) => (w.spec.labels = { [key]: 'v' }))));
+    expect(err.code).toBe('invalid_label');
+    expect(err.field).toBe('spec.labels');
+    expect(err.message).toContain('is reserved');
+  });
+
+  it('passes unprefixed and foreign-prefixed labels, and overwrites the fixed ones', () => {
+    const labels = buildPod(
+      minimalInput(
+        (w) =>
+          (w.spec.labels = {
+            'agent-id': 'a',
+            workload_key: 'k',
+            'example.com/team': 't',
+            'chaos.agyn.io/seed': 's',
+            'agyn.io/workload-id': 'spoofed',
+          }),
+      ),
+    ).metadata?.labels;
+    expect(labels).toMatchObject({
+      'agent-id': 'a',
+      workload_key: 'k',
+      'example.com/team': 't',
+      'agyn.io/workload-id': EXAMPLE_WORKLOAD_ID,
+    });
   });
 });

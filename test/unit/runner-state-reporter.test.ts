@@ -37,6 +37,8 @@ function workload(id: string, overrides: Partial<AgentWorkload['spec']> = {}): A
       main: { name: 'main', image: 'agent:1' },
       ...overrides,
     } as AgentWorkload['spec'],
+    // The id the controller recorded after checking it is unique.
+    status: { workloadId: id },
   };
 }
 
@@ -75,25 +77,24 @@ describe('workloadReportOf', () => {
     const anonymous = {
       ...workload('w'),
       spec: { main: { name: 'm', image: 'i' } } as AgentWorkload['spec'],
+      status: undefined,
     };
     anonymous.metadata = { name: 'x' };
     expect(workloadReportOf(anonymous, status('Running'), OBSERVED)).toBeUndefined();
   });
 
-  it('takes the workload id from the spec, else the status, else the uid', () => {
-    const noId = {
-      ...workload('w'),
-      spec: { main: { name: 'm', image: 'i' } } as AgentWorkload['spec'],
-    };
+  it('takes the workload id the controller recorded, never the spec or uid alone', () => {
+    const unverified = { ...workload('claimed'), status: undefined };
+    expect(workloadReportOf(unverified, status('Running'), OBSERVED)).toBeUndefined();
     expect(
-      workloadReportOf(noId, status('Running', { workloadId: 'from-status' }), OBSERVED)
+      workloadReportOf(unverified, status('Running', { workloadId: 'verified' }), OBSERVED)
         ?.workloadId,
-    ).toBe('from-status');
-    expect(workloadReportOf(noId, status('Running'), OBSERVED)?.workloadId).toBe('uid-w');
+    ).toBe('verified');
+    // A duplicate of another workload's id is recorded with its own uid: that is what is reported.
     expect(
-      workloadReportOf(workload('spec-id'), status('Running', { workloadId: 'x' }), OBSERVED)
+      workloadReportOf(workload('victim'), status('Running', { workloadId: 'uid-x' }), OBSERVED)
         ?.workloadId,
-    ).toBe('spec-id');
+    ).toBe('uid-x');
   });
 
   it('maps containers: roles and states by name, times parsed, unknown values skipped', () => {

@@ -67,8 +67,34 @@ app.kubernetes.io/part-of: agyn
 /etc/k8s-runner/grpc-tls
 {{- end }}
 
+{{/*
+The Pod Security level workload Pods need: restricted without grants; baseline when they may
+run as root or add a capability baseline allows; privileged with any other capability or
+with docker (its daemon is privileged or unconfined).
+*/}}
+{{- define "k8s-runner.podSecurityLevel" -}}
+{{- $ws := .Values.runner.workloadSecurity | default dict }}
+{{- $baseline := list "AUDIT_WRITE" "CHOWN" "DAC_OVERRIDE" "FOWNER" "FSETID" "KILL" "MKNOD" "NET_BIND_SERVICE" "SETFCAP" "SETGID" "SETPCAP" "SETUID" "SYS_CHROOT" }}
+{{- $level := "restricted" }}
+{{- if $ws.allowRoot }}{{ $level = "baseline" }}{{ end }}
+{{- range $role, $caps := ($ws.capabilities | default dict) }}
+{{- range $caps }}
+{{- if not (has . $baseline) }}{{ $level = "privileged" }}
+{{- else if and (ne . "NET_BIND_SERVICE") (ne $level "privileged") }}{{ $level = "baseline" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if or (has "docker" .Values.capabilities) (.Values.runner.capabilityImplementations | default dict).docker }}
+{{- $level = "privileged" }}
+{{- end }}
+{{- $level }}
+{{- end }}
+
 {{/* Checks that JSON Schema cannot express; called from the Deployment. */}}
 {{- define "k8s-runner.validate" -}}
+{{- if eq (include "k8s-runner.workloadNamespace" .) .Release.Namespace }}
+{{- fail "resources.workloadNamespace must not be the release namespace: workloads may not share a namespace with the operator's Secrets" }}
+{{- end }}
 {{- if and (eq .Values.grpc.auth.mode "mtls") (not .Values.grpc.tls.secretName) }}
 {{- fail "grpc.auth.mode=mtls needs grpc.tls.secretName: a Secret with tls.crt, tls.key and ca.crt" }}
 {{- end }}
