@@ -26,8 +26,13 @@ import {
   testLogger,
   type TestNamespace,
 } from '../support/kube.ts';
-import { startTestGateway, type TestGateway } from '../support/test-gateway.ts';
-import { fastRunner, waitForPhase, workloadManifest } from '../support/workloads.ts';
+import { startTestGateway, testGateway, type TestGateway } from '../support/test-gateway.ts';
+import {
+  fastRunner,
+  SIM_ANNOTATION_PREFIXES,
+  waitForPhase,
+  workloadManifest,
+} from '../support/workloads.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const luaScript = (kind: string): string =>
@@ -80,6 +85,9 @@ beforeAll(async () => {
     logger: testLogger,
     runners: directory(),
     namespace: ns.name,
+    podAnnotationPrefixes: SIM_ANNOTATION_PREFIXES,
+    // Shorter than the held Pod's start delay, so that Starting is written.
+    statusCoalesceMs: 1_000,
   });
   await workloads.startInformers();
   workloads.start();
@@ -161,7 +169,11 @@ test('Runners ready, retrying and needing a person read as kstatus and Argo CD s
   const secret = {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name: 'gitops-token', namespace: ns.name },
+    metadata: {
+      name: 'gitops-token',
+      namespace: ns.name,
+      labels: { 'agyn.io/runner-token': 'true' },
+    },
     data: { token: Buffer.from(TOKEN).toString('base64') },
   };
   await client.resource(SECRETS).create(ns.name, secret as never);
@@ -171,7 +183,7 @@ test('Runners ready, retrying and needing a person read as kstatus and Argo CD s
       kind: 'Runner',
       metadata: { name, namespace: ns.name },
       spec: {
-        gateway: { url },
+        gateway: testGateway({ url }),
         serviceToken: { secretRef: { name: tokenSecret, key: 'token' } },
         workloadNamespace: ns.name,
       },
