@@ -348,6 +348,10 @@ class ExecRun implements CancellableExec {
         );
       }
       if (this.ctx.signal.aborted) return;
+      // Without a status the command's fate is unknown: no exit code would be true.
+      if (result?.connectionLost && !this.recorded) {
+        throw new RpcError(status.UNAVAILABLE, `connection_lost: ${result.error ?? ''}`);
+      }
       const { exitCode, reason } = exitOutcome(result, this.recorded?.reason);
       this.send({
         event: {

@@ -4,10 +4,22 @@ import type { IncomingMessage } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
 import WebSocket from 'ws';
 import { KubeApiError } from './errors.ts';
-import { resourcePath, type ResourceType } from './resources.ts';
+import type { ResourceType } from './resources.ts';
 import { TokenBucket } from './token-bucket.ts';
+import { readBody, toApiError } from './response.ts';
+import { ResourceClient } from './resource-client.ts';
+import { isIdempotent, isUnauthorized, withRetries } from './retry.ts';
 import { loadClusterConnection, type ClusterConnection } from './kubeconfig.ts';
 import { restClientRequestTimer } from '../observability/rest-client-metrics.ts';
+
+export {
+  APPLY_PATCH,
+  JSON_PATCH,
+  MERGE_PATCH,
+  ResourceClient,
+  type DeleteOptions,
+  type ListOptions,
+} from './resource-client.ts';
 
 export interface KubeObject {
   apiVersion?: string;
@@ -62,10 +74,6 @@ export interface KubeClientOptions {
   requestTimeoutMs?: number;
   userAgent?: string;
 }
-
-export const APPLY_PATCH = 'application/apply-patch+yaml';
-export const MERGE_PATCH = 'application/merge-patch+json';
-export const JSON_PATCH = 'application/json-patch+json';
 
 /**
  * A thin HTTP client for the Kubernetes API. It speaks JSON directly (no generated model
@@ -191,7 +199,9 @@ export class KubeClient {
           observe(res.statusCode);
           if ((res.statusCode ?? 500) >= 400) {
             readBody(res)
-              .then((text) => reject(toApiError(res.statusCode ?? 500, text)))
+              .then((text) =>
+                reject(toApiError(res.statusCode ?? 500, text, res.headers['retry-after'])),
+              )
               .catch(reject);
             return;
           }
@@ -201,7 +211,9 @@ export class KubeClient {
       const timeoutMs = options.timeoutMs ?? (streaming ? 0 : this.requestTimeoutMs);
       if (timeoutMs > 0) {
         req.setTimeout(timeoutMs, () =>
-          req.destroy(new KubeApiError(504, 'Timeout', `request timed out after ${timeoutMs} ms`)),
+          req.destroy(
+            new KubeApiError(504, 'ClientTimeout', `request timed out after ${timeoutMs} ms`),
+          ),
         );
       }
       req.on('error', (err) => {
@@ -215,19 +227,50 @@ export class KubeClient {
     });
   }
 
+  /**
+   * One API call. A 401 drops the cached credentials and tries once more; 429 and 5xx are
+   * retried for idempotent requests (Retry-After, else capped backoff) and surfaced otherwise.
+   */
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-    const res = await this.open(method, path, options, false);
+    const res = await withRetries(() => this.open(method, path, options, false), {
+      onUnauthorized: () => this.clearCredentials(),
+      idempotent: isIdempotent(method, options.body),
+      signal: options.signal,
+    });
     const text = await readBody(res);
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
   /** Opens a long-lived response (watch, follow logs); the caller consumes and destroys it. */
   stream(path: string, options: RequestOptions = {}): Promise<IncomingMessage> {
-    return this.open('GET', path, options, true);
+    return withRetries(() => this.open('GET', path, options, true), {
+      onUnauthorized: () => this.clearCredentials(),
+      idempotent: false,
+      signal: options.signal,
+    });
+  }
+
+  /** Forgets cached credentials (a rotated token or an expired exec-plugin credential). */
+  clearCredentials(): void {
+    this.authCache = undefined;
   }
 
   /** Opens a WebSocket to a subresource such as pods/exec. */
   async webSocket(
+    path: string,
+    query: Array<[string, string]>,
+    protocols: string[],
+  ): Promise<WebSocket> {
+    try {
+      return await this.openWebSocket(path, query, protocols);
+    } catch (err) {
+      if (!isUnauthorized(err)) throw err;
+      this.clearCredentials();
+      return this.openWebSocket(path, query, protocols);
+    }
+  }
+
+  private async openWebSocket(
     path: string,
     query: Array<[string, string]>,
     protocols: string[],
@@ -248,7 +291,9 @@ export class KubeClient {
     return new Promise<WebSocket>((resolve, reject) => {
       const onUnexpected = (_req: unknown, res: IncomingMessage): void => {
         readBody(res)
-          .then((text) => reject(toApiError(res.statusCode ?? 500, text)))
+          .then((text) =>
+            reject(toApiError(res.statusCode ?? 500, text, res.headers['retry-after'])),
+          )
           .catch(reject);
       };
       ws.once('unexpected-response', onUnexpected);
@@ -268,134 +313,6 @@ export class KubeClient {
 
   resource<T extends KubeObject>(type: ResourceType): ResourceClient<T> {
     return new ResourceClient<T>(this, type);
-  }
-}
-
-export interface ListOptions {
-  labelSelector?: string;
-  fieldSelector?: string;
-  limit?: number;
-  continue?: string;
-  resourceVersion?: string;
-  signal?: AbortSignal;
-}
-
-export interface DeleteOptions {
-  gracePeriodSeconds?: number;
-  propagationPolicy?: 'Foreground' | 'Background' | 'Orphan';
-  preconditions?: { uid?: string; resourceVersion?: string };
-  dryRun?: boolean;
-}
-
-/** Typed verbs for one resource type. */
-export class ResourceClient<T extends KubeObject> {
-  constructor(
-    readonly client: KubeClient,
-    readonly type: ResourceType,
-  ) {}
-
-  path(namespace?: string, name?: string, subresource?: string): string {
-    return resourcePath(this.type, namespace, name, subresource);
-  }
-
-  get(namespace: string | undefined, name: string, signal?: AbortSignal): Promise<T> {
-    return this.client.request<T>('GET', this.path(namespace, name), { signal });
-  }
-
-  list(namespace: string | undefined, options: ListOptions = {}): Promise<KubeList<T>> {
-    const { signal, ...query } = options;
-    return this.client.request<KubeList<T>>('GET', this.path(namespace), { query, signal });
-  }
-
-  create(
-    namespace: string | undefined,
-    obj: T,
-    options: { dryRun?: boolean; fieldManager?: string; limiter?: TokenBucket } = {},
-  ): Promise<T> {
-    return this.client.request<T>('POST', this.path(namespace), {
-      body: obj,
-      limiter: options.limiter,
-      query: { dryRun: options.dryRun ? 'All' : undefined, fieldManager: options.fieldManager },
-    });
-  }
-
-  /** Server-side apply under our own field manager; `force` only for fields we solely own. */
-  apply(
-    namespace: string | undefined,
-    name: string,
-    obj: unknown,
-    options: { fieldManager: string; force?: boolean; subresource?: string; dryRun?: boolean },
-  ): Promise<T> {
-    return this.client.request<T>('PATCH', this.path(namespace, name, options.subresource), {
-      body: obj,
-      contentType: APPLY_PATCH,
-      query: {
-        fieldManager: options.fieldManager,
-        force: options.force ? true : undefined,
-        dryRun: options.dryRun ? 'All' : undefined,
-      },
-    });
-  }
-
-  mergePatch(
-    namespace: string | undefined,
-    name: string,
-    patch: unknown,
-    subresource?: string,
-  ): Promise<T> {
-    return this.client.request<T>('PATCH', this.path(namespace, name, subresource), {
-      body: patch,
-      contentType: MERGE_PATCH,
-    });
-  }
-
-  jsonPatch(
-    namespace: string | undefined,
-    name: string,
-    ops: unknown[],
-    subresource?: string,
-  ): Promise<T> {
-    return this.client.request<T>('PATCH', this.path(namespace, name, subresource), {
-      body: ops,
-      contentType: JSON_PATCH,
-    });
-  }
-
-  replace(namespace: string | undefined, name: string, obj: T, subresource?: string): Promise<T> {
-    return this.client.request<T>('PUT', this.path(namespace, name, subresource), { body: obj });
-  }
-
-  delete(
-    namespace: string | undefined,
-    name: string,
-    options: DeleteOptions = {},
-  ): Promise<unknown> {
-    const { dryRun, ...rest } = options;
-    const hasBody = Object.keys(rest).length > 0;
-    return this.client.request('DELETE', this.path(namespace, name), {
-      body: hasBody ? { apiVersion: 'v1', kind: 'DeleteOptions', ...rest } : undefined,
-      query: { dryRun: dryRun ? 'All' : undefined },
-    });
-  }
-}
-
-async function readBody(res: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of res) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-function toApiError(statusCode: number, text: string): KubeApiError {
-  try {
-    const status = JSON.parse(text) as { reason?: string; message?: string; details?: unknown };
-    return new KubeApiError(
-      statusCode,
-      status.reason ?? 'Unknown',
-      status.message ?? text,
-      status.details,
-    );
-  } catch {
-    return new KubeApiError(statusCode, 'Unknown', text.slice(0, 1024) || `HTTP ${statusCode}`);
   }
 }
 

@@ -3,6 +3,8 @@ export class KubeApiError extends Error {
   readonly statusCode: number;
   readonly reason: string;
   readonly details?: unknown;
+  /** The server's Retry-After, in seconds, when it sent one (429, 503). */
+  retryAfterSeconds?: number;
 
   constructor(statusCode: number, reason: string, message: string, details?: unknown) {
     super(message);

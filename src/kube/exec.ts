@@ -23,7 +23,15 @@ export interface ExecResult {
   exitCode: number;
   /** Set when the remote side reported a failure other than a non-zero exit. */
   error?: string;
+  /**
+   * The connection ended before the API server reported a status: the command's outcome
+   * is unknown (it may still run).
+   */
+  connectionLost?: boolean;
 }
+
+export const CONNECTION_LOST =
+  'the connection to the container was lost before the command reported its exit status';
 
 export interface ExecHandlers {
   onStdout(data: Buffer): void;
@@ -55,13 +63,20 @@ export class ExecSession {
         else if (channel === STDERR) handlers.onStderr(data);
         else if (channel === ERROR && data.length > 0) status = parseStatus(data.toString('utf8'));
       });
+      // The API server always ends a session with a Status on the error channel, success
+      // included; a close without one means the connection dropped.
+      const lost = (detail?: string): ExecResult => ({
+        exitCode: -1,
+        error: detail ? `${CONNECTION_LOST}: ${detail}` : CONNECTION_LOST,
+        connectionLost: true,
+      });
       ws.on('close', () => {
         this.markClosed();
-        resolve(status ?? { exitCode: 0 });
+        resolve(status ?? lost());
       });
       ws.on('error', (err) => {
         this.markClosed();
-        resolve(status ?? { exitCode: -1, error: err.message });
+        resolve(status ?? lost(err.message));
       });
     });
   }

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { KubeObject, ResourceClient } from './client.ts';
+import { Backoff, sleep, type Sleep } from './backoff.ts';
 import { KubeApiError, isGone } from './errors.ts';
 
 export interface InformerHandler<T> {
@@ -21,7 +22,12 @@ export interface InformerOptions<T> {
   pageSize?: number;
   maxBackoffMs?: number;
   transform?: (obj: T) => T;
+  /** How the informer waits between retries (tests record the delays). */
+  sleep?: Sleep;
 }
+
+/** client-go's reflector: a watch that ends this soon with no event is "very short". */
+export const SHORT_WATCH_MS = 1_000;
 
 interface WatchEvent<T> {
   type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
@@ -55,7 +61,15 @@ export class Informer<T extends KubeObject> {
   private currentStream?: IncomingMessage;
   private abort?: AbortController;
   private loop?: Promise<void>;
-  readonly stats = { lists: 0, relistsOnGone: 0, watchRestarts: 0, idleRestarts: 0, events: 0 };
+  readonly stats = {
+    lists: 0,
+    relistsOnGone: 0,
+    watchRestarts: 0,
+    idleRestarts: 0,
+    shortWatches: 0,
+    handlerErrors: 0,
+    events: 0,
+  };
 
   constructor(
     private readonly resource: ResourceClient<T>,
@@ -144,7 +158,8 @@ export class Informer<T extends KubeObject> {
   }
 
   private async run(): Promise<void> {
-    let backoffMs = 250;
+    const backoff = new Backoff(800, this.options.maxBackoffMs);
+    const wait = this.options.sleep ?? sleep;
     let needList = this.resourceVersion === undefined;
     while (!this.stopped) {
       try {
@@ -152,8 +167,22 @@ export class Informer<T extends KubeObject> {
           await this.listAndReplace();
           needList = false;
         }
+        const started = Date.now();
+        const eventsBefore = this.stats.events;
         await this.watchOnce();
-        backoffMs = 250;
+        if (this.stopped) break;
+        if (Date.now() - started < SHORT_WATCH_MS && this.stats.events === eventsBefore) {
+          // The server (or something in between) ends watches at once: do not hammer it.
+          this.stats.shortWatches++;
+          const delay = backoff.next();
+          this.options.logger.warn(
+            { resource: this.name, retryInMs: Math.round(delay) },
+            'watch ended at once without events; backing off',
+          );
+          await wait(delay, this.abort?.signal);
+        } else {
+          backoff.reset();
+        }
       } catch (err) {
         if (this.stopped) break;
         if (isGone(err)) {
@@ -168,12 +197,12 @@ export class Informer<T extends KubeObject> {
           continue;
         }
         this.stats.watchRestarts++;
+        const delay = backoff.next();
         this.options.logger.warn(
-          { resource: this.name, err: errorMessage(err), retryInMs: backoffMs },
+          { resource: this.name, err: errorMessage(err), retryInMs: Math.round(delay) },
           'list/watch failed; retrying',
         );
-        await sleep(backoffMs * (0.8 + Math.random() * 0.4), this.abort?.signal);
-        backoffMs = Math.min(backoffMs * 2, this.options.maxBackoffMs);
+        await wait(delay, this.abort?.signal);
         if (this.resourceVersion === undefined) needList = true;
       }
     }
@@ -201,20 +230,22 @@ export class Informer<T extends KubeObject> {
     } while (cont);
 
     const initial = !this.synced;
+    const notices: Array<(h: InformerHandler<T>) => void> = [];
     for (const [key, old] of this.store) {
       if (!fresh.has(key)) {
         this.remove(key, old);
-        for (const h of this.handlers) h.onDelete?.(old);
+        notices.push((h) => h.onDelete?.(old));
       }
     }
     for (const [key, obj] of fresh) {
       const old = this.store.get(key);
       this.put(key, obj, old);
-      if (!old) for (const h of this.handlers) h.onAdd?.(obj, initial);
+      if (!old) notices.push((h) => h.onAdd?.(obj, initial));
       else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
-        for (const h of this.handlers) h.onUpdate?.(old, obj);
+        notices.push((h) => h.onUpdate?.(old, obj));
     }
     this.resourceVersion = rv;
+    for (const notice of notices) this.notify(notice);
     if (!this.synced) {
       this.synced = true;
       for (const w of this.syncWaiters.splice(0)) w();
@@ -285,19 +316,33 @@ export class Informer<T extends KubeObject> {
     const obj = this.prepare(event.object);
     const key = objectKey(obj);
     const old = this.store.get(key);
+    // The store and the resource version move first: a handler that throws cannot make
+    // the informer see this event again as "already known" and drop it.
     if (event.type === 'DELETED') {
       if (old) this.remove(key, old);
-      for (const h of this.handlers) h.onDelete?.(obj);
     } else {
       this.put(key, obj, old);
-      if (old) {
-        if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
-          for (const h of this.handlers) h.onUpdate?.(old, obj);
-      } else {
-        for (const h of this.handlers) h.onAdd?.(obj, false);
-      }
     }
     if (rv) this.resourceVersion = rv;
+    if (event.type === 'DELETED') this.notify((h) => h.onDelete?.(obj));
+    else if (!old) this.notify((h) => h.onAdd?.(obj, false));
+    else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
+      this.notify((h) => h.onUpdate?.(old, obj));
+  }
+
+  /** Runs one notification on every handler; a handler's failure is its own. */
+  private notify(notice: (h: InformerHandler<T>) => void): void {
+    for (const h of this.handlers) {
+      try {
+        notice(h);
+      } catch (err) {
+        this.stats.handlerErrors++;
+        this.options.logger.error(
+          { resource: this.name, err: errorMessage(err) },
+          'informer handler threw; the informer goes on',
+        );
+      }
+    }
   }
 
   private prepare(obj: T): T {
@@ -341,14 +386,4 @@ export class Informer<T extends KubeObject> {
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 }

@@ -20,19 +20,19 @@ export interface RateLimiterOptions {
   /** Cap on a key's delay. Default 1000 s. */
   maxDelayMs?: number;
   /**
-   * Overall token bucket shared by all keys, as in client-go's default controller rate limiter
-   * (which uses 10 qps, burst 100). Every rate-limited add takes a token and waits the longer of
-   * its key's backoff and the time until the token is available, so when many keys fail at once
-   * (API server outage) retries after the first `burst` are spread at `qps` per second.
-   * Off by default: only the per-key backoff applies.
+   * Overall token bucket shared by all keys (client-go's 10 qps, burst 100 unless `false`). Every
+   * rate-limited add waits the longer of its key's backoff and its token, so when many keys
+   * fail at once (API server outage) retries after the first `burst` come at `qps` per second.
    */
-  bucket?: { qps: number; burst: number };
+  bucket?: { qps: number; burst: number } | false;
 }
+
+export const DEFAULT_RETRY_BUCKET = { qps: 10, burst: 100 };
 
 export const DEFAULT_BASE_DELAY_MS = 5;
 export const DEFAULT_MAX_DELAY_MS = 1_000_000;
 
-/** Per-key exponential backoff, optionally combined with an overall token bucket. */
+/** Per-key exponential backoff combined with an overall token bucket. */
 export class RateLimiter<K extends string = string> {
   private readonly failures = new Map<K, number>();
   private readonly baseDelayMs: number;
@@ -48,8 +48,8 @@ export class RateLimiter<K extends string = string> {
     if (!(this.baseDelayMs > 0) || !(this.maxDelayMs >= this.baseDelayMs)) {
       throw new RangeError('rate limiter needs 0 < baseDelayMs <= maxDelayMs');
     }
-    if (options.bucket !== undefined) {
-      const { qps, burst } = options.bucket;
+    const { qps, burst } = options.bucket === false ? {} : (options.bucket ?? DEFAULT_RETRY_BUCKET);
+    if (qps !== undefined && burst !== undefined) {
       if (!(qps > 0) || !(burst >= 1))
         throw new RangeError('token bucket needs qps > 0, burst >= 1');
       this.bucket = { qps, burst, tokens: burst, at: clock.now() };

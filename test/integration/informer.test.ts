@@ -100,3 +100,34 @@ test('objects deleted while the informer was not watching are removed on relist'
   expect(informer.get(ns.name, 'ghost')).toBeUndefined();
   await informer.stop();
 });
+
+test('a throwing handler neither loses the event nor stops the informer', async () => {
+  const informer = new Informer(configMaps, { namespace: ns.name, logger: testLogger });
+  const seen: string[] = [];
+  let throwOnce = true;
+  informer.addHandler({
+    onAdd: (o) => {
+      if (o.metadata?.name === 'boom' && throwOnce) {
+        throwOnce = false;
+        throw new Error('handler failure');
+      }
+    },
+  });
+  informer.addHandler({
+    onAdd: (o) => seen.push(`add:${o.metadata?.name}`),
+    onUpdate: (_o, n) => seen.push(`update:${n.metadata?.name}:${n.data?.v}`),
+  });
+  informer.start();
+  await informer.waitForSync();
+  const created = await configMaps.create(ns.name, cm('boom', '1'));
+  await eventually(() => informer.get(ns.name, 'boom'), { what: 'the add in the store' });
+  await configMaps.mergePatch(ns.name, 'boom', { data: { v: '2' } });
+  await eventually(() => seen.includes('update:boom:2'), { what: 'the update after the throw' });
+  expect(seen).toContain('add:boom');
+  expect(informer.stats.handlerErrors).toBe(1);
+  expect(informer.stats.watchRestarts).toBe(0);
+  expect(Number(informer.lastResourceVersion)).toBeGreaterThan(
+    Number(created.metadata?.resourceVersion),
+  );
+  await informer.stop();
+});

@@ -144,6 +144,16 @@ describe('WorkQueue', () => {
     expect(last).toBe(1_000_000);
   });
 
+  it('spreads retries with a global bucket by default (client-go: 10 qps, burst 100)', () => {
+    const clock = new ManualClock();
+    const limiter = new RateLimiter({}, clock);
+    for (let i = 0; i < 100; i++) expect(limiter.when(`k${i}`)).toBe(5);
+    expect(limiter.when('k100')).toBeCloseTo(100);
+    expect(limiter.when('k101')).toBeCloseTo(200);
+    const unlimited = new RateLimiter({ bucket: false }, clock);
+    for (let i = 0; i < 200; i++) expect(unlimited.when(`k${i}`)).toBe(5);
+  });
+
   it('spreads retries with the optional token bucket', () => {
     const clock = new ManualClock();
     const limiter = new RateLimiter({ bucket: { qps: 10, burst: 2 } }, clock);
