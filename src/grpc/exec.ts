@@ -348,9 +348,10 @@ class ExecRun implements CancellableExec {
         );
       }
       if (this.ctx.signal.aborted) return;
-      // Without a status the command's fate is unknown: no exit code would be true.
-      if (result?.connectionLost && !this.recorded) {
-        throw new RpcError(status.UNAVAILABLE, `connection_lost: ${result.error ?? ''}`);
+      // Without a status the command's fate is unknown: the contract's answer for a stream
+      // error after `started` is RUNNER_ERROR with -1 (exitOutcome), never COMPLETED/0.
+      if (result?.connectionLost) {
+        this.ctx.logger.warn({ err: result.error }, 'exec connection to the container lost');
       }
       const { exitCode, reason } = exitOutcome(result, this.recorded?.reason);
       this.send({

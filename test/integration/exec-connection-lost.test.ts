@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import {
+  ExecExitReason,
   ExecRequest,
   StartWorkloadRequest,
   type ExecResponse,
@@ -45,7 +46,7 @@ afterAll(async () => {
   await proxy?.close();
 });
 
-test('a connection lost mid-command ends the RPC UNAVAILABLE, never with an exit code', async () => {
+test('a connection lost mid-command ends in RUNNER_ERROR with -1 (contract §6.4), never COMPLETED', async () => {
   const stream = h.client.exec();
   const events: ExecResponse[] = [];
   let sawOutput!: () => void;
@@ -69,7 +70,10 @@ test('a connection lost mid-command ends the RPC UNAVAILABLE, never with an exit
   await output;
   proxy.cutAll();
   const end = await ended;
-  expect(events.find((e) => e.event?.$case === 'exit')).toBeUndefined();
-  expect(end.code).toBe(status.UNAVAILABLE);
-  expect(end.details).toMatch(/connection to the container was lost/);
+  const exit = events.find((e) => e.event?.$case === 'exit');
+  expect(exit?.event?.$case === 'exit' && exit.event.exit).toMatchObject({
+    exitCode: -1,
+    reason: ExecExitReason.EXEC_EXIT_REASON_RUNNER_ERROR,
+  });
+  expect(end.code).toBe(status.OK);
 });
