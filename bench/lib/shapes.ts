@@ -34,7 +34,7 @@ export function benchRunner(startGraceSeconds = BENCH_START_GRACE_SECONDS): Runn
 
 /**
  * The real agent (test/fixtures/agent-workload-example.ts) with fresh identifiers: its own
- * workload id, Pod name, pull-secret name and persistent workspace, so N of them coexist.
+ * workload id, Pod name and persistent workspace, so N of them coexist.
  */
 export function agentWorkload(namespace: string, id: string = randomUUID()): AgentWorkload {
   const aw = structuredClone(agentWorkloadExample());
@@ -42,7 +42,9 @@ export function agentWorkload(namespace: string, id: string = randomUUID()): Age
   aw.metadata = { name, namespace };
   aw.spec.workloadId = id;
   aw.spec.labels = { ...aw.spec.labels, workload_key: id };
-  aw.spec.imagePullSecretRef = { name: `${name}-pull` };
+  // A referenced Secret must exist and carry the workload's label (tenant isolation); the
+  // benchmark measures the workload path, so its workloads reference none.
+  delete aw.spec.imagePullSecretRef;
   for (const volume of aw.spec.volumes) {
     if (volume.kind === 'Persistent') volume.persistentName = `pv-${id}`;
   }
