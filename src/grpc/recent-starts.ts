@@ -41,6 +41,11 @@ export class RecentStarts {
     this.entries.delete(name);
   }
 
+  /** The recent workloads, for what the cache's indexes cannot answer yet. */
+  workloads(): Workload[] {
+    return [...this.entries.values()].map((e) => e.workload);
+  }
+
   get size(): number {
     return this.entries.size;
   }

@@ -6,24 +6,29 @@ import { INDEX_CLAIM, type Pvc } from './caches.ts';
 import type { ShimContext } from './rpc.ts';
 import type { StartPlan } from './translate.ts';
 
+function claimsOf(workload: Pick<StartPlan['workload'], 'spec'>): Set<string> {
+  return new Set(workload.spec.volumes.filter((v) => v.kind === 'Persistent').map(claimName));
+}
+
 /**
  * A gRPC caller is trusted with every volume of the workload namespace: before it creates
  * the AgentWorkload, StartWorkload grants the new workload id each existing claim it names
  * (the label agyn.io/grant-<id>), which the workload controller then lets it mount. A claim
  * that does not exist yet is created by the controller, labelled with the workload's id;
- * one that another workload is about to create is waited for (up to `waitMs`) and granted.
+ * one that another workload (in the cache, or just created here) is about to create is waited for (up to `waitMs`) and granted.
  */
 export async function grantVolumes(
   shim: ShimContext,
   plan: StartPlan,
   waitMs: number,
 ): Promise<void> {
-  const claims = new Set(
-    plan.workload.spec.volumes.filter((v) => v.kind === 'Persistent').map(claimName),
-  );
+  const claims = claimsOf(plan.workload);
+  const recent = shim.recent?.workloads() ?? [];
   const coming = [...claims].filter(
     (claim) =>
-      !shim.caches.pvc(claim) && shim.caches.workloads.byIndex(INDEX_CLAIM, claim).length > 0,
+      !shim.caches.pvc(claim) &&
+      (shim.caches.workloads.byIndex(INDEX_CLAIM, claim).length > 0 ||
+        recent.some((w) => claimsOf(w).has(claim))),
   );
   await Promise.all(
     coming.map((claim) => shim.caches.waitFor('pvcs', claim, (p) => p !== undefined, waitMs)),

@@ -38,8 +38,11 @@ const WORKLOAD_KEY_LABEL = 'workload_key';
 const PREVIOUS_WORKLOAD_WAIT_MS = 5_000;
 /** Time kept back from a client's deadline so the answer still reaches it. */
 const DEADLINE_RESERVE_MS = 1_000;
-/** How long StartWorkload waits for a claim another start is creating (volume-grants.ts). */
-const VOLUME_GRANT_WAIT_MS = 2_000;
+/**
+ * How long StartWorkload waits for a claim another workload's controller is creating
+ * (volume-grants.ts): a Pod's PVC can take seconds under a burst of starts.
+ */
+const VOLUME_GRANT_WAIT_MS = 10_000;
 
 export function requireWorkloadId(raw: string): string {
   const id = raw.trim();
