@@ -13,20 +13,23 @@ type Secret = KubeObject & { data?: Record<string, string> };
 const client = testKubeClient();
 const secrets = client.resource<Secret>(SECRETS);
 let ns: TestNamespace;
+let wns: TestNamespace;
 const operators: OperatorProcess[] = [];
 
 beforeAll(async () => {
   ns = await createTestNamespace(client, 'it-token');
+  wns = await createTestNamespace(client, 'it-token-wl');
 });
 afterAll(async () => {
   await Promise.all(operators.map((o) => o.stop()));
   await ns?.cleanup();
+  await wns?.cleanup();
 });
 
 function operatorEnv(secret: string, create: boolean): Record<string, string> {
   return {
     OPERATOR_NAMESPACE: ns.name,
-    WORKLOAD_NAMESPACE: ns.name,
+    WORKLOAD_NAMESPACE: wns.name,
     LEADER_ELECTION: 'false',
     GRPC_AUTH_MODE: 'token',
     GRPC_TOKEN_SECRET: secret,
