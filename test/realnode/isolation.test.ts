@@ -29,7 +29,7 @@ async function start(script: string): Promise<string> {
       main: {
         name: 'agent',
         image: BUSYBOX,
-        cmd: ['sh', '-c', `${script}; trap "exit 0" TERM; sleep 3600 & wait`],
+        cmd: ['sh', '-c', `${script}\ntrap "exit 0" TERM; sleep 3600 & wait`],
         mounts: [{ volume: 'work', mountPath: '/work' }],
       },
     }),
