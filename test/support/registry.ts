@@ -12,20 +12,16 @@ import { clusterStateDir } from './kube.ts';
 const run = promisify(execFile);
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-function portsEnv(key: string): string {
-  const ports = readFileSync(path.join(clusterStateDir(), 'ports.env'), 'utf8');
+function portsEnv(key: string, stateDir: string): string {
+  const ports = readFileSync(path.join(stateDir, 'ports.env'), 'utf8');
   const value = new RegExp(`^${key}=(.+)$`, 'm').exec(ports)?.[1];
   if (!value) throw new Error(`${key} not found in ports.env`);
   return value;
 }
 
-/** host:port of the cluster's registry. */
-export function registryHost(): string {
-  return `127.0.0.1:${portsEnv('REGISTRY_PORT')}`;
-}
-
-export function registryBinDir(): string {
-  return portsEnv('REGISTRY_BIN_DIR');
+/** host:port of the registry of the cluster in `stateDir` (default: the shared one). */
+export function registryHost(stateDir = clusterStateDir()): string {
+  return `127.0.0.1:${portsEnv('REGISTRY_PORT', stateDir)}`;
 }
 
 /** Runs scripts/build-image.sh: the OCI layout in `outDir`, pushed to `ref` when given. */
