@@ -1,7 +1,17 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules', 'dist', 'src/gen', 'coverage', '.bench-build'] },
+  {
+    ignores: [
+      'node_modules',
+      'dist',
+      'src/gen',
+      'coverage',
+      '.bench-build',
+      '.test-cluster',
+      '.quickstart',
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     rules: {

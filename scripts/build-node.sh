@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds the real worker node of the test cluster from pinned Go modules into the same
 # cache (and under the same lock) as scripts/build-control-plane.sh:
-#   kubelet      k8s.io/kubernetes/cmd/kubelet through the control plane's wrapper module
+#   kubelet, kube-proxy  k8s.io/kubernetes/cmd/{kubelet,kube-proxy} through the control plane's wrapper module
 #   containerd, ctr, containerd-shim-runc-v2   github.com/containerd/containerd/v2
 #   bridge, host-local, loopback               github.com/containernetworking/plugins
 #   pause, netns-forward                       scripts/test-cluster.d/node-tools (keyed by content)
-# runc comes from Debian (apt-get install runc) when it is not on PATH.
+# runc and iptables come from Debian (apt-get install runc iptables) when they are not on PATH.
 # Prints NODE_BIN_DIR=... and NODE_TOOLS_DIR=...; a second run builds nothing.
 set -euo pipefail
 
@@ -19,7 +19,7 @@ NODE_BIN_DIR="$CACHE_ROOT/bin/node-k8s-$K8S_VERSION-containerd-$CONTAINERD_VERSI
 TOOLS_SRC="$HERE/test-cluster.d/node-tools"
 TOOLS_HASH=$(cd "$TOOLS_SRC" && find . -type f -name '*.go' -o -name go.mod | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)
 NODE_TOOLS_DIR="$CACHE_ROOT/bin/node-tools-$TOOLS_HASH"
-NODE_BINARIES=(kubelet containerd ctr containerd-shim-runc-v2 cni/bridge cni/host-local cni/loopback)
+NODE_BINARIES=(kubelet kube-proxy containerd ctr containerd-shim-runc-v2 cni/bridge cni/host-local cni/loopback)
 
 have_node() {
   local b
@@ -40,10 +40,10 @@ module_source() {
     && go mod download -json "$module@$version" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
 }
 
-build_kubelet() {
-  local mod="$WORK/kubernetes"
-  make_kube_wrapper "$mod"
-  build_with_progress kubelet bash -c "cd '$mod' && go build -v -trimpath -ldflags '-s -w $KUBE_LDFLAGS' -o '$WORK/out/kubelet' k8s.io/kubernetes/cmd/kubelet"
+build_kube_binary() {
+  local name="$1" mod="$WORK/kubernetes"
+  [ -f "$mod/go.mod" ] || make_kube_wrapper "$mod"
+  build_with_progress "$name" bash -c "cd '$mod' && go build -v -trimpath -ldflags '-s -w $KUBE_LDFLAGS' -o '$WORK/out/$name' k8s.io/kubernetes/cmd/$name"
 }
 
 # The module's own go.mod and go.sum pin every dependency; the source in the module cache
@@ -73,8 +73,17 @@ build_tools() {
 
 print_dirs() { printf 'NODE_BIN_DIR=%s\nNODE_TOOLS_DIR=%s\n' "$NODE_BIN_DIR" "$NODE_TOOLS_DIR"; }
 
+# kube-proxy programs the cluster namespace's iptables through the iptables command.
+ensure_iptables() {
+  command -v iptables >/dev/null && return 0
+  log "iptables is missing; installing the Debian package"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables; } >&2 \
+    || { log "could not install iptables (apt-get install iptables)"; return 1; }
+}
+
 main() {
   ensure_runc
+  ensure_iptables
   if have_node && have_tools; then print_dirs; return 0; fi
   take_build_lock
   if have_node && have_tools; then print_dirs; return 0; fi
@@ -82,7 +91,8 @@ main() {
   mkdir -p "$WORK/tools"
   if ! have_node; then
     log "first build of the real node into $NODE_BIN_DIR (minutes on 2 cores; later runs reuse it)"
-    [ -x "$NODE_BIN_DIR/kubelet" ] || build_kubelet
+    [ -x "$NODE_BIN_DIR/kubelet" ] || build_kube_binary kubelet
+    [ -x "$NODE_BIN_DIR/kube-proxy" ] || build_kube_binary kube-proxy
     [ -x "$NODE_BIN_DIR/containerd" ] && [ -x "$NODE_BIN_DIR/ctr" ] && [ -x "$NODE_BIN_DIR/containerd-shim-runc-v2" ] || build_containerd
     [ -x "$NODE_BIN_DIR/cni/bridge" ] && [ -x "$NODE_BIN_DIR/cni/host-local" ] && [ -x "$NODE_BIN_DIR/cni/loopback" ] || build_cni
     mkdir -p "$NODE_BIN_DIR/cni"

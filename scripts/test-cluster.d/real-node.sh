@@ -157,6 +157,7 @@ unmount_under() {
 # and its shims (the daemons' cgroup); then unmounts what they left under the state dir
 # and removes the node's cgroups.
 real_node_stop() {
+  stop_pid kube-proxy
   stop_pid kubelet
   local h
   for h in $(cgroup_all_dirs); do kill_cgroup_tree "$h$CGROUP_ROOT"; done
@@ -204,6 +205,10 @@ render_node_configs() {
   done
   mv "$NODE_DIR/cni.conflist" "$NODE_DIR/cni/net.d/10-k8s-runner.conflist"
   mv "$NODE_DIR/hosts.toml" "$NODE_DIR/certs.d/_default/hosts.toml"
+  # The cluster's own registry: plain HTTP on the namespace's loopback (scripts/test-cluster).
+  mkdir -p "$NODE_DIR/certs.d/127.0.0.1:$REGISTRY_PORT"
+  printf 'server = "http://127.0.0.1:%s"\n\n[host."http://127.0.0.1:%s"]\n  capabilities = ["pull", "resolve"]\n' \
+    "$REGISTRY_PORT" "$REGISTRY_PORT" >"$NODE_DIR/certs.d/127.0.0.1:$REGISTRY_PORT/hosts.toml"
   echo 'nameserver 127.0.0.1' >"$NODE_DIR/resolv.conf"
   cp "$NODE_BIN_DIR"/cni/* "$NODE_DIR/cni/bin/"
 }
@@ -251,6 +256,15 @@ real_node_start() {
     --root-dir "$NODE_DIR/kubelet" --cert-dir "$NODE_DIR/kubelet/pki" --hostname-override "$REAL_NODE_NAME" \
     --node-ip "$REAL_NODE_IP" --node-labels "$REAL_NODE_LABEL=true,type=real" \
     --register-with-taints "$REAL_NODE_LABEL=true:NoSchedule" --v 1
+  local proxy_health
+  proxy_health=$(free_port)
+  # kube-proxy (iptables mode) writes its rules in the cluster's namespace only; no
+  # conntrack table sizing (a host-wide setting).
+  start_node_daemon kube-proxy "$NODE_BIN_DIR/kube-proxy" --kubeconfig "$STATE_DIR/kubeconfig" \
+    --hostname-override "$REAL_NODE_NAME" --proxy-mode iptables --nodeport-addresses primary --cluster-cidr "$REAL_NODE_POD_SUBNET" \
+    --conntrack-max-per-core 0 \
+    --conntrack-tcp-timeout-established 0 --conntrack-tcp-timeout-close-wait 0 --healthz-bind-address "127.0.0.1:$proxy_health" --metrics-bind-address "127.0.0.1:$(free_port)" --v 1
   wait_for "node $REAL_NODE_NAME Ready" 90 kubelet "$BIN_DIR_CP/kubectl" --kubeconfig "$STATE_DIR/kubeconfig" \
     wait --for=condition=Ready "node/$REAL_NODE_NAME" --timeout=2s
+  wait_for "kube-proxy" 60 kube-proxy nsenter --net="$NETNS_FILE" curl -sf "http://127.0.0.1:$proxy_health/healthz"
 }

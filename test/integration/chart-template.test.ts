@@ -413,6 +413,13 @@ describe('helm template with the seed values', () => {
     });
   });
 
+  it("labels the operator Pods app=k8s-runner, which the seed's kubectl command selects", () => {
+    const deployment = find(seed, 'Deployment', 'acme-runner-k8s-runner') as Obj & {
+      spec: { template: { metadata: { labels: Record<string, string> } } };
+    };
+    expect(deployment.spec.template.metadata.labels).toMatchObject({ app: 'k8s-runner' });
+  });
+
   it('keeps the created workload namespace on uninstall', () => {
     const ns = find(seed, 'Namespace', 'agyn-workloads');
     expect(ns.metadata.annotations).toEqual({ 'helm.sh/resource-policy': 'keep' });
