@@ -468,6 +468,9 @@ describe('workloads written as CRs', () => {
       { volume: 'foreign', mountPath: '/f' },
     ];
     await start({ workloadId: a, main: { image: 'a', mounts }, volumes });
+    // b is granted a's new volume once it exists (two starts racing on one brand-new volume
+    // are a known limit: see README, Volumes).
+    await eventually(() => h.caches.pvc(shared), { what: "a's new shared PVC" });
     await start({ workloadId: b, main: { image: 'b', mounts }, volumes });
     await waitRunning(a);
     await waitRunning(b);
