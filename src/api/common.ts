@@ -37,8 +37,36 @@ export function withCel<T extends z.ZodType>(schema: T, rules: CelRule[]): T {
   return refined.meta({ 'x-kubernetes-validations': crdRules }) as T;
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** Kubernetes name rules (RFC 1123 label and subdomain; the name part of a qualified name). */
+export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+export const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const QUALIFIED_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+
+export function isDnsLabel(value: string): boolean {
+  return value.length <= 63 && DNS_LABEL.test(value);
+}
+
+export function isDnsSubdomain(value: string): boolean {
+  return value.length <= 253 && DNS_SUBDOMAIN.test(value);
+}
+
+/** Why a label key or value is invalid (Kubernetes qualified-name rules), or undefined. */
+export function labelProblem(key: string, value: string): string | undefined {
+  if (key === '') return 'empty label key';
+  const parts = key.split('/');
+  const name = parts.at(-1) ?? '';
+  const prefix = parts.length === 2 ? parts[0] : undefined;
+  const keyValid =
+    parts.length <= 2 &&
+    name.length <= 63 &&
+    QUALIFIED_NAME.test(name) &&
+    (prefix === undefined || isDnsSubdomain(prefix));
+  if (!keyValid) return `invalid label key ${JSON.stringify(key)}`;
+  if (value !== '' && (value.length > 63 || !QUALIFIED_NAME.test(value))) {
+    return `invalid value ${JSON.stringify(value)} for label ${JSON.stringify(key)}`;
+  }
+  return undefined;
+}
 
 export const dnsLabel = (description: string) =>
   z.string().min(1).max(63).regex(DNS_LABEL).meta({ description });
@@ -77,6 +105,15 @@ export const conditionSchema = z.object({
 });
 export type Condition = z.infer<typeof conditionSchema>;
 
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
 export interface ObjectMeta {
   name: string;
   namespace?: string;
@@ -88,14 +125,25 @@ export interface ObjectMeta {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   finalizers?: string[];
-  ownerReferences?: Array<{
-    apiVersion: string;
-    kind: string;
-    name: string;
-    uid: string;
-    controller?: boolean;
-    blockOwnerDeletion?: boolean;
-  }>;
+  ownerReferences?: OwnerReference[];
+}
+
+/** A reference to `owner`, an object of this API group (AgentWorkload, Runner). */
+export function ownerReference(
+  kind: string,
+  owner: { metadata: { name: string; uid?: string } },
+  flags: { controller: boolean; blockOwnerDeletion?: boolean },
+): OwnerReference {
+  const uid = owner.metadata.uid;
+  if (!uid) throw new Error(`${kind} ${owner.metadata.name} has no uid`);
+  return { apiVersion: API_GROUP_VERSION, kind, name: owner.metadata.name, uid, ...flags };
+}
+
+/** The uid of the object's controlling owner. */
+export function controllerOwnerUid(obj: {
+  metadata?: { ownerReferences?: OwnerReference[] };
+}): string | undefined {
+  return obj.metadata?.ownerReferences?.find((r) => r.controller === true)?.uid;
 }
 
 /** Fixed label and annotation keys shared by everything the operator creates. */
@@ -110,5 +158,12 @@ export const LABELS = {
 export const MANAGED_BY_VALUE = 'k8s-runner';
 export const ORCHESTRATOR_MANAGED_BY_VALUE = 'agents-orchestrator';
 export const FIELD_MANAGER = 'k8s-runner';
+/** Annotations of an AgentWorkload that the operator and the gRPC shim both read or write. */
+export const ANNOTATIONS = {
+  /** Last activity through the gRPC API (RFC 3339). */
+  touchedAt: 'agyn.io/touched-at',
+  /** A stopped workload with this annotation is deleted that many seconds after it stopped. */
+  ttlAfterStopped: 'agyn.io/ttl-seconds-after-stopped',
+} as const;
 /** Deletes an AgentWorkload's Pod and Secrets before the AgentWorkload goes. */
 export const WORKLOAD_FINALIZER = 'agyn.io/workload-cleanup';

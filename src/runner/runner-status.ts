@@ -169,6 +169,74 @@ export const OWNED_STATUS_FIELDS = [
 
 export type OwnedRunnerStatus = Pick<RunnerStatus, (typeof OWNED_STATUS_FIELDS)[number]>;
 
+type ConditionFact = [type: string, status: Condition['status'], reason: string, message: string];
+
+/** kstatus: Ready=True is Current; Reconciling=True is InProgress; Stalled=True is Failed. */
+function settledConditions(failure: Failure | undefined): ConditionFact[] {
+  const stalled = failure !== undefined && isStalledFailure(failure);
+  const retrying = failure !== undefined && !stalled;
+  return [
+    [
+      RUNNER_CONDITIONS.reconciling,
+      retrying ? 'True' : 'False',
+      retrying ? failure.reason : 'Settled',
+      retrying ? `retrying with backoff: ${failure.message}` : '',
+    ],
+    [
+      RUNNER_CONDITIONS.stalled,
+      stalled ? 'True' : 'False',
+      stalled ? failure.reason : 'NotStalled',
+      stalled ? failure.message : '',
+    ],
+  ];
+}
+
+function notEnrolledConditions(failure: Failure): ConditionFact[] {
+  return [
+    [RUNNER_CONDITIONS.enrolled, 'False', failure.reason, failure.message],
+    [
+      RUNNER_CONDITIONS.catalogReported,
+      'False',
+      'NotEnrolled',
+      'the catalog is reported once the Runner is enrolled',
+    ],
+    [RUNNER_CONDITIONS.ready, 'False', failure.reason, failure.message],
+    ...settledConditions(failure),
+  ];
+}
+
+/** CatalogReported and Ready of an enrolled Runner. */
+function catalogConditions(catalog: CatalogFacts): ConditionFact[] {
+  switch (catalog.state) {
+    case 'reported':
+      return [
+        [RUNNER_CONDITIONS.catalogReported, 'True', 'CatalogReported', catalog.summary],
+        [RUNNER_CONDITIONS.ready, 'True', 'Ready', 'enrolled and catalog reported'],
+      ];
+    case 'unsupported':
+      return [
+        [RUNNER_CONDITIONS.catalogReported, 'False', 'CatalogUnsupported', catalog.message],
+        [RUNNER_CONDITIONS.ready, 'True', 'Ready', `enrolled; ${catalog.message}`],
+      ];
+    case 'failed': {
+      const { failure } = catalog;
+      const reported: ConditionFact = [
+        RUNNER_CONDITIONS.catalogReported,
+        'False',
+        failure.reason,
+        failure.message,
+      ];
+      // A catalog change that cannot be reported yet must not take the runner's workloads
+      // down: only a catalog never reported for this identity keeps the runner not Ready.
+      if (catalog.everReported) {
+        const why = `enrolled; the latest catalog change is not reported yet (${failure.reason})`;
+        return [reported, [RUNNER_CONDITIONS.ready, 'True', 'Ready', why]];
+      }
+      return [reported, [RUNNER_CONDITIONS.ready, 'False', failure.reason, failure.message]];
+    }
+  }
+}
+
 /**
  * The status a Runner should have given what reconcile found. Conditions keep their
  * lastTransitionTime unless their status flips, so an unchanged outcome yields an equal status.
@@ -180,87 +248,28 @@ export function desiredRunnerStatus(
   scope: string,
   now: Date,
 ): OwnedRunnerStatus {
-  let conditions: Condition[] | undefined = current?.conditions;
-  const set = (
-    type: string,
-    status: Condition['status'],
-    reason: string,
-    message: string,
-  ): void => {
-    conditions = setCondition(conditions, { type, status, reason, message }, generation, now);
+  const apply = (list: ConditionFact[]): Condition[] | undefined => {
+    let conditions: Condition[] | undefined = current?.conditions;
+    for (const [type, status, reason, message] of list)
+      conditions = setCondition(conditions, { type, status, reason, message }, generation, now);
+    return conditions;
   };
-
-  // kstatus: Ready=True is Current; Reconciling=True is InProgress; Stalled=True is Failed.
-  const settle = (failure: Failure | undefined): void => {
-    const stalled = failure !== undefined && isStalledFailure(failure);
-    const retrying = failure !== undefined && !stalled;
-    set(
-      RUNNER_CONDITIONS.reconciling,
-      retrying ? 'True' : 'False',
-      retrying ? failure.reason : 'Settled',
-      retrying ? `retrying with backoff: ${failure.message}` : '',
-    );
-    set(
-      RUNNER_CONDITIONS.stalled,
-      stalled ? 'True' : 'False',
-      stalled ? failure.reason : 'NotStalled',
-      stalled ? failure.message : '',
-    );
-  };
-
   if (!facts.enrolled) {
-    set(RUNNER_CONDITIONS.enrolled, 'False', facts.failure.reason, facts.failure.message);
-    set(
-      RUNNER_CONDITIONS.catalogReported,
-      'False',
-      'NotEnrolled',
-      'the catalog is reported once the Runner is enrolled',
-    );
-    set(RUNNER_CONDITIONS.ready, 'False', facts.failure.reason, facts.failure.message);
-    settle(facts.failure);
+    const conditions = apply(notEnrolledConditions(facts.failure));
     return { observedGeneration: generation, conditions, scope };
   }
-
   const { identity, catalog } = facts;
-  set(
-    RUNNER_CONDITIONS.enrolled,
-    'True',
-    'Enrolled',
-    `enrolled with the platform as service "${identity.serviceName}" (identity id "${identity.identityId}")`,
-  );
-  let catalogReportedAt: string | undefined;
-  switch (catalog.state) {
-    case 'reported':
-      catalogReportedAt = catalog.reportedAt;
-      set(RUNNER_CONDITIONS.catalogReported, 'True', 'CatalogReported', catalog.summary);
-      set(RUNNER_CONDITIONS.ready, 'True', 'Ready', 'enrolled and catalog reported');
-      break;
-    case 'unsupported':
-      set(RUNNER_CONDITIONS.catalogReported, 'False', 'CatalogUnsupported', catalog.message);
-      set(RUNNER_CONDITIONS.ready, 'True', 'Ready', `enrolled; ${catalog.message}`);
-      break;
-    case 'failed':
-      set(
-        RUNNER_CONDITIONS.catalogReported,
-        'False',
-        catalog.failure.reason,
-        catalog.failure.message,
-      );
-      // A catalog change that cannot be reported yet must not take the runner's workloads
-      // down: only a catalog never reported for this identity keeps the runner not Ready.
-      if (catalog.everReported) {
-        set(
-          RUNNER_CONDITIONS.ready,
-          'True',
-          'Ready',
-          `enrolled; the latest catalog change is not reported yet (${catalog.failure.reason})`,
-        );
-      } else {
-        set(RUNNER_CONDITIONS.ready, 'False', catalog.failure.reason, catalog.failure.message);
-      }
-      break;
-  }
-  settle(catalog.state === 'failed' && !catalog.everReported ? catalog.failure : undefined);
+  const stuck = catalog.state === 'failed' && !catalog.everReported ? catalog.failure : undefined;
+  const conditions = apply([
+    [
+      RUNNER_CONDITIONS.enrolled,
+      'True',
+      'Enrolled',
+      `enrolled with the platform as service "${identity.serviceName}" (identity id "${identity.identityId}")`,
+    ],
+    ...catalogConditions(catalog),
+    ...settledConditions(stuck),
+  ]);
   return {
     observedGeneration: generation,
     conditions,
@@ -269,7 +278,7 @@ export function desiredRunnerStatus(
     serviceName: identity.serviceName,
     identitySecretRef: { name: identity.secretName },
     enrolledAt: identity.enrolledAt,
-    catalogReportedAt,
+    catalogReportedAt: catalog.state === 'reported' ? catalog.reportedAt : undefined,
     scope,
   };
 }

@@ -17,11 +17,11 @@ import {
 } from '../../src/runner/gateway-client.ts';
 import {
   GatewayStateReporter,
-  workloadReportOf,
   type ReportTarget,
   type ReportTargetLookup,
   type ReportTargetSource,
 } from '../../src/runner/state-reporter.ts';
+import { workloadReportOf } from '../../src/runner/workload-report.ts';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.ts';
 
 const logger = pino({ level: 'silent' });
