@@ -8,7 +8,7 @@ import {
   type StartWorkloadRequest,
   type StartWorkloadResponse,
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
-import type { Secret } from '../../src/grpc/translate.ts';
+import type { Secret } from '../../src/grpc/translate-secrets.ts';
 import type { KubeObject } from '../../src/kube/client.ts';
 import { isNotFound } from '../../src/kube/errors.ts';
 import { PODS, PVCS, SECRETS } from '../../src/kube/resources.ts';

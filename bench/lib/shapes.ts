@@ -7,7 +7,8 @@ import {
   VolumeKind,
   type DeepPartial,
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
-import { translateStartRequest, type Secret } from '../../src/grpc/translate.ts';
+import type { Secret } from '../../src/grpc/translate-secrets.ts';
+import { translateStartRequest } from '../../src/grpc/translate-start.ts';
 import { buildPersistentVolumeClaim, buildPod } from '../../src/workload/pod-builder.ts';
 import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
 import {

@@ -156,6 +156,10 @@ export const LABELS = {
   workloadName: 'agyn.io/workload-name',
 } as const;
 export const MANAGED_BY_VALUE = 'k8s-runner';
+/** The labels that mark what the operator made for the workload with this id. */
+export function workloadLabels(workloadId: string): Record<string, string> {
+  return { [LABELS.managedBy]: MANAGED_BY_VALUE, [LABELS.workloadId]: workloadId };
+}
 export const ORCHESTRATOR_MANAGED_BY_VALUE = 'agents-orchestrator';
 export const FIELD_MANAGER = 'k8s-runner';
 /** Annotations of an AgentWorkload that the operator and the gRPC shim both read or write. */

@@ -59,12 +59,11 @@ type Ending =
   | { kind: 'pod-deleted' }
   | { kind: 'cancelled' };
 
-export async function streamWorkloadLogs(
+/** The Pod and container whose log a request asks for (from the caches). */
+function logTarget(
   shim: ShimContext,
   req: StreamWorkloadLogsRequest,
-  sink: StreamSink<StreamWorkloadLogsResponse>,
-  ctx: CallContext,
-): Promise<void> {
+): { podName: string; container: string } {
   requireWorkloadId(req.workloadId);
   const container = req.containerName.trim();
   if (container === '') throw invalidArgument('container_name_required');
@@ -78,6 +77,33 @@ export async function streamWorkloadLogs(
     );
   if (!containerNames(pod).includes(container))
     throw new RpcError(status.NOT_FOUND, 'container_not_found');
+  return { podName, container };
+}
+
+async function forwardChunks(
+  stream: IncomingMessage,
+  sink: StreamSink<StreamWorkloadLogsResponse>,
+): Promise<void> {
+  for await (const chunk of stream) {
+    const data = chunk as Buffer;
+    for (let offset = 0; offset < data.length; offset += MAX_CHUNK_BYTES) {
+      await sink.send({
+        event: {
+          $case: 'chunk',
+          chunk: { data: data.subarray(offset, offset + MAX_CHUNK_BYTES), ts: new Date() },
+        },
+      });
+    }
+  }
+}
+
+export async function streamWorkloadLogs(
+  shim: ShimContext,
+  req: StreamWorkloadLogsRequest,
+  sink: StreamSink<StreamWorkloadLogsResponse>,
+  ctx: CallContext,
+): Promise<void> {
+  const { podName, container } = logTarget(shim, req);
   const query = logQuery(req, container);
 
   const abort = new AbortController();
@@ -109,17 +135,7 @@ export async function streamWorkloadLogs(
     });
     if (ending) stream.destroy();
     try {
-      for await (const chunk of stream) {
-        const data = chunk as Buffer;
-        for (let offset = 0; offset < data.length; offset += MAX_CHUNK_BYTES) {
-          await sink.send({
-            event: {
-              $case: 'chunk',
-              chunk: { data: data.subarray(offset, offset + MAX_CHUNK_BYTES), ts: new Date() },
-            },
-          });
-        }
-      }
+      await forwardChunks(stream, sink);
       ending ??= { kind: 'eof' };
     } catch (err) {
       ending ??= ctx.signal.aborted ? { kind: 'cancelled' } : { kind: 'error', err };

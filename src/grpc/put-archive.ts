@@ -4,7 +4,7 @@ import { startExec, type ExecResult, type ExecSession } from '../kube/exec.ts';
 import type { PutArchiveRequest, PutArchiveResponse } from '../gen/agynio/api/runner/v1/runner.ts';
 import { podNameOf } from './caches.ts';
 import { RpcError, invalidArgument } from './errors.ts';
-import { TailBuffer } from './exec.ts';
+import { TailBuffer } from './stream-buffers.ts';
 import type { CallContext, ShimContext } from './rpc.ts';
 import { ArchiveChecker, TarError } from './tar.ts';
 import { resolveWorkload } from './workloads.ts';

@@ -4,7 +4,7 @@ import { claimName } from '../workload/pod-builder.ts';
 import { mayMount, volumeGrantLabel } from '../workload/volume-access.ts';
 import { INDEX_CLAIM, type Pvc } from './caches.ts';
 import type { ShimContext } from './rpc.ts';
-import type { StartPlan } from './translate.ts';
+import type { StartPlan } from './translate-start.ts';
 
 function claimsOf(workload: Pick<StartPlan['workload'], 'spec'>): Set<string> {
   return new Set(workload.spec.volumes.filter((v) => v.kind === 'Persistent').map(claimName));

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import { LABELS, MANAGED_BY_VALUE } from '../api/common.ts';
+import { ANNOTATIONS, LABELS, MANAGED_BY_VALUE } from '../api/common.ts';
 import { KubeApiError, isAlreadyExists, isNotFound } from '../kube/errors.ts';
 import { AGENT_WORKLOADS, SECRETS } from '../kube/resources.ts';
 import type {
@@ -23,15 +23,13 @@ import { RpcError, invalidArgument, resourceNotFound } from './errors.ts';
 import type { CallContext, ShimContext } from './rpc.ts';
 import { grantVolumes } from './volume-grants.ts';
 import {
-  TOUCHED_AT_ANNOTATION,
   effectiveLabels,
   inspectResponse,
   livePod,
-  podNameFor,
-  translateStartRequest,
   workloadStatusOf,
-  type Secret,
-} from './translate.ts';
+} from './translate-inspect.ts';
+import type { Secret } from './translate-secrets.ts';
+import { podNameFor, translateStartRequest, type StartPlan } from './translate-start.ts';
 
 const WORKLOAD_KEY_LABEL = 'workload_key';
 /** How long StartWorkload waits for a stopped workload of the same name to finish going. */
@@ -123,6 +121,61 @@ async function awaitNameFree(shim: ShimContext, name: string, ctx: CallContext):
   if (!free) throw alreadyExists;
 }
 
+/** The AgentWorkload of a start as the API server has it; 'unknown' when it cannot tell. */
+async function liveWorkload(
+  shim: ShimContext,
+  plan: StartPlan,
+): Promise<Workload | undefined | 'unknown'> {
+  try {
+    return await shim.kube.resource<Workload>(AGENT_WORKLOADS).get(shim.namespace, plan.podName);
+  } catch (err) {
+    return isNotFound(err) ? undefined : 'unknown';
+  }
+}
+
+/**
+ * Creates a Secret of a start. A Secret left by an earlier start of this workload that failed
+ * before its AgentWorkload existed (this workload's labels, no owner, no AgentWorkload) is
+ * replaced; any other existing Secret is ALREADY_EXISTS.
+ */
+async function createStartSecret(
+  shim: ShimContext,
+  plan: StartPlan,
+  secret: Secret,
+): Promise<void> {
+  const secrets = shim.kube.resource<Secret>(SECRETS);
+  try {
+    await secrets.create(shim.namespace, secret);
+    return;
+  } catch (err) {
+    if (!isAlreadyExists(err)) throw err;
+    const existing = await secrets.get(shim.namespace, secret.metadata.name).catch(() => undefined);
+    const labels = existing?.metadata?.labels ?? {};
+    const leftover =
+      labels[LABELS.managedBy] === MANAGED_BY_VALUE &&
+      labels[LABELS.workloadId] === plan.workloadId &&
+      (existing?.metadata?.ownerReferences ?? []).length === 0;
+    if (!leftover || (await liveWorkload(shim, plan)) !== undefined) throw err;
+    await secrets.delete(shim.namespace, secret.metadata.name, {
+      preconditions: { uid: existing?.metadata?.uid },
+    });
+    await secrets.create(shim.namespace, secret);
+  }
+}
+
+/** Deletes the Secrets a failed start created. */
+async function deleteSecrets(shim: ShimContext, names: string[], ctx: CallContext): Promise<void> {
+  const secrets = shim.kube.resource<Secret>(SECRETS);
+  for (const name of names) {
+    try {
+      await secrets.delete(shim.namespace, name);
+    } catch (err) {
+      if (!isNotFound(err))
+        ctx.logger.warn({ err, secret: name }, 'could not delete a Secret of a failed start');
+    }
+  }
+}
+
 export async function startWorkload(
   shim: ShimContext,
   req: StartWorkloadRequest,
@@ -135,59 +188,12 @@ export async function startWorkload(
   });
   await awaitNameFree(shim, plan.podName, ctx);
 
-  const secrets = shim.kube.resource<Secret>(SECRETS);
-  const created: string[] = [];
-  const cleanUp = async (): Promise<void> => {
-    for (const name of created) {
-      try {
-        await secrets.delete(shim.namespace, name);
-      } catch (err) {
-        if (!isNotFound(err))
-          ctx.logger.warn({ err, secret: name }, 'could not delete a Secret of a failed start');
-      }
-    }
-  };
-
   const workloads = shim.kube.resource<Workload>(AGENT_WORKLOADS);
-  /** The AgentWorkload as the API server has it; 'unknown' when it cannot tell. */
-  const liveWorkload = async (): Promise<Workload | undefined | 'unknown'> => {
-    try {
-      return await workloads.get(shim.namespace, plan.podName);
-    } catch (err) {
-      return isNotFound(err) ? undefined : 'unknown';
-    }
-  };
-  /**
-   * A Secret left by an earlier start of this workload that failed before its AgentWorkload
-   * existed (this workload's labels, no owner, no AgentWorkload) is replaced; any other
-   * existing Secret is ALREADY_EXISTS.
-   */
-  const createSecret = async (secret: Secret): Promise<void> => {
-    try {
-      await secrets.create(shim.namespace, secret);
-      return;
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw err;
-      const existing = await secrets
-        .get(shim.namespace, secret.metadata.name)
-        .catch(() => undefined);
-      const labels = existing?.metadata?.labels ?? {};
-      const leftover =
-        labels[LABELS.managedBy] === MANAGED_BY_VALUE &&
-        labels[LABELS.workloadId] === plan.workloadId &&
-        (existing?.metadata?.ownerReferences ?? []).length === 0;
-      if (!leftover || (await liveWorkload()) !== undefined) throw err;
-      await secrets.delete(shim.namespace, secret.metadata.name, {
-        preconditions: { uid: existing?.metadata?.uid },
-      });
-      await secrets.create(shim.namespace, secret);
-    }
-  };
-
+  const created: string[] = [];
   let workload: Workload;
   try {
     for (const secret of plan.secrets) {
-      await createSecret(secret);
+      await createStartSecret(shim, plan, secret);
       created.push(secret.metadata.name);
     }
     await grantVolumes(shim, plan, remainingMs(ctx, VOLUME_GRANT_WAIT_MS));
@@ -196,10 +202,11 @@ export async function startWorkload(
     // Without a definite answer the API server may have created the AgentWorkload: its
     // Secrets must then stay. When that cannot be told, they stay too (the workload
     // controller deletes them if the workload never appears).
-    const found = created.length > 0 && !isDefinite(err) ? await liveWorkload() : undefined;
+    const found =
+      created.length > 0 && !isDefinite(err) ? await liveWorkload(shim, plan) : undefined;
     if (found === 'unknown') throw err;
     if (found === undefined || workloadIdOf(found) !== plan.workloadId) {
-      await cleanUp();
+      await deleteSecrets(shim, created, ctx);
       throw err;
     }
     workload = found;
@@ -330,7 +337,7 @@ export async function touchWorkload(
   await shim.kube
     .resource<Workload>(AGENT_WORKLOADS)
     .mergePatch(shim.namespace, workload.metadata.name, {
-      metadata: { annotations: { [TOUCHED_AT_ANNOTATION]: rfc3339Nano(new Date()) } },
+      metadata: { annotations: { [ANNOTATIONS.touchedAt]: rfc3339Nano(new Date()) } },
     });
   return {};
 }

@@ -13,7 +13,8 @@ import {
 import { authProblem, tokenMatches, type AuthOptions } from '../../src/grpc/auth.ts';
 import { codeName, mapKubeError } from '../../src/grpc/errors.ts';
 import { compileFilters, eventMatches, eventTime, type KubeEvent } from '../../src/grpc/events.ts';
-import { ExecStartError, TailBuffer, buildExecCommand, exitOutcome } from '../../src/grpc/exec.ts';
+import { ExecStartError, buildExecCommand, exitOutcome } from '../../src/grpc/exec-protocol.ts';
+import { TailBuffer } from '../../src/grpc/stream-buffers.ts';
 import { logQuery } from '../../src/grpc/logs.ts';
 import { execLimiter } from '../../src/grpc/limits.ts';
 import {

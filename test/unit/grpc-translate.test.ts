@@ -11,14 +11,13 @@ import {
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import type { Workload } from '../../src/grpc/caches.ts';
 import { RpcError } from '../../src/grpc/errors.ts';
+import { labelProblem } from '../../src/api/common.ts';
 import {
   inspectResponse,
-  labelProblem,
   toWorkloadContainer,
-  translateStartRequest,
   workloadStatusOf,
-  type StartPlan,
-} from '../../src/grpc/translate.ts';
+} from '../../src/grpc/translate-inspect.ts';
+import { translateStartRequest, type StartPlan } from '../../src/grpc/translate-start.ts';
 import { containerStatesFromPod } from '../../src/workload/container-states.ts';
 import { agentWorkloadExample, EXAMPLE_WORKLOAD_ID } from '../fixtures/agent-workload-example.ts';
 
