@@ -6,6 +6,7 @@ import { LABELS, MANAGED_BY_VALUE } from '../api/common.ts';
 import type { KubeClient, KubeObject } from '../kube/client.ts';
 import { Informer } from '../kube/informer.ts';
 import { AGENT_WORKLOADS, PODS, PVCS } from '../kube/resources.ts';
+import { workloadIdOf } from '../workload/identity.ts';
 
 export type Pod = IPod & KubeObject;
 export type Pvc = IPersistentVolumeClaim & KubeObject;
@@ -13,14 +14,6 @@ export type Workload = AgentWorkload & KubeObject;
 
 export const INDEX_WORKLOAD_ID = 'workloadId';
 export const INDEX_CLAIM = 'claimName';
-
-/**
- * The id of a workload: what the controller recorded (unique in the namespace), else
- * spec.workloadId, else its uid.
- */
-export function workloadIdOf(workload: Workload): string {
-  return workload.status?.workloadId ?? workload.spec.workloadId ?? workload.metadata.uid ?? '';
-}
 
 /** The Pod of a workload has the CR's name (status.podName mirrors it). */
 export function podNameOf(workload: Workload): string {

@@ -13,11 +13,11 @@ import {
   INDEX_CLAIM,
   claimNamesOfWorkload,
   podNameOf,
-  workloadIdOf,
   type Pod,
   type Pvc,
   type Workload,
 } from './caches.ts';
+import { workloadIdOf } from '../workload/identity.ts';
 import { RpcError, mapKubeError } from './errors.ts';
 import type { CallContext, ShimContext } from './rpc.ts';
 import { remainingMs, resolveWorkload } from './workloads.ts';

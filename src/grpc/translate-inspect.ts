@@ -10,7 +10,8 @@ import {
   type WorkloadContainer,
   type WorkloadFailure,
 } from '../gen/agynio/api/runner/v1/runner.ts';
-import { workloadIdOf, type Pod, type Workload } from './caches.ts';
+import { workloadIdOf } from '../workload/identity.ts';
+import type { Pod, Workload } from './caches.ts';
 
 // AgentWorkload and Pod → the contract's responses (InspectWorkload, ListWorkloads, ...).
 

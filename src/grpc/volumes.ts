@@ -9,7 +9,8 @@ import type {
   RemoveVolumeRequest,
   RemoveVolumeResponse,
 } from '../gen/agynio/api/runner/v1/runner.ts';
-import { INDEX_CLAIM, workloadIdOf, type Pvc } from './caches.ts';
+import { workloadIdOf } from '../workload/identity.ts';
+import { INDEX_CLAIM, type Pvc } from './caches.ts';
 import { RpcError, invalidArgument } from './errors.ts';
 import type { ShimContext } from './rpc.ts';
 

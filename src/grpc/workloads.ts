@@ -18,7 +18,8 @@ import type {
   TouchWorkloadResponse,
   WorkloadListItem,
 } from '../gen/agynio/api/runner/v1/runner.ts';
-import { INDEX_WORKLOAD_ID, podNameOf, workloadIdOf, type Pod, type Workload } from './caches.ts';
+import { workloadIdOf } from '../workload/identity.ts';
+import { INDEX_WORKLOAD_ID, podNameOf, type Pod, type Workload } from './caches.ts';
 import { RpcError, invalidArgument, resourceNotFound } from './errors.ts';
 import type { CallContext, ShimContext } from './rpc.ts';
 import { grantVolumes } from './volume-grants.ts';

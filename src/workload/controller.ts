@@ -2,8 +2,20 @@ import type { Logger } from 'pino';
 import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import type { ISecret } from 'kubernetes-models/v1/Secret';
-import type { AgentWorkload, AgentWorkloadStatus, WorkloadPhase } from '../api/agentworkload.ts';
-import { API_GROUP_VERSION, LABELS, MANAGED_BY_VALUE, WORKLOAD_FINALIZER } from '../api/common.ts';
+import {
+  AGENT_WORKLOAD_KIND,
+  type AgentWorkload,
+  type AgentWorkloadStatus,
+  type WorkloadPhase,
+} from '../api/agentworkload.ts';
+import {
+  ANNOTATIONS,
+  API_GROUP_VERSION,
+  LABELS,
+  MANAGED_BY_VALUE,
+  WORKLOAD_FINALIZER,
+  ownerReference,
+} from '../api/common.ts';
 import { jsonEqual } from '../api/conditions.ts';
 import type { KubeClient, KubeObject, ResourceClient } from '../kube/client.ts';
 import { Controller } from '../kube/controller.ts';
@@ -17,7 +29,7 @@ import { classifyWorkload } from './health.ts';
 import { STATUS_PROGRESS_COALESCE_MS, coalesceWindowMs } from './status-coalescing.ts';
 import { ACCESS_RECHECK_MS, AccessGate } from './access-gate.ts';
 import { ensureClaims, VolumeAccessError } from './volume-access.ts';
-import { claimedWorkloadId, claimKeys, WORKLOAD_ID_CLAIM_INDEX } from './identity.ts';
+import { claimKeys, WORKLOAD_ID_CLAIM_INDEX, workloadIdOf } from './identity.ts';
 import {
   desiredPod as buildDesiredPod,
   POD_ANNOTATION_PREFIXES,
@@ -30,9 +42,6 @@ import type { RunnerDirectory, WorkloadStateSink } from './seams.ts';
 export { WORKLOAD_FINALIZER };
 /** Starting with nothing to report: the same text from the Pod's creation on, so no write. */
 const STARTING_MESSAGE = 'Pod created; waiting for its containers';
-/** A stopped workload with this annotation is deleted that many seconds after it stopped. */
-export const TTL_AFTER_STOPPED_ANNOTATION = 'agyn.io/ttl-seconds-after-stopped';
-export const TOUCHED_AT_ANNOTATION = 'agyn.io/touched-at';
 /**
  * A workload Secret (labelled with a workload id, as the gRPC shim writes them) whose
  * workload does not exist this long after its creation is deleted: the start that wrote it
@@ -204,9 +213,7 @@ export class WorkloadController {
 
   /** The workload id this workload may use: unique in its namespace (src/workload/identity.ts). */
   private idOf(aw: AgentWorkload): string {
-    return claimedWorkloadId(aw, (id) =>
-      this.informers.workloads.byIndex(WORKLOAD_ID_CLAIM_INDEX, id),
-    );
+    return workloadIdOf(aw, (id) => this.informers.workloads.byIndex(WORKLOAD_ID_CLAIM_INDEX, id));
   }
 
   /** Starts the informers this controller created and waits for them to sync. */
@@ -664,7 +671,7 @@ export class WorkloadController {
   }
 
   private stoppedTtlLeftMs(aw: AgentWorkload, now: Date): number | undefined {
-    const ttl = Number(aw.metadata.annotations?.[TTL_AFTER_STOPPED_ANNOTATION]);
+    const ttl = Number(aw.metadata.annotations?.[ANNOTATIONS.ttlAfterStopped]);
     if (!Number.isFinite(ttl) || ttl < 0 || aw.status?.phase !== 'Stopped') return undefined;
     const settled = aw.status.conditions?.find(
       (c) => c.type === 'Reconciling' && c.status === 'False',
@@ -690,7 +697,13 @@ export class WorkloadController {
       try {
         await this.secrets.mergePatch(aw.metadata.namespace, name, {
           metadata: {
-            ownerReferences: [...(secret.metadata?.ownerReferences ?? []), ownerReference(aw)],
+            ownerReferences: [
+              ...(secret.metadata?.ownerReferences ?? []),
+              ownerReference(AGENT_WORKLOAD_KIND, aw, {
+                controller: false,
+                blockOwnerDeletion: true,
+              }),
+            ],
             resourceVersion: secret.metadata?.resourceVersion,
           },
         });
@@ -780,7 +793,7 @@ export class WorkloadController {
   ): Promise<number | undefined> {
     const now = this.now();
     const next = desiredStatus(aw, facts, now);
-    const touchedAt = aw.metadata.annotations?.[TOUCHED_AT_ANNOTATION];
+    const touchedAt = aw.metadata.annotations?.[ANNOTATIONS.touchedAt];
     if (touchedAt) next.lastActivityTime = touchedAt;
     const previous = aw.status ?? {};
     if (jsonEqual(previous, next)) {
@@ -857,17 +870,6 @@ function ownSecretNames(aw: AgentWorkload): string[] {
 
 function isOwnedBy(obj: KubeObject, aw: AgentWorkload): boolean {
   return obj.metadata?.ownerReferences?.some((r) => r.uid === aw.metadata.uid) ?? false;
-}
-
-function ownerReference(aw: AgentWorkload) {
-  return {
-    apiVersion: API_GROUP_VERSION,
-    kind: 'AgentWorkload',
-    name: aw.metadata.name,
-    uid: aw.metadata.uid ?? '',
-    controller: false,
-    blockOwnerDeletion: true,
-  };
 }
 
 function capitalize(s: string): string {

@@ -28,15 +28,17 @@ function holds(other: AgentWorkload, wanted: string, aw: AgentWorkload): boolean
 }
 
 /**
- * The workload id the operator lets `aw` use, unique in its namespace: the one it already
- * recorded in status (its own uid or spec.workloadId), else spec.workloadId unless another
+ * The workload id of `aw`, the one rule for every reader (controller, gRPC shim): the id the
+ * operator recorded in status when it is one `aw` may hold (its own uid or spec.workloadId;
+ * anything else in status is not believed), else spec.workloadId unless another
  * AgentWorkload holds that id (it is that one's uid, or recorded for it, or an older
  * workload asks for it too), else the workload's own uid. `claimants(id)` lists the
- * workloads that may claim or hold `id` (e.g. from an index by claimKeys).
+ * workloads that may claim or hold `id` (e.g. from an index by claimKeys); a reader without
+ * such an index passes none and, until the controller records the id, gets spec.workloadId.
  */
-export function claimedWorkloadId(
+export function workloadIdOf(
   aw: AgentWorkload,
-  claimants: (id: string) => readonly AgentWorkload[],
+  claimants: (id: string) => readonly AgentWorkload[] = () => [],
 ): string {
   const uid = aw.metadata.uid ?? '';
   const recorded = aw.status?.workloadId;

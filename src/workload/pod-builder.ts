@@ -14,10 +14,11 @@ import type {
 } from '../api/agentworkload.ts';
 import { AGENT_WORKLOAD_KIND } from '../api/agentworkload.ts';
 import {
-  API_GROUP_VERSION,
   LABELS,
   MANAGED_BY_VALUE,
   ORCHESTRATOR_MANAGED_BY_VALUE,
+  labelProblem,
+  ownerReference,
 } from '../api/common.ts';
 import type { DockerImplementation, Flavor } from '../api/runner.ts';
 import type { RunnerSettings } from './runner-settings.ts';
@@ -122,8 +123,6 @@ export function inlineFilesSecretName(podName: string): string {
 export function claimName(volume: VolumeSpec): string {
   return volume.persistentName ?? volume.name;
 }
-
-type OwnerReference = NonNullable<NonNullable<IPod['metadata']>['ownerReferences']>[number];
 
 interface NamedContainer {
   spec: ContainerSpec;
@@ -245,7 +244,9 @@ export function buildPod(input: PodBuildInput): IPod {
     name: podName,
     namespace,
     labels,
-    ownerReferences: [{ ...ownerReference(workload), controller: true, blockOwnerDeletion: true }],
+    ownerReferences: [
+      ownerReference(AGENT_WORKLOAD_KIND, workload, { controller: true, blockOwnerDeletion: true }),
+    ],
   };
   if (Object.keys(annotations).length > 0) metadata.annotations = annotations;
 
@@ -285,7 +286,9 @@ export function buildPersistentVolumeClaim(
     labels,
   };
   if (workload.spec.deleteVolumesWithWorkload) {
-    metadata.ownerReferences = [{ ...ownerReference(workload), controller: false }];
+    metadata.ownerReferences = [
+      ownerReference(AGENT_WORKLOAD_KIND, workload, { controller: false }),
+    ];
   }
 
   return { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata, spec: pvcSpec };
@@ -295,17 +298,6 @@ function requireNamespace(workload: AgentWorkload): string {
   const namespace = workload.metadata.namespace;
   if (!namespace) throw new Error(`AgentWorkload ${workload.metadata.name} has no namespace`);
   return namespace;
-}
-
-function ownerReference(workload: AgentWorkload): OwnerReference {
-  const uid = workload.metadata.uid;
-  if (!uid) throw new Error(`AgentWorkload ${workload.metadata.name} has no uid`);
-  return {
-    apiVersion: API_GROUP_VERSION,
-    kind: AGENT_WORKLOAD_KIND,
-    name: workload.metadata.name,
-    uid,
-  };
 }
 
 function podLabels(input: PodBuildInput): Record<string, string> {
@@ -332,32 +324,9 @@ function mergeLabels(
   return { ...user, ...fixed };
 }
 
-const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
 function checkLabel(key: string, value: string, field: string): void {
-  const parts = key.split('/');
-  const name = parts.at(-1) ?? '';
-  const prefix = parts.length === 2 ? parts[0] : undefined;
-  const keyValid =
-    parts.length <= 2 &&
-    name.length <= 63 &&
-    LABEL_NAME.test(name) &&
-    (prefix === undefined || (prefix.length <= 253 && DNS_SUBDOMAIN.test(prefix)));
-  if (!keyValid) {
-    throw new WorkloadConfigError(
-      'invalid_label',
-      field,
-      `invalid label key ${JSON.stringify(key)}`,
-    );
-  }
-  if (value !== '' && (value.length > 63 || !LABEL_NAME.test(value))) {
-    throw new WorkloadConfigError(
-      'invalid_label',
-      field,
-      `invalid value ${JSON.stringify(value)} for label ${JSON.stringify(key)}`,
-    );
-  }
+  const problem = labelProblem(key, value);
+  if (problem) throw new WorkloadConfigError('invalid_label', field, problem);
 }
 
 function resolveCapabilities(

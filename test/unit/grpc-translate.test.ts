@@ -605,6 +605,13 @@ const runningPod: IPod = {
 };
 
 describe('inspectResponse', () => {
+  it('names the workload by the one workload-id rule: a forged status.workloadId is not believed', () => {
+    const forged = workload({ phase: 'Running', workloadId: 'someone-elses-id' });
+    expect(inspectResponse(forged, undefined).id).toBe(ID);
+    const recordedUid = workload({ phase: 'Running', workloadId: 'u-1' });
+    expect(inspectResponse(recordedUid, undefined).id).toBe('u-1');
+  });
+
   it('reports a running workload from its Pod: roles per contract, images, mounts, state', () => {
     const response = inspectResponse(workload({ phase: 'Running' }), runningPod as never);
     expect(response.id).toBe(ID);

@@ -1,5 +1,5 @@
 import type { AgentWorkload } from '../../src/api/agentworkload.ts';
-import { claimedWorkloadId, claimKeys } from '../../src/workload/identity.ts';
+import { workloadIdOf, claimKeys } from '../../src/workload/identity.ts';
 
 const ID = '11111111-2222-4333-8444-555555555555';
 
@@ -20,10 +20,10 @@ function aw(
 }
 
 function idOf(target: AgentWorkload, all: AgentWorkload[]): string {
-  return claimedWorkloadId(target, (id) => all.filter((w) => claimKeys(w).includes(id)));
+  return workloadIdOf(target, (id) => all.filter((w) => claimKeys(w).includes(id)));
 }
 
-describe('claimedWorkloadId', () => {
+describe('workloadIdOf', () => {
   it('uses spec.workloadId when no one else holds it, else the uid', () => {
     const alone = aw('a', '2030-01-01T00:00:00Z', ID);
     expect(idOf(alone, [alone])).toBe(ID);
@@ -52,5 +52,19 @@ describe('claimedWorkloadId', () => {
   it('keeps the id it recorded', () => {
     const thief = aw('thief', '2030-01-01T00:00:05Z', ID, 'uid-thief');
     expect(idOf(thief, [thief])).toBe('uid-thief');
+  });
+});
+
+describe('workloadIdOf without claimants (the gRPC shim)', () => {
+  it('agrees with the controller once it recorded the id, and takes spec.workloadId before', () => {
+    expect(workloadIdOf(aw('a', '2030-01-01T00:00:00Z', ID))).toBe(ID);
+    expect(workloadIdOf(aw('a', '2030-01-01T00:00:00Z', ID, 'uid-a'))).toBe('uid-a');
+    expect(workloadIdOf(aw('b', '2030-01-01T00:00:00Z'))).toBe('uid-b');
+  });
+
+  it('does not believe a status.workloadId that is neither its uid nor its spec.workloadId', () => {
+    const forged = aw('a', '2030-01-01T00:00:00Z', ID, 'someone-elses-id');
+    expect(workloadIdOf(forged)).toBe(ID);
+    expect(idOf(forged, [forged])).toBe(ID);
   });
 });
