@@ -19,7 +19,7 @@ import {
   RunnerServiceService,
   type RunnerServiceServer,
 } from '../src/gen/agynio/api/runner/v1/runner.ts';
-import { DEFAULT_WORKERS } from '../src/config.ts';
+import { DEFAULT_WORKLOAD_WORKERS } from '../src/workload/controller.ts';
 import { DEFAULT_BURST, DEFAULT_QPS } from '../src/kube/client.ts';
 import { parseArgs, type Args } from './lib/args.ts';
 import {
@@ -85,7 +85,7 @@ export function grpcOptions(args: Args): GrpcBenchOptions {
     rounds: Math.max(1, args.int('rounds', 2)),
     warmupMs: args.durationMs('grpc-warmup', 2_000),
     rate: args.number('rate', GRPC_TARGETS.inspectRps),
-    workers: args.int('workers', DEFAULT_WORKERS),
+    workers: args.int('workers', DEFAULT_WORKLOAD_WORKERS),
     qps: args.number('qps', DEFAULT_QPS),
     burst: args.number('burst', DEFAULT_BURST),
   };

@@ -8,7 +8,7 @@
  * the warm-up to show drift.
  */
 import { pathToFileURL } from 'node:url';
-import { DEFAULT_WORKERS } from '../src/config.ts';
+import { DEFAULT_WORKLOAD_WORKERS } from '../src/workload/controller.ts';
 import { DEFAULT_BURST, DEFAULT_QPS } from '../src/kube/client.ts';
 import { parseArgs, type Args } from './lib/args.ts';
 import {
@@ -51,7 +51,7 @@ export function soakOptions(args: Args): SoakOptions {
     ratePerSec: args.number('soak-rate', 1),
     lifetimeMs: args.durationMs('soak-lifetime', 20_000),
     sampleMs: args.durationMs('soak-sample', 10_000),
-    workers: args.int('workers', DEFAULT_WORKERS),
+    workers: args.int('workers', DEFAULT_WORKLOAD_WORKERS),
     qps: args.number('qps', DEFAULT_QPS),
     burst: args.number('burst', DEFAULT_BURST),
   };

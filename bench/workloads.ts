@@ -12,7 +12,7 @@ import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolu
 import type { AgentWorkload } from '../src/api/agentworkload.ts';
 import type { KubeClient, KubeObject } from '../src/kube/client.ts';
 import { AGENT_WORKLOADS, PODS, PVCS } from '../src/kube/resources.ts';
-import { DEFAULT_WORKERS } from '../src/config.ts';
+import { DEFAULT_WORKLOAD_WORKERS } from '../src/workload/controller.ts';
 import { DEFAULT_BURST, DEFAULT_QPS } from '../src/kube/client.ts';
 import { parseArgs, type Args } from './lib/args.ts';
 import {
@@ -65,7 +65,7 @@ export function workloadOptions(args: Args, prefix = ''): WorkloadBenchOptions {
   return {
     n,
     concurrency: args.int(`${prefix}c`, 32),
-    workers: args.int('workers', DEFAULT_WORKERS),
+    workers: args.int('workers', DEFAULT_WORKLOAD_WORKERS),
     qps: args.number('qps', DEFAULT_QPS),
     burst: args.number('burst', DEFAULT_BURST),
     idleMs: args.durationMs('idle', 60_000),

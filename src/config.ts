@@ -1,13 +1,11 @@
 import { z } from 'zod';
 import { DEFAULT_LIMITS } from './grpc/limits.ts';
 import { DEFAULT_BURST, DEFAULT_QPS } from './kube/client.ts';
+import { DEFAULT_WORKLOAD_WORKERS } from './workload/controller.ts';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
-
-/** Concurrent workload reconciles: I/O-bound, the API round trips set the pace. */
-export const DEFAULT_WORKERS = 16;
 
 /** Operator configuration from the environment (the Helm chart sets these). */
 export const configSchema = z.object({
@@ -53,7 +51,7 @@ export const configSchema = z.object({
   LEADER_ELECTION_RENEW_DEADLINE_SECONDS: z.coerce.number().positive().default(7),
   LEADER_ELECTION_RETRY_PERIOD_SECONDS: z.coerce.number().positive().default(2),
   POD_NAME: z.string().optional(),
-  WORKERS: z.coerce.number().int().min(1).max(64).default(DEFAULT_WORKERS),
+  WORKERS: z.coerce.number().int().min(1).max(64).default(DEFAULT_WORKLOAD_WORKERS),
   KUBE_API_QPS: z.coerce.number().positive().default(DEFAULT_QPS),
   KUBE_API_BURST: z.coerce.number().int().min(1).default(DEFAULT_BURST),
   STANDALONE: bool.default(false),

@@ -1,50 +1,36 @@
-/** A token bucket: `take()` resolves when a token is available. */
+/**
+ * A token bucket: `ratePerSecond` tokens a second, at most `burst` saved up. A reservation
+ * always succeeds and may borrow from the future; it says how long to wait for the token.
+ */
 export class TokenBucket {
   private tokens: number;
-  private last = Date.now();
-  private waiting: Array<() => void> = [];
-  private timer?: NodeJS.Timeout;
+  private last: number;
 
   constructor(
     private readonly ratePerSecond: number,
     private readonly burst: number,
+    private readonly clock: { now(): number } = Date,
   ) {
     this.tokens = burst;
+    this.last = clock.now();
   }
 
-  private refill(): void {
-    const now = Date.now();
+  /** Takes a token; returns how many ms from now it is due (0: at once). */
+  reserve(): number {
+    const now = this.clock.now();
     this.tokens = Math.min(
       this.burst,
       this.tokens + ((now - this.last) / 1000) * this.ratePerSecond,
     );
     this.last = now;
+    this.tokens -= 1;
+    return this.tokens >= 0 ? 0 : (-this.tokens / this.ratePerSecond) * 1000;
   }
 
+  /** Resolves when a token is available; callers are served in order. */
   take(): Promise<void> {
-    this.refill();
-    if (this.waiting.length === 0 && this.tokens >= 1) {
-      this.tokens -= 1;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      this.waiting.push(resolve);
-      this.schedule();
-    });
-  }
-
-  private schedule(): void {
-    if (this.timer) return;
-    const waitMs = Math.max(1, Math.ceil(((1 - this.tokens) / this.ratePerSecond) * 1000));
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.refill();
-      while (this.waiting.length > 0 && this.tokens >= 1) {
-        this.tokens -= 1;
-        this.waiting.shift()?.();
-      }
-      if (this.waiting.length > 0) this.schedule();
-    }, waitMs);
-    this.timer.unref();
+    const waitMs = this.reserve();
+    if (waitMs === 0) return Promise.resolve();
+    return new Promise((resolve) => setTimeout(resolve, Math.ceil(waitMs)).unref());
   }
 }

@@ -1,5 +1,6 @@
 import type { InFlightWork, WorkqueueMetrics } from '../observability/metrics.ts';
 import { trackInFlightWork, workqueueMetricsFor } from '../observability/metrics.ts';
+import { TokenBucket } from './token-bucket.ts';
 
 /** Time source and timers of a queue; tests inject a manual one. `now()` is in milliseconds. */
 export interface QueueClock {
@@ -37,12 +38,9 @@ export class RateLimiter<K extends string = string> {
   private readonly failures = new Map<K, number>();
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
-  private readonly bucket?: { qps: number; burst: number; tokens: number; at: number };
+  private readonly bucket?: TokenBucket;
 
-  constructor(
-    options: RateLimiterOptions = {},
-    private readonly clock: QueueClock = systemClock,
-  ) {
+  constructor(options: RateLimiterOptions = {}, clock: QueueClock = systemClock) {
     this.baseDelayMs = options.baseDelayMs ?? DEFAULT_BASE_DELAY_MS;
     this.maxDelayMs = options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
     if (!(this.baseDelayMs > 0) || !(this.maxDelayMs >= this.baseDelayMs)) {
@@ -52,7 +50,7 @@ export class RateLimiter<K extends string = string> {
     if (qps !== undefined && burst !== undefined) {
       if (!(qps > 0) || !(burst >= 1))
         throw new RangeError('token bucket needs qps > 0, burst >= 1');
-      this.bucket = { qps, burst, tokens: burst, at: clock.now() };
+      this.bucket = new TokenBucket(qps, burst, clock);
     }
   }
 
@@ -73,13 +71,7 @@ export class RateLimiter<K extends string = string> {
   }
 
   private reserveToken(): number {
-    const bucket = this.bucket;
-    if (bucket === undefined) return 0;
-    const now = this.clock.now();
-    bucket.tokens = Math.min(bucket.burst, bucket.tokens + ((now - bucket.at) / 1000) * bucket.qps);
-    bucket.at = now;
-    bucket.tokens -= 1;
-    return bucket.tokens >= 0 ? 0 : (-bucket.tokens / bucket.qps) * 1000;
+    return this.bucket?.reserve() ?? 0;
   }
 }
 

@@ -49,6 +49,8 @@ const STARTING_MESSAGE = 'Pod created; waiting for its containers';
  * adopting it). Longer than any StartWorkload takes between the two writes.
  */
 export const ORPHAN_SECRET_GRACE_MS = 60_000;
+/** Concurrent workload reconciles (env WORKERS): I/O-bound, the API round trips set the pace. */
+export const DEFAULT_WORKLOAD_WORKERS = 16;
 export { STATUS_PROGRESS_COALESCE_MS };
 /** Queue keys of Secrets to collect; `:` never appears in a namespace, so they never clash with workload keys. */
 const SECRET_KEY_PREFIX = 'Secret:';
@@ -251,7 +253,7 @@ export class WorkloadController {
     if (this.controller) return;
     this.controller = new Controller({
       name: 'agentworkload',
-      workers: this.options.workers ?? 16,
+      workers: this.options.workers ?? DEFAULT_WORKLOAD_WORKERS,
       logger: this.logger,
       reconcile: (key) => this.reconcile(key),
     });
