@@ -17,6 +17,7 @@ import { createLogger } from './observability/logging.ts';
 import { startTracing, traceWorkloadLifecycle } from './observability/tracing.ts';
 import { RunnerController, type Secret } from './runner/controller.ts';
 import { RunnerRegistry } from './runner/registry.ts';
+import { isRunnerEnrolled } from './runner/runner-status.ts';
 import { GatewayStateReporter } from './runner/state-reporter.ts';
 import { countWorkloads, watchWorkloadCounts } from './runner/workload-counts.ts';
 import { WorkloadController } from './workload/controller.ts';
@@ -89,7 +90,10 @@ async function main(): Promise<void> {
     informers: { workloads: caches.workloads, pods: caches.pods, pvcs: caches.pvcs },
   });
 
-  registerCacheMetrics({ workloads: caches.workloads, runners: runnerInformer });
+  registerCacheMetrics({
+    workloads: caches.workloads,
+    runners: { cache: runnerInformer, enrolled: isRunnerEnrolled },
+  });
   runnerInformer.start();
   operatorSecrets.start();
   caches.start();

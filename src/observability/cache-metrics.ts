@@ -1,6 +1,5 @@
 import { WORKLOAD_PHASES, type AgentWorkload } from '../api/agentworkload.ts';
 import type { Runner } from '../api/runner.ts';
-import { RUNNER_CONDITIONS } from '../runner/runner-status.ts';
 import { collectEnrollment, collectWorkloads, type GaugeSample } from './metrics.ts';
 
 /** Any cache that lists its objects (an Informer). */
@@ -26,15 +25,14 @@ export function workloadSamples(
   return [...counts.values()];
 }
 
-/** k8s_runner_runner_enrolled{runner}: 1 while the Runner's Enrolled condition is True. */
-export function enrollmentSamples(runners: readonly Runner[]): GaugeSample<'runner'>[] {
+/** k8s_runner_runner_enrolled{runner}: 1 while `enrolled` says so (the Enrolled condition). */
+export function enrollmentSamples(
+  runners: readonly Runner[],
+  enrolled: (runner: Runner) => boolean,
+): GaugeSample<'runner'>[] {
   return runners.map((runner) => ({
     labels: { runner: runner.metadata.name },
-    value: runner.status?.conditions?.some(
-      (c) => c.type === RUNNER_CONDITIONS.enrolled && c.status === 'True',
-    )
-      ? 1
-      : 0,
+    value: enrolled(runner) ? 1 : 0,
   }));
 }
 
@@ -44,10 +42,14 @@ export function enrollmentSamples(runners: readonly Runner[]): GaugeSample<'runn
  */
 export function registerCacheMetrics(caches: {
   workloads: Listing<AgentWorkload>;
-  runners?: Listing<Runner>;
+  runners?: { cache: Listing<Runner>; enrolled: (runner: Runner) => boolean };
 }): () => void {
   const removers = [collectWorkloads(() => workloadSamples(caches.workloads.list()))];
   const runners = caches.runners;
-  if (runners) removers.push(collectEnrollment(() => enrollmentSamples(runners.list())));
+  if (runners) {
+    const sample = (): GaugeSample<'runner'>[] =>
+      enrollmentSamples(runners.cache.list(), runners.enrolled);
+    removers.push(collectEnrollment(sample));
+  }
   return () => removers.forEach((remove) => remove());
 }

@@ -13,11 +13,15 @@ import {
 } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { AgentWorkload, AgentWorkloadStatus } from '../api/agentworkload.ts';
-import type { WorkloadStateSink } from '../workload/seams.ts';
 import { randomHex } from './random-ids.ts';
 import { childLogger } from './logging.ts';
 
 export const TRACER_NAME = 'k8s-runner';
+
+/** Where workload transitions go (the workload controller's state sink has this shape). */
+export interface TransitionSink {
+  workloadChanged(workload: AgentWorkload, status: AgentWorkloadStatus): void;
+}
 
 let processTracer: Tracer | undefined;
 
@@ -187,11 +191,11 @@ const STAGE_OF_PHASE: Record<string, Stage | undefined> = {
  * events on the root span. Only the replica that reconciles sees transitions; a new leader
  * starts new spans for the workloads that change under it.
  */
-export class WorkloadLifecycleTracer implements WorkloadStateSink {
+export class WorkloadLifecycleTracer implements TransitionSink {
   private readonly open = new Map<string, Lifecycle>();
 
   constructor(
-    private readonly next?: WorkloadStateSink,
+    private readonly next?: TransitionSink,
     private readonly tracer: Tracer = defaultTracer(),
   ) {}
 
@@ -350,9 +354,9 @@ function attributesOf(
  */
 export function traceWorkloadLifecycle(
   tracing: Tracing,
-  sink: WorkloadStateSink,
+  sink: TransitionSink,
   workloads: { addHandler(handler: { onDelete?(workload: AgentWorkload): void }): void },
-): { sink: WorkloadStateSink; endAll(why: string): void } {
+): { sink: TransitionSink; endAll(why: string): void } {
   if (!tracing.enabled) return { sink, endAll: () => {} };
   const tracer = new WorkloadLifecycleTracer(sink);
   workloads.addHandler({ onDelete: (workload) => tracer.workloadDeleted(workload) });

@@ -301,6 +301,15 @@ export function runnerStatusPatch(
   return Object.keys(patch).length === 0 ? undefined : patch;
 }
 
+/** The Runner's Enrolled condition is True. */
+export function isRunnerEnrolled(runner: { status?: RunnerStatus }): boolean {
+  return (
+    runner.status?.conditions?.some(
+      (c) => c.type === RUNNER_CONDITIONS.enrolled && c.status === 'True',
+    ) ?? false
+  );
+}
+
 export function isRunnerReady(status: RunnerStatus | undefined): boolean {
   return (
     status?.conditions?.some((c) => c.type === RUNNER_CONDITIONS.ready && c.status === 'True') ??

@@ -21,6 +21,7 @@ import {
   tracesUrl,
   WorkloadLifecycleTracer,
 } from '../../src/observability/tracing.ts';
+import { isRunnerEnrolled } from '../../src/runner/runner-status.ts';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN = '00f067aa0ba902b7';
@@ -275,7 +276,10 @@ describe('cache gauges', () => {
 
   it('report enrollment from the Enrolled condition', () => {
     expect(
-      enrollmentSamples([runner('a', 'True'), runner('b', 'False'), runner('c', undefined)]),
+      enrollmentSamples(
+        [runner('a', 'True'), runner('b', 'False'), runner('c', undefined)],
+        isRunnerEnrolled,
+      ),
     ).toEqual([
       { labels: { runner: 'a' }, value: 1 },
       { labels: { runner: 'b' }, value: 0 },
@@ -288,7 +292,7 @@ describe('cache gauges', () => {
     const runners = [runner('gone', 'True')];
     const unregister = registerCacheMetrics({
       workloads: { list: () => workloads },
-      runners: { list: () => runners },
+      runners: { cache: { list: () => runners }, enrolled: isRunnerEnrolled },
     });
     try {
       let text = await metricsRegistry.metrics();
