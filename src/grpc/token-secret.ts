@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import type { ISecret } from 'kubernetes-models/v1/Secret';
 import type { Logger } from 'pino';
-import type { ResourceClient } from '../kube/client.ts';
+import type { KubeObject, ResourceClient } from '../kube/client.ts';
 import { isAlreadyExists, isNotFound } from '../kube/errors.ts';
-import type { Secret } from '../runner/controller.ts';
+
+type Secret = ISecret & KubeObject;
 
 /**
  * Creates the gRPC token Secret with a random token when it does not exist, so that the
