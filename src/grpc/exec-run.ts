@@ -120,18 +120,10 @@ export class ExecRun implements CancellableExec {
   /** Opens the exec stream and waits for its end (or a termination and its grace). */
   private async runSession(): Promise<ExecResult | undefined> {
     try {
-      const session = await startExec(
-        this.shim.kube,
-        {
-          namespace: this.shim.namespace,
-          pod: this.target.pod.metadata?.name ?? '',
-          container: this.target.container,
-          command: buildExecCommand(this.start, this.pidFile),
-          stdin: true,
-          tty: this.tty,
-        },
-        { onStdout: (d) => this.onOutput(d, false), onStderr: (d) => this.onOutput(d, true) },
-      );
+      const session = await this.open(buildExecCommand(this.start, this.pidFile), true, {
+        onStdout: (d) => this.onOutput(d, false),
+        onStderr: (d) => this.onOutput(d, true),
+      });
       this.session = session;
       if (this.recorded) session.close();
       for (const op of this.pending.splice(0)) op(session);
@@ -311,27 +303,27 @@ export class ExecRun implements CancellableExec {
     }
   }
 
+  /** An exec stream into the target container (a TTY only for the session with stdin). */
+  private open(
+    command: string[],
+    stdin: boolean,
+    output: { onStdout(d: Buffer): void; onStderr(d: Buffer): void },
+  ): Promise<ExecSession> {
+    const pod = this.target.pod.metadata?.name ?? '';
+    const { namespace, kube } = this.shim;
+    const target = { namespace, pod, container: this.target.container };
+    return startExec(kube, { ...target, command, stdin, tty: stdin && this.tty }, output);
+  }
+
   /** Best effort: kills the process through its PID file (the stream closing alone would not). */
   private async killRemote(): Promise<void> {
     if (!this.pidFile) return;
     try {
-      const killer = await startExec(
-        this.shim.kube,
-        {
-          namespace: this.shim.namespace,
-          pod: this.target.pod.metadata?.name ?? '',
-          container: this.target.container,
-          command: [
-            '/bin/sh',
-            '-c',
-            'kill -KILL "$(cat "$0")" 2>/dev/null; rm -f "$0"',
-            this.pidFile,
-          ],
-          stdin: false,
-          tty: false,
-        },
-        { onStdout: () => {}, onStderr: () => {} },
-      );
+      const kill = ['/bin/sh', '-c', 'kill -KILL "$(cat "$0")" 2>/dev/null; rm -f "$0"'];
+      const killer = await this.open([...kill, this.pidFile], false, {
+        onStdout: () => {},
+        onStderr: () => {},
+      });
       const grace = new Delay(CLOSE_GRACE_MS);
       await Promise.race([killer.result, grace.wait()]);
       grace.cancel();

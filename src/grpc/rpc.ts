@@ -162,30 +162,40 @@ export function finishStream(
   else call.end();
 }
 
+/** Runs a streaming call's handler and ends the stream with its outcome. */
+function runStream(
+  shim: ShimContext,
+  method: string,
+  call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>,
+  run: (ctx: CallContext) => Promise<void>,
+): void {
+  let ctx: CallContext;
+  try {
+    ctx = callContext(shim, method, call as unknown as AnyCall);
+  } catch (err) {
+    finishStream(call, toRpcError(err, shim.logger, method));
+    return;
+  }
+  Promise.resolve()
+    .then(() => run(ctx))
+    .then(
+      () => finishStream(call, undefined),
+      (err: unknown) => {
+        if (!ctx.signal.aborted) finishStream(call, toRpcError(err, ctx.logger, method));
+      },
+    )
+    .catch((err: unknown) => shim.logger.error({ err, method }, 'could not finish a stream'));
+}
+
 export function serverStreaming<Req, Res>(
   shim: ShimContext,
   method: string,
   fn: (request: Req, sink: StreamSink<Res>, ctx: CallContext) => Promise<void>,
 ): handleServerStreamingCall<Req, Res> {
-  return (call) => {
-    const anyCall = call as unknown as ServerWritableStream<unknown, unknown>;
-    let ctx: CallContext;
-    try {
-      ctx = callContext(shim, method, call as AnyCall);
-    } catch (err) {
-      finishStream(anyCall, toRpcError(err, shim.logger, method));
-      return;
-    }
-    Promise.resolve()
-      .then(() => fn(call.request, sinkFor(call, ctx.signal), ctx))
-      .then(
-        () => finishStream(anyCall, undefined),
-        (err: unknown) => {
-          if (!ctx.signal.aborted) finishStream(anyCall, toRpcError(err, ctx.logger, method));
-        },
-      )
-      .catch((err: unknown) => shim.logger.error({ err, method }, 'could not finish a stream'));
-  };
+  return (call) =>
+    runStream(shim, method, call as unknown as ServerWritableStream<unknown, unknown>, (ctx) =>
+      fn(call.request, sinkFor(call, ctx.signal), ctx),
+    );
 }
 
 export function bidiStreaming<Req, Res>(
@@ -193,23 +203,8 @@ export function bidiStreaming<Req, Res>(
   method: string,
   fn: (call: ServerDuplexStream<Req, Res>, ctx: CallContext) => Promise<void>,
 ): handleBidiStreamingCall<Req, Res> {
-  return (call) => {
-    const anyCall = call as unknown as ServerDuplexStream<unknown, unknown>;
-    let ctx: CallContext;
-    try {
-      ctx = callContext(shim, method, call as AnyCall);
-    } catch (err) {
-      finishStream(anyCall, toRpcError(err, shim.logger, method));
-      return;
-    }
-    Promise.resolve()
-      .then(() => fn(call, ctx))
-      .then(
-        () => finishStream(anyCall, undefined),
-        (err: unknown) => {
-          if (!ctx.signal.aborted) finishStream(anyCall, toRpcError(err, ctx.logger, method));
-        },
-      )
-      .catch((err: unknown) => shim.logger.error({ err, method }, 'could not finish a stream'));
-  };
+  return (call) =>
+    runStream(shim, method, call as unknown as ServerDuplexStream<unknown, unknown>, (ctx) =>
+      fn(call, ctx),
+    );
 }
