@@ -24,6 +24,16 @@ export interface InformerOptions<T> {
   transform?: (obj: T) => T;
   /** How the informer waits between retries (tests record the delays). */
   sleep?: Sleep;
+  /** Receives a handle to steer the watch (fault tests); nothing in the operator asks for it. */
+  control?: (control: InformerControl) => void;
+}
+
+export interface InformerControl {
+  /**
+   * Ends the current watch so the informer resumes from its resource version, or from the
+   * given one (fault tests use an expired version to force a 410 and a relist).
+   */
+  restartWatch(fromResourceVersion?: string): void;
 }
 
 /** client-go's reflector: a watch that ends this soon with no event is "very short". */
@@ -76,6 +86,7 @@ export class Informer<T extends KubeObject> {
     options: InformerOptions<T>,
   ) {
     this.options = { idleTimeoutMs: 5 * 60_000, pageSize: 500, maxBackoffMs: 30_000, ...options };
+    options.control?.({ restartWatch: (version) => this.restartWatch(version) });
   }
 
   get name(): string {
@@ -144,11 +155,7 @@ export class Informer<T extends KubeObject> {
     await this.loop;
   }
 
-  /**
-   * Ends the current watch so the informer resumes from its resource version, or from the
-   * given one (fault tests use an expired version to force a 410 and a relist).
-   */
-  restartWatch(fromResourceVersion?: string): void {
+  private restartWatch(fromResourceVersion?: string): void {
     if (fromResourceVersion !== undefined) this.resourceVersion = fromResourceVersion;
     this.currentStream?.destroy(new WatchIdleError('watch restart requested'));
   }

@@ -1,5 +1,5 @@
 import { KubeClient, type KubeObject } from '../../src/kube/client.ts';
-import { Informer } from '../../src/kube/informer.ts';
+import { Informer, type InformerControl } from '../../src/kube/informer.ts';
 import { CONFIGMAPS } from '../../src/kube/resources.ts';
 import {
   compactEtcd,
@@ -85,7 +85,12 @@ test('a silent watch is presumed dead and restarted, and events still arrive', a
 });
 
 test('objects deleted while the informer was not watching are removed on relist', async () => {
-  const informer = new Informer(configMaps, { namespace: ns.name, logger: testLogger });
+  let control: InformerControl | undefined;
+  const informer = new Informer(configMaps, {
+    namespace: ns.name,
+    logger: testLogger,
+    control: (c) => (control = c),
+  });
   const deleted: string[] = [];
   informer.addHandler({ onDelete: (o) => deleted.push(o.metadata?.name ?? '') });
   await configMaps.create(ns.name, cm('ghost', 'z'));
@@ -94,7 +99,8 @@ test('objects deleted while the informer was not watching are removed on relist'
   expect(informer.get(ns.name, 'ghost')).toBeDefined();
   await informer.stop();
   await configMaps.delete(ns.name, 'ghost');
-  informer.restartWatch('1');
+  if (!control) throw new Error('the informer handed out no control');
+  control.restartWatch('1');
   informer.start();
   await eventually(() => deleted.includes('ghost'), { what: 'the relist to notice the deletion' });
   expect(informer.get(ns.name, 'ghost')).toBeUndefined();
