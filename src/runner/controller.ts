@@ -135,6 +135,7 @@ export class RunnerController implements ReportTargetSource {
     await Promise.all(this.ownedInformers.map((i) => i.stop()));
     this.gateways.closeAll();
     this.enrollment.clear();
+    this.status.clear();
   }
 
   /** A workload placed on this Runner changed: recount soon (many changes, one status write). */

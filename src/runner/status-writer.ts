@@ -43,6 +43,11 @@ export class RunnerStatusWriter {
     this.written.delete(runnerName);
   }
 
+  /** Forgets every status written (reconciling stopped). */
+  clear(): void {
+    this.written.clear();
+  }
+
   async write(runner: Runner, spec: RunnerSpec, facts: RunnerFacts): Promise<void> {
     const name = runner.metadata.name;
     const uid = runner.metadata.uid ?? '';
