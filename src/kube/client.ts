@@ -1,6 +1,6 @@
 import https from 'node:https';
 import http from 'node:http';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
 import WebSocket from 'ws';
 import { KubeApiError } from './errors.ts';
@@ -10,6 +10,7 @@ import { readBody, toApiError } from './response.ts';
 import { ResourceClient } from './resource-client.ts';
 import { isIdempotent, isUnauthorized, withRetries } from './retry.ts';
 import { loadClusterConnection, type ClusterConnection } from './kubeconfig.ts';
+import type { ConnectionOptions } from './credentials.ts';
 import { restClientRequestTimer } from '../observability/rest-client-metrics.ts';
 
 export {
@@ -87,7 +88,7 @@ export class KubeClient {
   private readonly limiter: TokenBucket;
   private readonly requestTimeoutMs: number;
   private readonly userAgent: string;
-  private authCache?: { at: number; opts: https.RequestOptions };
+  private authCache?: { at: number; opts: ConnectionOptions };
   readonly requestCounts = new Map<string, number>();
 
   constructor(connection: ClusterConnection | KubeConfig, options: KubeClientOptions = {}) {
@@ -105,28 +106,14 @@ export class KubeClient {
     this.userAgent = options.userAgent ?? 'k8s-runner';
   }
 
-  /** From a kubeconfig file (or $KUBECONFIG, ~/.kube/config, the in-cluster service account). */
+  /** From a kubeconfig (a path or a list like $KUBECONFIG), else the in-cluster service account. */
   static fromEnvironment(kubeconfigPath?: string, options?: KubeClientOptions): KubeClient {
-    const connection = loadClusterConnection(kubeconfigPath);
-    if (!connection)
-      throw new Error(
-        'this kubeconfig needs an exec plugin or auth provider: use KubeClient.connect',
-      );
-    return new KubeClient(connection, options);
+    return new KubeClient(loadClusterConnection(kubeconfigPath), options);
   }
 
-  /**
-   * Like fromEnvironment, but kubeconfigs with exec plugins or auth providers load the full
-   * @kubernetes/client-node (about 75 MiB of heap, so only when needed).
-   */
-  static async connect(kubeconfigPath?: string, options?: KubeClientOptions): Promise<KubeClient> {
-    const connection = loadClusterConnection(kubeconfigPath);
-    if (connection) return new KubeClient(connection, options);
-    const { KubeConfig } = await import('@kubernetes/client-node');
-    const kc = new KubeConfig();
-    if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
-    else kc.loadFromDefault();
-    return new KubeClient(kc, options);
+  /** Same as fromEnvironment (kept async for callers that await it). */
+  static connect(kubeconfigPath?: string, options?: KubeClientOptions): Promise<KubeClient> {
+    return Promise.resolve(KubeClient.fromEnvironment(kubeconfigPath, options));
   }
 
   totalRequests(): number {
@@ -135,7 +122,7 @@ export class KubeClient {
     return n;
   }
 
-  private async authOptions(): Promise<https.RequestOptions> {
+  private async authOptions(): Promise<ConnectionOptions> {
     const now = Date.now();
     if (this.authCache && now - this.authCache.at < 30_000) return this.authCache.opts;
     const opts = await this.connection.requestOptions();
@@ -171,8 +158,8 @@ export class KubeClient {
         : Buffer.from(
             typeof options.body === 'string' ? options.body : JSON.stringify(options.body),
           );
-    const headers: Record<string, string> = {
-      ...(auth.headers as Record<string, string> | undefined),
+    const headers: OutgoingHttpHeaders = {
+      ...auth.headers,
       accept: 'application/json',
       'user-agent': this.userAgent,
     };
@@ -193,6 +180,7 @@ export class KubeClient {
           cert: auth.cert,
           key: auth.key,
           rejectUnauthorized: auth.rejectUnauthorized,
+          servername: auth.servername,
           signal: options.signal,
         },
         (res) => {
@@ -253,6 +241,7 @@ export class KubeClient {
   /** Forgets cached credentials (a rotated token or an expired exec-plugin credential). */
   clearCredentials(): void {
     this.authCache = undefined;
+    this.connection.invalidate?.();
   }
 
   /** Opens a WebSocket to a subresource such as pods/exec. */
@@ -281,13 +270,16 @@ export class KubeClient {
     for (const [k, v] of query) url.searchParams.append(k, v);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     const auth = await this.authOptions();
-    const ws = new WebSocket(url, protocols, {
+    // ws hands these options to https.request and tls.connect (servername and header lists too).
+    const wsOptions = {
       headers: auth.headers as Record<string, string> | undefined,
       ca: auth.ca,
       cert: auth.cert,
       key: auth.key,
       rejectUnauthorized: auth.rejectUnauthorized,
-    });
+      servername: auth.servername,
+    };
+    const ws = new WebSocket(url, protocols, wsOptions);
     return new Promise<WebSocket>((resolve, reject) => {
       const onUnexpected = (_req: unknown, res: IncomingMessage): void => {
         readBody(res)
@@ -324,7 +316,15 @@ function fromKubeConfig(kc: KubeConfig): ClusterConnection {
     requestOptions: async () => {
       const opts: https.RequestOptions = {};
       await kc.applyToHTTPSOptions(opts);
-      return opts;
+      const { ca, cert, key, rejectUnauthorized, servername, headers } = opts;
+      return {
+        ca,
+        cert,
+        key,
+        rejectUnauthorized,
+        servername,
+        headers: headers as OutgoingHttpHeaders,
+      };
     },
   };
 }
