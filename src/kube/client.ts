@@ -11,7 +11,6 @@ import { ResourceClient } from './resource-client.ts';
 import { isIdempotent, isUnauthorized, withRetries } from './retry.ts';
 import { loadClusterConnection, type ClusterConnection } from './kubeconfig.ts';
 import type { ConnectionOptions } from './credentials.ts';
-import { restClientRequestTimer } from '../observability/rest-client-metrics.ts';
 
 export {
   APPLY_PATCH,
@@ -68,12 +67,24 @@ export interface RequestOptions {
 export const DEFAULT_QPS = 500;
 export const DEFAULT_BURST = 1000;
 
+/**
+ * Called as each request starts; the returned function is called once with the HTTP status
+ * (undefined when no response came back). The app passes its metrics here.
+ */
+export type RequestObserver = (
+  method: string,
+  host: string,
+) => (statusCode: number | undefined) => void;
+
+const noObserver: RequestObserver = () => () => undefined;
+
 export interface KubeClientOptions {
   /** Client-side limit; the API server's priority and fairness is the real guard. */
   qps?: number;
   burst?: number;
   requestTimeoutMs?: number;
   userAgent?: string;
+  observeRequest?: RequestObserver;
 }
 
 /**
@@ -88,6 +99,7 @@ export class KubeClient {
   private readonly limiter: TokenBucket;
   private readonly requestTimeoutMs: number;
   private readonly userAgent: string;
+  private readonly observeRequest: RequestObserver;
   private authCache?: { at: number; opts: ConnectionOptions };
   readonly requestCounts = new Map<string, number>();
 
@@ -104,6 +116,7 @@ export class KubeClient {
     this.limiter = new TokenBucket(options.qps ?? DEFAULT_QPS, options.burst ?? DEFAULT_BURST);
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.userAgent = options.userAgent ?? 'k8s-runner';
+    this.observeRequest = options.observeRequest ?? noObserver;
   }
 
   /** From a kubeconfig (a path or a list like $KUBECONFIG), else the in-cluster service account. */
@@ -168,7 +181,7 @@ export class KubeClient {
       headers['content-length'] = String(payload.length);
     }
     const transport = url.protocol === 'https:' ? https : http;
-    const observe = restClientRequestTimer(method, url.host);
+    const observe = this.observeRequest(method, url.host);
     return new Promise<IncomingMessage>((resolve, reject) => {
       const req = transport.request(
         url,
