@@ -26,11 +26,9 @@ export const LAYERS = {
  * once its import is gone.
  */
 export const PENDING_EXCEPTIONS = {
-  'src/kube/client.ts': ['observability'],
   'src/kube/controller.ts': ['observability'],
   'src/kube/events.ts': ['observability'],
   'src/kube/leader-election.ts': ['observability'],
-  'src/kube/resources.ts': ['api'],
   'src/kube/workqueue.ts': ['observability'],
 };
 

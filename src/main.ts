@@ -8,9 +8,11 @@ import { ShimCaches } from './grpc/caches.ts';
 import { startRunnerGrpcServer } from './grpc/server.ts';
 import { ensureGrpcTokenSecret } from './grpc/token-secret.ts';
 import { KubeClient, type KubeObject } from './kube/client.ts';
+import { restClientRequestTimer } from './observability/rest-client-metrics.ts';
 import { Informer } from './kube/informer.ts';
 import { LeaderElector } from './kube/leader-election.ts';
-import { RUNNERS, SECRETS } from './kube/resources.ts';
+import { SECRETS } from './kube/resources.ts';
+import { RUNNERS } from './api/resources.ts';
 import { registerCacheMetrics } from './observability/cache-metrics.ts';
 import { startHttpServer } from './observability/http.ts';
 import { createLogger } from './observability/logging.ts';
@@ -45,6 +47,7 @@ async function main(): Promise<void> {
   const client = await KubeClient.connect(config.KUBECONFIG, {
     qps: config.KUBE_API_QPS,
     burst: config.KUBE_API_BURST,
+    observeRequest: restClientRequestTimer,
   });
   const operatorNs = config.OPERATOR_NAMESPACE;
   const workloadNs = config.WORKLOAD_NAMESPACE;

@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { KubeClient, type KubeObject } from '../../src/kube/client.ts';
 import { isNotFound } from '../../src/kube/errors.ts';
-import { AGENT_WORKLOADS, NAMESPACES, SERVICE_ACCOUNTS } from '../../src/kube/resources.ts';
+import { NAMESPACES, SERVICE_ACCOUNTS } from '../../src/kube/resources.ts';
+import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
 import { runPool } from './pool.ts';
 import { sleep } from './stats.ts';
 

@@ -5,7 +5,8 @@ import type { AgentWorkload } from '../api/agentworkload.ts';
 import { LABELS, MANAGED_BY_VALUE } from '../api/common.ts';
 import type { KubeClient, KubeObject } from '../kube/client.ts';
 import { Informer } from '../kube/informer.ts';
-import { AGENT_WORKLOADS, PODS, PVCS } from '../kube/resources.ts';
+import { PODS, PVCS } from '../kube/resources.ts';
+import { AGENT_WORKLOADS } from '../api/resources.ts';
 import { workloadIdOf } from '../workload/identity.ts';
 
 export type Pod = IPod & KubeObject;

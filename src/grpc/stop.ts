@@ -1,7 +1,8 @@
 import { status } from '@grpc/grpc-js';
 import { LABELS, MANAGED_BY_VALUE } from '../api/common.ts';
 import { KubeApiError, isConflict, isNotFound } from '../kube/errors.ts';
-import { AGENT_WORKLOADS, PODS, PVCS, SECRETS } from '../kube/resources.ts';
+import { PODS, PVCS, SECRETS } from '../kube/resources.ts';
+import { AGENT_WORKLOADS } from '../api/resources.ts';
 import { inlineFilesSecretName, pullSecretName } from '../workload/pod-builder.ts';
 import type {
   RemoveWorkloadRequest,

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { ANNOTATIONS, LABELS, MANAGED_BY_VALUE } from '../api/common.ts';
 import { KubeApiError, isAlreadyExists, isNotFound } from '../kube/errors.ts';
-import { AGENT_WORKLOADS, SECRETS } from '../kube/resources.ts';
+import { SECRETS } from '../kube/resources.ts';
+import { AGENT_WORKLOADS } from '../api/resources.ts';
 import type {
   FindWorkloadsByLabelsRequest,
   FindWorkloadsByLabelsResponse,

@@ -1,6 +1,6 @@
 import https from 'node:https';
 import http from 'node:http';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
 import WebSocket from 'ws';
 import { KubeApiError } from './errors.ts';
@@ -10,7 +10,7 @@ import { readBody, toApiError } from './response.ts';
 import { ResourceClient } from './resource-client.ts';
 import { isIdempotent, isUnauthorized, withRetries } from './retry.ts';
 import { loadClusterConnection, type ClusterConnection } from './kubeconfig.ts';
-import { restClientRequestTimer } from '../observability/rest-client-metrics.ts';
+import type { ConnectionOptions } from './credentials.ts';
 
 export {
   APPLY_PATCH,
@@ -67,12 +67,24 @@ export interface RequestOptions {
 export const DEFAULT_QPS = 500;
 export const DEFAULT_BURST = 1000;
 
+/**
+ * Called as each request starts; the returned function is called once with the HTTP status
+ * (undefined when no response came back). The app passes its metrics here.
+ */
+export type RequestObserver = (
+  method: string,
+  host: string,
+) => (statusCode: number | undefined) => void;
+
+const noObserver: RequestObserver = () => () => undefined;
+
 export interface KubeClientOptions {
   /** Client-side limit; the API server's priority and fairness is the real guard. */
   qps?: number;
   burst?: number;
   requestTimeoutMs?: number;
   userAgent?: string;
+  observeRequest?: RequestObserver;
 }
 
 /**
@@ -87,7 +99,8 @@ export class KubeClient {
   private readonly limiter: TokenBucket;
   private readonly requestTimeoutMs: number;
   private readonly userAgent: string;
-  private authCache?: { at: number; opts: https.RequestOptions };
+  private readonly observeRequest: RequestObserver;
+  private authCache?: { at: number; opts: ConnectionOptions };
   readonly requestCounts = new Map<string, number>();
 
   constructor(connection: ClusterConnection | KubeConfig, options: KubeClientOptions = {}) {
@@ -103,30 +116,17 @@ export class KubeClient {
     this.limiter = new TokenBucket(options.qps ?? DEFAULT_QPS, options.burst ?? DEFAULT_BURST);
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.userAgent = options.userAgent ?? 'k8s-runner';
+    this.observeRequest = options.observeRequest ?? noObserver;
   }
 
-  /** From a kubeconfig file (or $KUBECONFIG, ~/.kube/config, the in-cluster service account). */
+  /** From a kubeconfig (a path or a list like $KUBECONFIG), else the in-cluster service account. */
   static fromEnvironment(kubeconfigPath?: string, options?: KubeClientOptions): KubeClient {
-    const connection = loadClusterConnection(kubeconfigPath);
-    if (!connection)
-      throw new Error(
-        'this kubeconfig needs an exec plugin or auth provider: use KubeClient.connect',
-      );
-    return new KubeClient(connection, options);
+    return new KubeClient(loadClusterConnection(kubeconfigPath), options);
   }
 
-  /**
-   * Like fromEnvironment, but kubeconfigs with exec plugins or auth providers load the full
-   * @kubernetes/client-node (about 75 MiB of heap, so only when needed).
-   */
-  static async connect(kubeconfigPath?: string, options?: KubeClientOptions): Promise<KubeClient> {
-    const connection = loadClusterConnection(kubeconfigPath);
-    if (connection) return new KubeClient(connection, options);
-    const { KubeConfig } = await import('@kubernetes/client-node');
-    const kc = new KubeConfig();
-    if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
-    else kc.loadFromDefault();
-    return new KubeClient(kc, options);
+  /** Same as fromEnvironment (kept async for callers that await it). */
+  static connect(kubeconfigPath?: string, options?: KubeClientOptions): Promise<KubeClient> {
+    return Promise.resolve(KubeClient.fromEnvironment(kubeconfigPath, options));
   }
 
   totalRequests(): number {
@@ -135,7 +135,7 @@ export class KubeClient {
     return n;
   }
 
-  private async authOptions(): Promise<https.RequestOptions> {
+  private async authOptions(): Promise<ConnectionOptions> {
     const now = Date.now();
     if (this.authCache && now - this.authCache.at < 30_000) return this.authCache.opts;
     const opts = await this.connection.requestOptions();
@@ -171,8 +171,8 @@ export class KubeClient {
         : Buffer.from(
             typeof options.body === 'string' ? options.body : JSON.stringify(options.body),
           );
-    const headers: Record<string, string> = {
-      ...(auth.headers as Record<string, string> | undefined),
+    const headers: OutgoingHttpHeaders = {
+      ...auth.headers,
       accept: 'application/json',
       'user-agent': this.userAgent,
     };
@@ -181,7 +181,7 @@ export class KubeClient {
       headers['content-length'] = String(payload.length);
     }
     const transport = url.protocol === 'https:' ? https : http;
-    const observe = restClientRequestTimer(method, url.host);
+    const observe = this.observeRequest(method, url.host);
     return new Promise<IncomingMessage>((resolve, reject) => {
       const req = transport.request(
         url,
@@ -193,6 +193,7 @@ export class KubeClient {
           cert: auth.cert,
           key: auth.key,
           rejectUnauthorized: auth.rejectUnauthorized,
+          servername: auth.servername,
           signal: options.signal,
         },
         (res) => {
@@ -253,6 +254,7 @@ export class KubeClient {
   /** Forgets cached credentials (a rotated token or an expired exec-plugin credential). */
   clearCredentials(): void {
     this.authCache = undefined;
+    this.connection.invalidate?.();
   }
 
   /** Opens a WebSocket to a subresource such as pods/exec. */
@@ -281,13 +283,16 @@ export class KubeClient {
     for (const [k, v] of query) url.searchParams.append(k, v);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     const auth = await this.authOptions();
-    const ws = new WebSocket(url, protocols, {
+    // ws hands these options to https.request and tls.connect (servername and header lists too).
+    const wsOptions = {
       headers: auth.headers as Record<string, string> | undefined,
       ca: auth.ca,
       cert: auth.cert,
       key: auth.key,
       rejectUnauthorized: auth.rejectUnauthorized,
-    });
+      servername: auth.servername,
+    };
+    const ws = new WebSocket(url, protocols, wsOptions);
     return new Promise<WebSocket>((resolve, reject) => {
       const onUnexpected = (_req: unknown, res: IncomingMessage): void => {
         readBody(res)
@@ -324,7 +329,15 @@ function fromKubeConfig(kc: KubeConfig): ClusterConnection {
     requestOptions: async () => {
       const opts: https.RequestOptions = {};
       await kc.applyToHTTPSOptions(opts);
-      return opts;
+      const { ca, cert, key, rejectUnauthorized, servername, headers } = opts;
+      return {
+        ca,
+        cert,
+        key,
+        rejectUnauthorized,
+        servername,
+        headers: headers as OutgoingHttpHeaders,
+      };
     },
   };
 }

@@ -1,5 +1,3 @@
-import { API_GROUP, API_VERSION } from '../api/common.ts';
-
 /** Where a kind lives on the API server. */
 export interface ResourceType {
   group: string;
@@ -39,21 +37,6 @@ export const CRDS: ResourceType = {
   kind: 'CustomResourceDefinition',
   namespaced: false,
 };
-export const AGENT_WORKLOADS: ResourceType = {
-  group: API_GROUP,
-  version: API_VERSION,
-  plural: 'agentworkloads',
-  kind: 'AgentWorkload',
-  namespaced: true,
-};
-export const RUNNERS: ResourceType = {
-  group: API_GROUP,
-  version: API_VERSION,
-  plural: 'runners',
-  kind: 'Runner',
-  namespaced: true,
-};
-
 export function apiVersionOf(type: ResourceType): string {
   return type.group ? `${type.group}/${type.version}` : type.version;
 }

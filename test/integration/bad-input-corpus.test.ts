@@ -17,13 +17,8 @@ import {
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import type { KubeObject } from '../../src/kube/client.ts';
 import { KubeApiError } from '../../src/kube/errors.ts';
-import {
-  AGENT_WORKLOADS,
-  PODS,
-  RUNNERS,
-  SECRETS,
-  type ResourceType,
-} from '../../src/kube/resources.ts';
+import { PODS, SECRETS, type ResourceType } from '../../src/kube/resources.ts';
+import { AGENT_WORKLOADS, RUNNERS } from '../../src/api/resources.ts';
 import {
   agentWorkloadCases,
   grpcCases,

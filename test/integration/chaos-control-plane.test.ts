@@ -13,7 +13,7 @@ import { afterAll, beforeAll, expect, jest, test } from '@jest/globals';
 import { status } from '@grpc/grpc-js';
 import type { RunnerServiceClient } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import { isAlreadyExists, isNotFound } from '../../src/kube/errors.ts';
-import { AGENT_WORKLOADS, RUNNERS } from '../../src/kube/resources.ts';
+import { AGENT_WORKLOADS, RUNNERS } from '../../src/api/resources.ts';
 import {
   chaosSeed,
   chaosStartRequest,

@@ -18,7 +18,8 @@ import {
 import { WorkloadStatus } from '../../src/gen/agynio/api/runners/v1/runners.ts';
 import { isAlreadyExists, isNotFound } from '../../src/kube/errors.ts';
 import type { KubeObject } from '../../src/kube/client.ts';
-import { AGENT_WORKLOADS, RUNNERS, SECRETS } from '../../src/kube/resources.ts';
+import { SECRETS } from '../../src/kube/resources.ts';
+import { AGENT_WORKLOADS, RUNNERS } from '../../src/api/resources.ts';
 import { WorkloadController } from '../../src/workload/controller.ts';
 import { StaticRunnerDirectory } from '../../src/workload/seams.ts';
 import {

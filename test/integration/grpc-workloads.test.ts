@@ -15,7 +15,8 @@ import {
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import type { KubeObject } from '../../src/kube/client.ts';
 import { isNotFound } from '../../src/kube/errors.ts';
-import { AGENT_WORKLOADS, PODS, PVCS, SECRETS } from '../../src/kube/resources.ts';
+import { PODS, PVCS, SECRETS } from '../../src/kube/resources.ts';
+import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
 import { eventually } from '../support/kube.ts';
 import { createWorkload, workloadManifest, type Workload } from '../support/workloads.ts';
 import { call, codeOf, startHarness, type GrpcHarness } from '../fixtures/grpc-harness.ts';

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { KubeObject } from '../../src/kube/client.ts';
-import { AGENT_WORKLOADS, LEASES, PODS } from '../../src/kube/resources.ts';
+import { LEASES, PODS } from '../../src/kube/resources.ts';
+import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
 import {
   createTestNamespace,
   eventually,

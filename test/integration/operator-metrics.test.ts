@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { RunnerServiceClient } from '../../src/gen/agynio/api/runner/v1/runner.ts';
-import { AGENT_WORKLOADS } from '../../src/kube/resources.ts';
+import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
 import { readFileSync } from 'node:fs';
 import { REST_CLIENT_DURATION_BUCKETS } from '../../src/observability/rest-client-metrics.ts';
 import { duplicateKeys } from '../support/json-keys.ts';

@@ -40,15 +40,8 @@ import {
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import type { KubeClient, KubeObject } from '../../src/kube/client.ts';
 import { isNotFound } from '../../src/kube/errors.ts';
-import {
-  AGENT_WORKLOADS,
-  LEASES,
-  NAMESPACES,
-  PODS,
-  PVCS,
-  RUNNERS,
-  SECRETS,
-} from '../../src/kube/resources.ts';
+import { LEASES, NAMESPACES, PODS, PVCS, SECRETS } from '../../src/kube/resources.ts';
+import { AGENT_WORKLOADS, RUNNERS } from '../../src/api/resources.ts';
 import { call, collect } from '../fixtures/grpc-harness.ts';
 import {
   binDir,

@@ -4,7 +4,8 @@ import type { AgentWorkload, AgentWorkloadSpecInput } from '../../src/api/agentw
 import { agentWorkloadSpecSchema } from '../../src/api/agentworkload.ts';
 import type { Runner, RunnerSpecInput } from '../../src/api/runner.ts';
 import type { KubeObject } from '../../src/kube/client.ts';
-import { RUNNERS, SECRETS } from '../../src/kube/resources.ts';
+import { SECRETS } from '../../src/kube/resources.ts';
+import { RUNNERS } from '../../src/api/resources.ts';
 import { RunnerController } from '../../src/runner/controller.ts';
 import { RunnerRegistry } from '../../src/runner/registry.ts';
 import type { PlacementDecision } from '../../src/workload/seams.ts';

@@ -8,7 +8,8 @@ import type {
 import { agentWorkloadSpecSchema } from '../../src/api/agentworkload.ts';
 import type { Runner } from '../../src/api/runner.ts';
 import type { KubeObject } from '../../src/kube/client.ts';
-import { RUNNERS, SECRETS } from '../../src/kube/resources.ts';
+import { SECRETS } from '../../src/kube/resources.ts';
+import { RUNNERS } from '../../src/api/resources.ts';
 import { WorkloadStatus } from '../../src/gen/agynio/api/runners/v1/runners.ts';
 import { RunnerController } from '../../src/runner/controller.ts';
 import { GatewayStateReporter } from '../../src/runner/state-reporter.ts';

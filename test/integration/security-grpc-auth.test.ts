@@ -22,7 +22,8 @@ import {
   StartWorkloadRequest,
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import type { KubeObject } from '../../src/kube/client.ts';
-import { AGENT_WORKLOADS, PODS, SECRETS } from '../../src/kube/resources.ts';
+import { PODS, SECRETS } from '../../src/kube/resources.ts';
+import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
 import { bearer, call, startHarness, type GrpcHarness } from '../fixtures/grpc-harness.ts';
 import {
   createTestNamespace,

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { KubeObject } from '../../src/kube/client.ts';
 import { isInvalid, isNotFound } from '../../src/kube/errors.ts';
-import { AGENT_WORKLOADS, NAMESPACES, PODS, PVCS, SECRETS } from '../../src/kube/resources.ts';
+import { NAMESPACES, PODS, PVCS, SECRETS } from '../../src/kube/resources.ts';
+import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
 import { WorkloadController } from '../../src/workload/controller.ts';
 import { StaticRunnerDirectory } from '../../src/workload/seams.ts';
 import {

@@ -29,7 +29,8 @@ import {
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import { WorkloadStatus } from '../../src/gen/agynio/api/runners/v1/runners.ts';
 import type { KubeObject } from '../../src/kube/client.ts';
-import { AGENT_WORKLOADS, EVENTS, PODS, RUNNERS, SECRETS } from '../../src/kube/resources.ts';
+import { EVENTS, PODS, SECRETS } from '../../src/kube/resources.ts';
+import { AGENT_WORKLOADS, RUNNERS } from '../../src/api/resources.ts';
 import { tarArchive } from '../fixtures/bad-input/corpus.ts';
 import { call, codeOf, collect } from '../fixtures/grpc-harness.ts';
 import {

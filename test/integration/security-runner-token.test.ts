@@ -5,7 +5,8 @@ import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import type { ISecret } from 'kubernetes-models/v1/Secret';
 import type { Runner } from '../../src/api/runner.ts';
 import type { KubeObject } from '../../src/kube/client.ts';
-import { RUNNERS, SECRETS } from '../../src/kube/resources.ts';
+import { SECRETS } from '../../src/kube/resources.ts';
+import { RUNNERS } from '../../src/api/resources.ts';
 import { RunnerController } from '../../src/runner/controller.ts';
 import { GatewayClient } from '../../src/runner/gateway-client.ts';
 import {

@@ -2,7 +2,8 @@ import type { IPod } from 'kubernetes-models/v1/Pod';
 import { DEFAULT_WORKLOAD_SECURITY } from '../../src/api/runner.ts';
 import { KubeClient, type KubeObject } from '../../src/kube/client.ts';
 import { isNotFound } from '../../src/kube/errors.ts';
-import { AGENT_WORKLOADS, EVENTS, PODS, PVCS, SECRETS } from '../../src/kube/resources.ts';
+import { EVENTS, PODS, PVCS, SECRETS } from '../../src/kube/resources.ts';
+import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
 import { WORKLOAD_FINALIZER, WorkloadController } from '../../src/workload/controller.ts';
 import { StaticRunnerDirectory } from '../../src/workload/seams.ts';
 import {

@@ -12,7 +12,8 @@ import {
   StartWorkloadRequest,
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import type { KubeObject } from '../../src/kube/client.ts';
-import { PODS, RUNNERS, SECRETS } from '../../src/kube/resources.ts';
+import { PODS, SECRETS } from '../../src/kube/resources.ts';
+import { RUNNERS } from '../../src/api/resources.ts';
 import { call } from '../fixtures/grpc-harness.ts';
 import {
   createTestNamespace,

@@ -24,7 +24,8 @@ import {
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import { KubeClient, type KubeObject } from '../../src/kube/client.ts';
 import { KubeApiError } from '../../src/kube/errors.ts';
-import { AGENT_WORKLOADS, PODS, RUNNERS, SECRETS } from '../../src/kube/resources.ts';
+import { PODS, SECRETS } from '../../src/kube/resources.ts';
+import { AGENT_WORKLOADS, RUNNERS } from '../../src/api/resources.ts';
 import { startOperator, type OperatorProcess } from './operator-process.ts';
 
 const run = promisify(execFile);

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Runner } from '../../src/api/runner.ts';
 import type { KubeClient, KubeObject } from '../../src/kube/client.ts';
-import { RUNNERS, SECRETS } from '../../src/kube/resources.ts';
+import { SECRETS } from '../../src/kube/resources.ts';
+import { RUNNERS } from '../../src/api/resources.ts';
 import { eventually } from './kube.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

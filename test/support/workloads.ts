@@ -1,6 +1,6 @@
 import type { AgentWorkload, AgentWorkloadSpecInput } from '../../src/api/agentworkload.ts';
 import type { KubeClient, KubeObject } from '../../src/kube/client.ts';
-import { AGENT_WORKLOADS } from '../../src/kube/resources.ts';
+import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
 import {
   DEFAULT_RUNNER_SETTINGS,
   type RunnerSettings,

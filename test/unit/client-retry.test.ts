@@ -1,8 +1,12 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { KubeClient, type KubeObject } from '../../src/kube/client.ts';
 import { KubeApiError } from '../../src/kube/errors.ts';
 import { CONFIGMAPS } from '../../src/kube/resources.ts';
+import { execPlugin } from '../support/exec-plugin.ts';
 import { generateTestPki, type TestPki } from '../support/tls.ts';
 
 // A loopback HTTPS server that answers with whatever status the test queues: it exercises
@@ -116,5 +120,40 @@ test('401 drops the cached credentials and retries once with fresh ones, even a 
   queued.push({ status: 401 }, { status: 401 });
   await expect(cms.get('ns', 'a')).rejects.toMatchObject({ statusCode: 401 });
   expect(seen).toHaveLength(2);
+  c.close();
+});
+
+test('401 runs the kubeconfig exec plugin again for a fresh credential (issue 17 item 4)', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'client-retry-'));
+  const kubeconfig = path.join(dir, 'kubeconfig');
+  writeFileSync(
+    kubeconfig,
+    JSON.stringify({
+      'current-context': 'c',
+      contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
+      clusters: [
+        {
+          name: 'k',
+          cluster: {
+            server: `https://127.0.0.1:${port}`,
+            'certificate-authority-data': Buffer.from(pki.ca.cert).toString('base64'),
+          },
+        },
+      ],
+      users: [{ name: 'u', user: { exec: execPlugin(dir) } }],
+    }),
+  );
+  const c = await KubeClient.connect(kubeconfig);
+  const cms = c.resource(CONFIGMAPS);
+  await cms.get('ns', 'a');
+  await cms.get('ns', 'a');
+  queued.push({ status: 401 });
+  await cms.create('ns', obj());
+  expect(seen.map((s) => `${s.method} ${s.auth}`)).toEqual([
+    'GET Bearer exec-1',
+    'GET Bearer exec-1',
+    'POST Bearer exec-1',
+    'POST Bearer exec-2',
+  ]);
   c.close();
 });
