@@ -16,6 +16,7 @@ import { startHttpServer } from './observability/http.ts';
 import { createLogger } from './observability/logging.ts';
 import { startTracing, traceWorkloadLifecycle } from './observability/tracing.ts';
 import { RunnerController, type Secret } from './runner/controller.ts';
+import { workloadNamespaceInformer } from './runner/namespace-informer.ts';
 import { RunnerRegistry } from './runner/registry.ts';
 import { GatewayStateReporter } from './runner/state-reporter.ts';
 import { countWorkloads, watchWorkloadCounts } from './runner/workload-counts.ts';
@@ -73,9 +74,13 @@ async function main(): Promise<void> {
     workloadCounts: (runner) => countWorkloads(caches.workloads.list(), runner),
   });
   watchWorkloadCounts(caches.workloads, (runner) => runnerController.workloadsChanged(runner));
-  const directory = config.STANDALONE
-    ? new StaticRunnerDirectory({ ...DEFAULT_RUNNER_SETTINGS, name: '' })
-    : new RunnerRegistry({ runners: runnerInformer, logger });
+  // The workload Namespace's labels (organization, Runners' acceptedNamespaces); not needed standalone.
+  const workloadNamespace = config.STANDALONE
+    ? undefined
+    : workloadNamespaceInformer(client, workloadNs, logger);
+  const directory = workloadNamespace
+    ? new RunnerRegistry({ runners: runnerInformer, namespaces: workloadNamespace, logger })
+    : new StaticRunnerDirectory({ ...DEFAULT_RUNNER_SETTINGS, name: '' });
   const reporter = new GatewayStateReporter({ targets: runnerController, logger });
   const lifecycle = traceWorkloadLifecycle(tracing, reporter, caches.workloads);
   const workloads = new WorkloadController({
@@ -92,10 +97,12 @@ async function main(): Promise<void> {
   registerCacheMetrics({ workloads: caches.workloads, runners: runnerInformer });
   runnerInformer.start();
   operatorSecrets.start();
+  workloadNamespace?.start();
   caches.start();
   const synced = Promise.all([
     runnerInformer.waitForSync(),
     operatorSecrets.waitForSync(),
+    workloadNamespace?.waitForSync(),
     workloads.startInformers(),
   ]);
 
@@ -133,7 +140,10 @@ async function main(): Promise<void> {
     logger,
     ready: () => {
       const cachesSynced =
-        runnerInformer.hasSynced() && operatorSecrets.hasSynced() && workloads.hasSynced();
+        runnerInformer.hasSynced() &&
+        operatorSecrets.hasSynced() &&
+        (workloadNamespace?.hasSynced() ?? true) &&
+        workloads.hasSynced();
       if (!cachesSynced) return { ok: false, reason: 'caches not synced' };
       const leading = elector ? elector.isLeader : true;
       if (leading && !reconciling) return { ok: false, reason: 'controllers not running' };
@@ -188,6 +198,7 @@ async function main(): Promise<void> {
     await Promise.all([
       runnerInformer.stop(),
       operatorSecrets.stop(),
+      workloadNamespace?.stop(),
       caches.stop(),
       workloads.stopInformers(),
     ]);
