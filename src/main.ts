@@ -17,6 +17,7 @@ import { createLogger } from './observability/logging.ts';
 import { startTracing, traceWorkloadLifecycle } from './observability/tracing.ts';
 import { RunnerController, type Secret } from './runner/controller.ts';
 import { workloadNamespaceInformer } from './runner/namespace-informer.ts';
+import { operatorSecretCache, type SecretCache } from './runner/operator-secrets.ts';
 import { RunnerRegistry } from './runner/registry.ts';
 import { GatewayStateReporter } from './runner/state-reporter.ts';
 import { countWorkloads, watchWorkloadCounts } from './runner/workload-counts.ts';
@@ -24,7 +25,7 @@ import { WorkloadController } from './workload/controller.ts';
 import { DEFAULT_RUNNER_SETTINGS } from './workload/runner-settings.ts';
 import { StaticRunnerDirectory } from './workload/seams.ts';
 
-function grpcAuth(config: OperatorConfig, tokenSecret: Informer<Secret>): AuthOptions {
+function grpcAuth(config: OperatorConfig, tokenSecret: SecretCache<Secret>): AuthOptions {
   const tls = (file: string): Buffer => readFileSync(path.join(config.GRPC_TLS_DIR ?? '', file));
   if (config.GRPC_AUTH_MODE === 'insecure') return { mode: 'insecure' };
   if (config.GRPC_AUTH_MODE === 'mtls') {
@@ -61,10 +62,13 @@ async function main(): Promise<void> {
     namespace: operatorNs,
     logger,
   });
-  const operatorSecrets = new Informer(client.resource<Secret>(SECRETS), {
-    namespace: operatorNs,
+  // Label-selected (Runner tokens, gateway CAs, identities) plus the gRPC token by name.
+  const operatorSecrets = operatorSecretCache<Secret>(
+    client,
+    operatorNs,
     logger,
-  });
+    config.GRPC_AUTH_MODE === 'token' ? config.GRPC_TOKEN_SECRET : undefined,
+  );
   const caches = new ShimCaches(client, workloadNs, logger);
   const runnerController = new RunnerController({
     client,

@@ -45,7 +45,8 @@ import {
   type RunnerFacts,
 } from './runner-status.ts';
 import { runnerSpecOf } from './spec.ts';
-import { tokenSendProblem } from './token-rule.ts';
+import { RUNNER_TOKEN_LABEL, tokenSendProblem } from './token-rule.ts';
+import { GATEWAY_CA_LABEL, operatorSecretCache, type SecretCache } from './operator-secrets.ts';
 import type { ReportTargetLookup, ReportTargetSource } from './state-reporter.ts';
 
 export type Secret = ISecret & KubeObject;
@@ -69,7 +70,7 @@ export interface RunnerControllerOptions {
    * creates, starts and stops those not given; given ones are started by start() but
    * never stopped by it.
    */
-  informers?: { runners?: Informer<Runner>; secrets?: Informer<Secret> };
+  informers?: { runners?: Informer<Runner>; secrets?: SecretCache<Secret> };
   /** Backoff of failed enrollments and catalog reports. Default 1 s doubling to 5 min. */
   backoff?: Partial<BackoffOptions>;
   workers?: number;
@@ -162,7 +163,8 @@ function ownedByRunner(obj: KubeObject): string | undefined {
 export class RunnerController implements ReportTargetSource {
   readonly namespace: string;
   readonly runnerInformer: Informer<Runner>;
-  readonly secretInformer: Informer<Secret>;
+  /** Only the Secrets of OPERATOR_SECRET_SELECTORS (operator-secrets.ts). */
+  readonly secretInformer: SecretCache<Secret>;
   private readonly ownedInformers: Array<{ stop(): Promise<void> }> = [];
   private readonly runnersApi: ResourceClient<Runner>;
   private readonly secretsApi: ResourceClient<Secret>;
@@ -194,13 +196,7 @@ export class RunnerController implements ReportTargetSource {
       new Informer<Runner>(this.runnersApi, { namespace: this.namespace, logger: options.logger });
     const secrets = options.informers?.secrets;
     this.secretInformer =
-      secrets ??
-      new Informer<Secret>(this.secretsApi, {
-        namespace: this.namespace,
-        logger: options.logger,
-        // Helm keeps whole releases in Secrets of the release namespace; nothing here reads them.
-        transform: (s) => (s.type === 'helm.sh/release.v1' ? { ...s, data: undefined } : s),
-      });
+      secrets ?? operatorSecretCache<Secret>(options.client, this.namespace, options.logger);
     if (!runners) this.ownedInformers.push(this.runnerInformer);
     if (!secrets) this.ownedInformers.push(this.secretInformer);
 
@@ -578,7 +574,10 @@ export class RunnerController implements ReportTargetSource {
     const ref = spec.serviceToken.secretRef;
     const tokenSecret = secret(ref.name);
     if (!tokenSecret) {
-      return { reason: 'TokenSecretMissing', message: `token Secret "${ref.name}" not found` };
+      return {
+        reason: 'TokenSecretMissing',
+        message: `token Secret "${ref.name}" not found among the Secrets labelled ${RUNNER_TOKEN_LABEL}: "true"`,
+      };
     }
     const refused = tokenSendProblem(spec, tokenSecret);
     if (refused) return refused;
@@ -601,9 +600,14 @@ export class RunnerController implements ReportTargetSource {
     const caRef = spec.gateway.caSecretRef;
     if (caRef) {
       const caSecret = secret(caRef.name);
-      caPem = decode(caSecret?.data?.[caRef.key]);
-      if (!caSecret || caPem === undefined || caPem.length === 0) {
-        const what = caSecret ? `has no key "${caRef.key}"` : 'not found';
+      const labelled = caSecret?.metadata?.labels?.[GATEWAY_CA_LABEL] === 'true';
+      caPem = labelled ? decode(caSecret?.data?.[caRef.key]) : undefined;
+      if (!caSecret || !labelled || caPem === undefined || caPem.length === 0) {
+        const what = !caSecret
+          ? `not found among the Secrets labelled ${GATEWAY_CA_LABEL}: "true"`
+          : !labelled
+            ? `lacks the label ${GATEWAY_CA_LABEL}: "true"`
+            : `has no key "${caRef.key}"`;
         return { reason: 'CASecretMissing', message: `gateway CA Secret "${caRef.name}" ${what}` };
       }
     }
