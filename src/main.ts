@@ -169,6 +169,7 @@ async function main(): Promise<void> {
     kube: client,
     caches,
     workloadNamespace: workloadNs,
+    runners: directory,
     auth: grpcAuth(config, operatorSecrets),
     ready: () => caches.hasSynced() && operatorSecrets.hasSynced(),
     logger,

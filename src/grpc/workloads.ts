@@ -21,7 +21,7 @@ import type {
 import { INDEX_WORKLOAD_ID, podNameOf, workloadIdOf, type Pod, type Workload } from './caches.ts';
 import { RpcError, invalidArgument, resourceNotFound } from './errors.ts';
 import type { CallContext, ShimContext } from './rpc.ts';
-import { grantVolumes } from './volume-grants.ts';
+import { ensureVolumes } from './volume-grants.ts';
 import {
   TOUCHED_AT_ANNOTATION,
   effectiveLabels,
@@ -190,7 +190,7 @@ export async function startWorkload(
       await createSecret(secret);
       created.push(secret.metadata.name);
     }
-    await grantVolumes(shim, plan, remainingMs(ctx, VOLUME_GRANT_WAIT_MS));
+    await ensureVolumes(shim, plan, remainingMs(ctx, VOLUME_GRANT_WAIT_MS));
     workload = await workloads.create(shim.namespace, plan.workload as Workload);
   } catch (err) {
     // Without a definite answer the API server may have created the AgentWorkload: its
