@@ -18,6 +18,8 @@ import { startHttpServer } from './observability/http.ts';
 import { createLogger } from './observability/logging.ts';
 import { startTracing, traceWorkloadLifecycle } from './observability/tracing.ts';
 import { RunnerController, type Secret } from './runner/controller.ts';
+import { workloadNamespaceInformer } from './runner/namespace-informer.ts';
+import { operatorSecretCache, type SecretCache } from './runner/operator-secrets.ts';
 import { RunnerRegistry } from './runner/registry.ts';
 import { isRunnerEnrolled } from './runner/runner-status.ts';
 import { GatewayStateReporter } from './runner/state-reporter.ts';
@@ -26,7 +28,7 @@ import { WorkloadController } from './workload/controller.ts';
 import { DEFAULT_RUNNER_SETTINGS } from './workload/runner-settings.ts';
 import { StaticRunnerDirectory } from './workload/seams.ts';
 
-function grpcAuth(config: OperatorConfig, tokenSecret: Informer<Secret>): AuthOptions {
+function grpcAuth(config: OperatorConfig, tokenSecret: SecretCache<Secret>): AuthOptions {
   const tls = (file: string): Buffer => readFileSync(path.join(config.GRPC_TLS_DIR ?? '', file));
   if (config.GRPC_AUTH_MODE === 'insecure') return { mode: 'insecure' };
   if (config.GRPC_AUTH_MODE === 'mtls') {
@@ -64,10 +66,13 @@ async function main(): Promise<void> {
     namespace: operatorNs,
     logger,
   });
-  const operatorSecrets = new Informer(client.resource<Secret>(SECRETS), {
-    namespace: operatorNs,
+  // Label-selected (Runner tokens, gateway CAs, identities) plus the gRPC token by name.
+  const operatorSecrets = operatorSecretCache<Secret>(
+    client,
+    operatorNs,
     logger,
-  });
+    config.GRPC_AUTH_MODE === 'token' ? config.GRPC_TOKEN_SECRET : undefined,
+  );
   const caches = new ShimCaches(client, workloadNs, logger);
   const runnerController = new RunnerController({
     client,
@@ -77,9 +82,13 @@ async function main(): Promise<void> {
     workloadCounts: (runner) => countWorkloads(caches.workloads.list(), runner),
   });
   watchWorkloadCounts(caches.workloads, (runner) => runnerController.workloadsChanged(runner));
-  const directory = config.STANDALONE
-    ? new StaticRunnerDirectory({ ...DEFAULT_RUNNER_SETTINGS, name: '' })
-    : new RunnerRegistry({ runners: runnerInformer, logger });
+  // The workload Namespace's labels (organization, Runners' acceptedNamespaces); not needed standalone.
+  const workloadNamespace = config.STANDALONE
+    ? undefined
+    : workloadNamespaceInformer(client, workloadNs, logger);
+  const directory = workloadNamespace
+    ? new RunnerRegistry({ runners: runnerInformer, namespaces: workloadNamespace, logger })
+    : new StaticRunnerDirectory({ ...DEFAULT_RUNNER_SETTINGS, name: '' });
   const reporter = new GatewayStateReporter({ targets: runnerController, logger });
   const lifecycle = traceWorkloadLifecycle(tracing, reporter, caches.workloads);
   const workloads = new WorkloadController({
@@ -99,10 +108,12 @@ async function main(): Promise<void> {
   });
   runnerInformer.start();
   operatorSecrets.start();
+  workloadNamespace?.start();
   caches.start();
   const synced = Promise.all([
     runnerInformer.waitForSync(),
     operatorSecrets.waitForSync(),
+    workloadNamespace?.waitForSync(),
     workloads.startInformers(),
   ]);
 
@@ -140,7 +151,10 @@ async function main(): Promise<void> {
     logger,
     ready: () => {
       const cachesSynced =
-        runnerInformer.hasSynced() && operatorSecrets.hasSynced() && workloads.hasSynced();
+        runnerInformer.hasSynced() &&
+        operatorSecrets.hasSynced() &&
+        (workloadNamespace?.hasSynced() ?? true) &&
+        workloads.hasSynced();
       if (!cachesSynced) return { ok: false, reason: 'caches not synced' };
       const leading = elector ? elector.isLeader : true;
       if (leading && !reconciling) return { ok: false, reason: 'controllers not running' };
@@ -162,6 +176,7 @@ async function main(): Promise<void> {
     kube: client,
     caches,
     workloadNamespace: workloadNs,
+    runners: directory,
     auth: grpcAuth(config, operatorSecrets),
     ready: () => caches.hasSynced() && operatorSecrets.hasSynced(),
     logger,
@@ -195,6 +210,7 @@ async function main(): Promise<void> {
     await Promise.all([
       runnerInformer.stop(),
       operatorSecrets.stop(),
+      workloadNamespace?.stop(),
       caches.stop(),
       workloads.stopInformers(),
     ]);

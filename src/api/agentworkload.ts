@@ -8,6 +8,7 @@ import {
   type ObjectMeta,
 } from './common.ts';
 import { keyedByName, SPEC_RULES, type Volume } from './spec-rules.ts';
+import { selectorRequirementSchema } from './label-selector.ts';
 import { LINUX_CAPABILITIES } from './linux-capabilities.ts';
 
 export const AGENT_WORKLOAD_KIND = 'AgentWorkload';
@@ -154,54 +155,11 @@ export const inlineFilesSchema = z.object({
     .max(MAX_INLINE_FILES),
 });
 
-interface Requirement {
-  operator: string;
-  values?: string[];
-}
-const IN_OPS = ['In', 'NotIn'];
-
-const selectorRequirementSchema = withCel(
-  z
-    .object({
-      key: z
-        .string()
-        .min(1)
-        .max(317)
-        .meta({ description: 'The Runner label the requirement applies to.' }),
-      operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']).meta({
-        description:
-          'In and NotIn compare the label with values; Exists and DoesNotExist test its presence.',
-      }),
-      values: z
-        .array(z.string().max(63))
-        .max(64)
-        .optional()
-        .meta({ description: 'Non-empty for In and NotIn, empty for Exists and DoesNotExist.' }),
-    })
-    .meta({ description: 'A label requirement (metav1.LabelSelectorRequirement).' }),
-  [
-    {
-      rule: "!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",
-      message: 'values must be non-empty for In and NotIn',
-      fieldPath: '.values',
-      reason: 'FieldValueRequired',
-      holds: (r: Requirement) => !IN_OPS.includes(r.operator) || (r.values ?? []).length > 0,
-    },
-    {
-      rule: "self.operator in ['In', 'NotIn'] || !has(self.values) || size(self.values) == 0",
-      message: 'values must be empty for Exists and DoesNotExist',
-      fieldPath: '.values',
-      reason: 'FieldValueForbidden',
-      holds: (r: Requirement) => IN_OPS.includes(r.operator) || (r.values ?? []).length === 0,
-    },
-  ],
-);
-
 /** A standard LabelSelector over Runner labels; `labels` is the deprecated spelling of matchLabels. */
 const runnerSelectorSchema = z
   .object({
     matchLabels: labelMap('Labels every candidate Runner must carry.').optional(),
-    matchExpressions: z.array(selectorRequirementSchema).max(16).optional().meta({
+    matchExpressions: z.array(selectorRequirementSchema('Runner')).max(16).optional().meta({
       description: 'Requirements every candidate Runner must meet (all of them).',
     }),
     labels: labelMap(

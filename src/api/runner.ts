@@ -9,6 +9,7 @@ import {
   withCel,
   type ObjectMeta,
 } from './common.ts';
+import { labelSelectorSchema } from './label-selector.ts';
 import { LINUX_CAPABILITIES } from './linux-capabilities.ts';
 
 export const RUNNER_KIND = 'Runner';
@@ -101,6 +102,24 @@ export const workloadSecuritySchema = z
 export type WorkloadSecurity = z.output<typeof workloadSecuritySchema>;
 export const DEFAULT_WORKLOAD_SECURITY: WorkloadSecurity = workloadSecuritySchema.parse({});
 
+export const acceptedNamespacesSchema = z
+  .object({
+    names: z
+      .array(dnsLabel('A namespace name.'))
+      .max(64)
+      .default([])
+      .meta({ description: 'Namespaces whose AgentWorkloads this Runner accepts.' }),
+    selector: labelSelectorSchema('Namespace', 'namespaces').optional().meta({
+      description:
+        'Namespaces whose labels match (e.g. agyn.io/organization-id, which only cluster admins can set) are accepted too.',
+    }),
+  })
+  .meta({
+    description:
+      'Namespaces besides workloadNamespace whose AgentWorkloads may be placed on this Runner; a workload of any other namespace never is.',
+  });
+export type AcceptedNamespaces = z.output<typeof acceptedNamespacesSchema>;
+
 export const runnerSpecSchema = withCel(
   z.object({
     gateway: z.object({
@@ -119,7 +138,10 @@ export const runnerSpecSchema = withCel(
       }),
     }),
     serviceToken: z.object({ secretRef: secretKeyReference }),
-    workloadNamespace: dnsLabel('Namespace where gRPC-created workloads go.'),
+    workloadNamespace: dnsLabel(
+      'Namespace where gRPC-created workloads go; its AgentWorkloads are always accepted.',
+    ),
+    acceptedNamespaces: acceptedNamespacesSchema.optional(),
     pullSecrets: z.array(localObjectReference).max(32).default([]),
     storage: z
       .object({

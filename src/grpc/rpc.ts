@@ -16,6 +16,7 @@ import { RpcError, toRpcError, toServiceError } from './errors.ts';
 import type { ExecRegistry } from './exec-registry.ts';
 import type { ConcurrencyLimiter } from './limits.ts';
 import type { RecentStarts } from './recent-starts.ts';
+import type { RunnerDirectory } from '../workload/seams.ts';
 
 /** What every handler of the shim works with. */
 export interface ShimContext {
@@ -23,6 +24,8 @@ export interface ShimContext {
   caches: ShimCaches;
   namespace: string;
   runnerName?: string;
+  /** The Runners (placement, settings): StartWorkload creates missing claims with their storage. */
+  runners?: RunnerDirectory;
   logger: Logger;
   execs: ExecRegistry;
   maxMessageBytes: number;

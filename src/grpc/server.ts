@@ -36,6 +36,7 @@ import {
 } from './workloads.ts';
 import { childLogger } from '../observability/logging.ts';
 import { RecentStarts } from './recent-starts.ts';
+import type { RunnerDirectory } from '../workload/seams.ts';
 import { removeWorkload, stopWorkload } from './stop.ts';
 
 export type { AuthOptions } from './auth.ts';
@@ -54,6 +55,8 @@ export interface RunnerGrpcServerOptions {
   /** Where gRPC-created workloads live (the caches' namespace). */
   workloadNamespace: string;
   runnerName?: string;
+  /** The workload controller's Runners: StartWorkload makes new claims with their storage. */
+  runners?: RunnerDirectory;
   auth: AuthOptions;
   logger: Logger;
   maxMessageBytes?: number;
@@ -239,6 +242,7 @@ export async function startRunnerGrpcServer(
     caches: options.caches,
     namespace: options.workloadNamespace,
     runnerName: options.runnerName,
+    runners: options.runners,
     logger,
     execs,
     maxMessageBytes,

@@ -23,7 +23,7 @@ import { workloadIdOf } from '../workload/identity.ts';
 import { INDEX_WORKLOAD_ID, podNameOf, type Pod, type Workload } from './caches.ts';
 import { RpcError, invalidArgument, resourceNotFound } from './errors.ts';
 import type { CallContext, ShimContext } from './rpc.ts';
-import { grantVolumes } from './volume-grants.ts';
+import { ensureVolumes } from './volume-grants.ts';
 import {
   effectiveLabels,
   inspectResponse,
@@ -198,7 +198,7 @@ export async function startWorkload(
       await createStartSecret(shim, plan, secret);
       created.push(secret.metadata.name);
     }
-    await grantVolumes(shim, plan, remainingMs(ctx, VOLUME_GRANT_WAIT_MS));
+    await ensureVolumes(shim, plan, remainingMs(ctx, VOLUME_GRANT_WAIT_MS));
     workload = await workloads.create(shim.namespace, plan.workload as Workload);
   } catch (err) {
     // Without a definite answer the API server may have created the AgentWorkload: its

@@ -18,6 +18,7 @@ import {
 } from './identity-store.ts';
 import { classifyGatewayError, type BackoffOptions } from './runner-status.ts';
 import { runnerSpecOf } from './spec.ts';
+import { operatorSecretCache, type SecretCache } from './operator-secrets.ts';
 import type { ReportTargetLookup, ReportTargetSource } from './state-reporter.ts';
 import { RunnerStatusWriter } from './status-writer.ts';
 
@@ -36,7 +37,7 @@ export interface RunnerControllerOptions {
    * creates, starts and stops those not given; given ones are started by start() but
    * never stopped by it.
    */
-  informers?: { runners?: Informer<Runner>; secrets?: Informer<Secret> };
+  informers?: { runners?: Informer<Runner>; secrets?: SecretCache<Secret> };
   /** Backoff of failed enrollments and catalog reports. Default 1 s doubling to 5 min. */
   backoff?: Partial<BackoffOptions>;
   workers?: number;
@@ -59,7 +60,8 @@ const SECRET_REF_INDEX = 'secretRefs';
 export class RunnerController implements ReportTargetSource {
   readonly namespace: string;
   readonly runnerInformer: Informer<Runner>;
-  readonly secretInformer: Informer<Secret>;
+  /** Only the Secrets of OPERATOR_SECRET_SELECTORS (operator-secrets.ts). */
+  readonly secretInformer: SecretCache<Secret>;
   private readonly ownedInformers: Array<{ stop(): Promise<void> }> = [];
   private readonly logger: Logger;
   private readonly backoff: BackoffOptions;
@@ -79,15 +81,8 @@ export class RunnerController implements ReportTargetSource {
       options.informers?.runners,
       () => new Informer<Runner>(runnersApi, { namespace: this.namespace, logger: options.logger }),
     );
-    this.secretInformer = this.informer(
-      options.informers?.secrets,
-      () =>
-        new Informer<Secret>(secretsApi, {
-          namespace: this.namespace,
-          logger: options.logger,
-          // Helm keeps whole releases in Secrets of the release namespace; nothing here reads them.
-          transform: (s) => (s.type === 'helm.sh/release.v1' ? { ...s, data: undefined } : s),
-        }),
+    this.secretInformer = this.informer(options.informers?.secrets, () =>
+      operatorSecretCache<Secret>(options.client, this.namespace, options.logger),
     );
     this.gateways = new GatewayClients(options.gatewayFactory);
     this.enrollment = new Enrollment({
@@ -192,10 +187,7 @@ export class RunnerController implements ReportTargetSource {
     this.enqueue(objectKey(runner));
   }
 
-  private informer<T extends Runner | Secret>(
-    given: Informer<T> | undefined,
-    make: () => Informer<T>,
-  ): Informer<T> {
+  private informer<C extends { stop(): Promise<void> }>(given: C | undefined, make: () => C): C {
     if (given) return given;
     const made = make();
     this.ownedInformers.push(made);

@@ -19,7 +19,8 @@ import {
   tokenDigest,
 } from './identity.ts';
 import type { EnrolledIdentity, Failure } from './runner-status.ts';
-import { tokenSendProblem } from './token-rule.ts';
+import { GATEWAY_CA_LABEL } from './operator-secrets.ts';
+import { RUNNER_TOKEN_LABEL, tokenSendProblem } from './token-rule.ts';
 
 export type Secret = ISecret & KubeObject;
 
@@ -80,7 +81,10 @@ export function readInputs(
   const ref = spec.serviceToken.secretRef;
   const tokenSecret = secret(ref.name);
   if (!tokenSecret) {
-    return { reason: 'TokenSecretMissing', message: `token Secret "${ref.name}" not found` };
+    return {
+      reason: 'TokenSecretMissing',
+      message: `token Secret "${ref.name}" not found among the Secrets labelled ${RUNNER_TOKEN_LABEL}: "true"`,
+    };
   }
   const refused = tokenSendProblem(spec, tokenSecret);
   if (refused) return refused;
@@ -103,9 +107,14 @@ export function readInputs(
   const caRef = spec.gateway.caSecretRef;
   if (caRef) {
     const caSecret = secret(caRef.name);
-    caPem = decode(caSecret?.data?.[caRef.key]);
-    if (!caSecret || caPem === undefined || caPem.length === 0) {
-      const what = caSecret ? `has no key "${caRef.key}"` : 'not found';
+    const labelled = caSecret?.metadata?.labels?.[GATEWAY_CA_LABEL] === 'true';
+    caPem = labelled ? decode(caSecret?.data?.[caRef.key]) : undefined;
+    if (!caSecret || !labelled || caPem === undefined || caPem.length === 0) {
+      const what = !caSecret
+        ? `not found among the Secrets labelled ${GATEWAY_CA_LABEL}: "true"`
+        : !labelled
+          ? `lacks the label ${GATEWAY_CA_LABEL}: "true"`
+          : `has no key "${caRef.key}"`;
       return { reason: 'CASecretMissing', message: `gateway CA Secret "${caRef.name}" ${what}` };
     }
   }

@@ -1,6 +1,9 @@
 import { describeSelector, selectorMatches, type LabelSelector } from './label-selector.ts';
 
 export interface PlacementRequest {
+  /** The workload's namespace: a Runner must accept it. */
+  namespace: { name: string; labels: Record<string, string> };
+  /** The workload's organization, derived from its namespace (organization.ts). */
   organizationId?: string;
   runnerRef?: string;
   /** The workload's runnerSelector (matchLabels and matchExpressions). */
@@ -13,11 +16,14 @@ export interface PlacementCandidate {
   ready: boolean;
   /** Absent means cluster scope. */
   organizationId?: string;
+  /** The namespaces whose workloads it takes: by name, or by a selector over their labels. */
+  accepts: { names: readonly string[]; selector?: LabelSelector };
   labels: Record<string, string>;
   capabilities: string[];
 }
 
-export type PlacementFilter = 'runnerRef' | 'ready' | 'scope' | 'labels' | 'capabilities';
+export type PlacementFilter =
+  'runnerRef' | 'ready' | 'namespace' | 'scope' | 'labels' | 'capabilities';
 
 export type PlacementResult =
   { placed: true; runner: string } | { placed: false; filter: PlacementFilter; message: string };
@@ -32,7 +38,8 @@ interface Stage {
 }
 
 /**
- * Chooses a Runner for a workload (design "Placement"): Ready, then scope, then labels,
+ * Chooses a Runner for a workload (design "Placement"): Ready, then scope (the Runner accepts
+ * the workload's namespace and serves its organization or the whole cluster), then labels,
  * then capabilities, then a random pick among the survivors sorted by name (no draw for a single
  * survivor), so the result depends only on the inputs and `random`. A runnerRef names the only candidate, which
  * must pass the same filters.
@@ -78,12 +85,21 @@ function stages(request: PlacementRequest): Stage[] {
   const org = blankToUndefined(request.organizationId);
   const required = [...new Set(request.capabilities)];
   const labels = describeSelector(request.selector);
+  const ns = request.namespace;
   return [
     {
       filter: 'ready',
       keep: (r) => r.ready,
       none: 'is Ready',
       refused: () => 'is not Ready',
+    },
+    {
+      filter: 'namespace',
+      keep: (r) =>
+        r.accepts.names.includes(ns.name) ||
+        (r.accepts.selector !== undefined && selectorMatches(r.accepts.selector, ns.labels)),
+      none: `accepts namespace "${ns.name}"`,
+      refused: () => `does not accept namespace "${ns.name}"`,
     },
     {
       filter: 'scope',
@@ -93,11 +109,11 @@ function stages(request: PlacementRequest): Stage[] {
       },
       none:
         org === undefined
-          ? 'is cluster-scoped, as the workload has no organizationId'
+          ? 'is cluster-scoped, as the workload has no organization'
           : `serves organization "${org}" or the whole cluster`,
       refused: (r) =>
         org === undefined
-          ? `serves organization "${r.organizationId}" and the workload has no organizationId`
+          ? `serves organization "${r.organizationId}" and the workload has no organization`
           : `serves organization "${r.organizationId}", not "${org}"`,
     },
     {

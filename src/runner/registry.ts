@@ -10,10 +10,14 @@ import { RUNNER_CONDITIONS } from './runner-status.ts';
 import { runnerSpecOf } from './spec.ts';
 import { childLogger } from '../observability/logging.ts';
 import { runnerSelectorOf } from './label-selector.ts';
+import type { Namespace } from './namespace-informer.ts';
+import { workloadOrganization } from './organization.ts';
 
 export interface RunnerRegistryOptions {
   /** The Runner informer of the operator's namespace (e.g. RunnerController.runnerInformer). */
   runners: Informer<Runner>;
+  /** The workload namespace(s) (workloadNamespaceInformer): their labels decide organization and acceptance. */
+  namespaces: Informer<Namespace>;
   logger?: Logger;
   /** Random source of the final pick among equal candidates. */
   random?: () => number;
@@ -40,10 +44,15 @@ function viewOf(runner: Runner): View {
     ) ??
       false);
   const organizationId = spec.organizationId?.trim() ? spec.organizationId : undefined;
+  const accepted = spec.acceptedNamespaces;
   const candidate: PlacementCandidate = {
     name: runner.metadata.name,
     ready,
     organizationId,
+    accepts: {
+      names: [spec.workloadNamespace, ...(accepted?.names ?? [])],
+      selector: accepted?.selector,
+    },
     labels: { ...spec.labels },
     capabilities,
   };
@@ -53,6 +62,7 @@ function viewOf(runner: Runner): View {
   const signature = JSON.stringify([
     ready,
     organizationId ?? null,
+    candidate.accepts,
     sortedLabels,
     [...capabilities].sort(),
   ]);
@@ -79,6 +89,7 @@ function parseDate(value: string | undefined): Date | undefined {
  */
 export class RunnerRegistry implements RunnerDirectory {
   private readonly informer: Informer<Runner>;
+  private readonly namespaces: Informer<Namespace>;
   private readonly logger?: Logger;
   private readonly random: () => number;
   private readonly now: () => Date;
@@ -100,14 +111,43 @@ export class RunnerRegistry implements RunnerDirectory {
       onUpdate: (_old, r) => this.observe(r),
       onDelete: (r) => this.vanished(r),
     });
+    this.namespaces = options.namespaces;
+    const labelsOf = (n: Namespace | undefined): string =>
+      JSON.stringify(
+        Object.entries(n?.metadata?.labels ?? {}).sort(([x], [y]) => (x < y ? -1 : 1)),
+      );
+    const labelsChanged = (a: Namespace | undefined, b: Namespace | undefined): void => {
+      if (labelsOf(a) !== labelsOf(b)) this.changed(`namespace ${(a ?? b)?.metadata?.name}`);
+    };
+    this.namespaces.addHandler({
+      onAdd: (n) => labelsChanged(undefined, n),
+      onUpdate: (old, n) => labelsChanged(old, n),
+      onDelete: (n) => labelsChanged(n, undefined),
+    });
   }
 
+  /**
+   * A Runner for the workload, among those that accept its namespace and serve its
+   * namespace's organization. A spec.organizationId naming another organization is refused
+   * with the field (the workload fails config_invalid).
+   */
   place(workload: AgentWorkload): PlacementDecision {
     const spec = workload.spec;
+    const name = workload.metadata.namespace ?? '';
+    const namespace = {
+      name,
+      labels: { ...this.namespaces.getByKey(name)?.metadata?.labels },
+    };
+    const organization = workloadOrganization(spec.organizationId, namespace);
+    if (!organization.ok) {
+      const { field, message } = organization;
+      return { placed: false, filter: 'organization', message, field };
+    }
     const candidates = [...this.views.values()].map((v) => v.candidate);
     const result = placeWorkload(
       {
-        organizationId: spec.organizationId,
+        namespace,
+        organizationId: organization.organizationId,
         runnerRef: spec.runnerRef?.name,
         selector: runnerSelectorOf(spec.runnerSelector),
         capabilities: spec.capabilities ?? [],
@@ -164,8 +204,8 @@ export class RunnerRegistry implements RunnerDirectory {
     this.changed(name);
   }
 
-  private changed(name: string): void {
-    this.logger?.debug({ runner: name }, 'runner placement view changed');
+  private changed(what: string): void {
+    this.logger?.debug({ changed: what }, 'runner placement view changed');
     for (const listener of this.listeners) {
       try {
         listener();

@@ -436,6 +436,11 @@ export class WorkloadController {
       runner = this.runners.settings(base.runner);
     } else {
       const decision = this.runners.place(aw);
+      if (!decision.placed && decision.field !== undefined) {
+        const message = `${decision.message} (${decision.field})`;
+        const placed = { ok: false, reason: 'InvalidSpec', message };
+        return { status: { ...base, phase: 'Failed', reason: 'config_invalid', message, placed } };
+      }
       if (!decision.placed) {
         return {
           status: {

@@ -2,7 +2,9 @@ import type { AgentWorkload, AgentWorkloadStatus } from '../api/agentworkload.ts
 import type { RunnerSettings } from './runner-settings.ts';
 
 export type PlacementDecision =
-  { placed: true; runner: RunnerSettings } | { placed: false; filter: string; message: string };
+  | { placed: true; runner: RunnerSettings }
+  /** With `field`, the spec itself is wrong there: the workload fails config_invalid. */
+  | { placed: false; filter: string; message: string; field?: string };
 
 /**
  * What the workload controller needs from the Runners: placement, the settings of the

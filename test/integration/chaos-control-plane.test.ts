@@ -100,8 +100,8 @@ afterAll(async () => {
  * longer than the default minute, and a workload not Running by then is rightly a failed
  * start. These tests are about the operator, so the grace is not what they measure.
  */
-async function createPatientRunner(namespace: string): Promise<void> {
-  await createRunner(cluster.client, namespace, 'local', gateway.url, TOKEN);
+async function createPatientRunner(namespace: string, workloadNamespace: string): Promise<void> {
+  await createRunner(cluster.client, namespace, 'local', gateway.url, TOKEN, workloadNamespace);
   await cluster.client
     .resource(RUNNERS)
     .mergePatch(namespace, 'local', { spec: { health: { startGraceSeconds: 300 } } });
@@ -114,7 +114,7 @@ async function setUp(
 ): Promise<{ ns: TestNamespace; wns: TestNamespace; operator: OperatorProcess }> {
   const ns = await createTestNamespace(cluster.client, prefix);
   const wns = await createTestNamespace(cluster.client, `${prefix}-wl`);
-  await createPatientRunner(ns.name);
+  await createPatientRunner(ns.name, wns.name);
   const operator = await startChaosOperator(cluster, {
     name: `${prefix}-op`,
     namespace: ns.name,
@@ -160,7 +160,7 @@ test(`watches expired by an etcd compaction (410 Gone) are relisted and the oper
   const viaProxy = { ...cluster, kubeconfig };
   const ns = await createTestNamespace(cluster.client, 'chaos-gone');
   const wns = await createTestNamespace(cluster.client, 'chaos-gone-wl');
-  await createPatientRunner(ns.name);
+  await createPatientRunner(ns.name, wns.name);
   const operator = await startChaosOperator(viaProxy, {
     name: 'chaos-gone-op',
     namespace: ns.name,

@@ -113,7 +113,7 @@ async function deleteCr(namespace: string, name: string): Promise<void> {
 test(`the operator SIGKILLed at random moments during ${OPS} creations, stops and removals: the same invariants hold`, async () => {
   const ns = await createTestNamespace(cluster.client, 'chaos-kill');
   const wns = await createTestNamespace(cluster.client, 'chaos-kill-wl');
-  await createRunner(cluster.client, ns.name, 'local', gateway.url, TOKEN);
+  await createRunner(cluster.client, ns.name, 'local', gateway.url, TOKEN, wns.name);
   const grpcPort = await freePort();
   const start = (n: number) =>
     startChaosOperator(cluster, {
@@ -261,7 +261,7 @@ test(`the gateway unreachable for ${GATEWAY_DOWN_SECONDS} s: reconciling goes on
   const proxy = await startTcpProxy(gateway.port);
   const ns = await createTestNamespace(cluster.client, 'chaos-gw');
   const wns = await createTestNamespace(cluster.client, 'chaos-gw-wl');
-  await createRunner(cluster.client, ns.name, 'local', proxy.url, TOKEN);
+  await createRunner(cluster.client, ns.name, 'local', proxy.url, TOKEN, wns.name);
   const operator = await startChaosOperator(cluster, {
     name: 'chaos-gw-op',
     namespace: ns.name,
@@ -383,7 +383,7 @@ test('a start that died between its Secrets and its AgentWorkload leaves nothing
   // Retried by the client: the same start goes through, replacing what the dead one left.
   const ns = await createTestNamespace(cluster.client, 'chaos-partial');
   const wns = await createTestNamespace(cluster.client, 'chaos-partial-wl');
-  await createRunner(cluster.client, ns.name, 'local', gateway.url, TOKEN);
+  await createRunner(cluster.client, ns.name, 'local', gateway.url, TOKEN, wns.name);
   const operator = await startChaosOperator(cluster, {
     name: 'chaos-partial-op',
     namespace: ns.name,

@@ -265,10 +265,22 @@ describe('helm template with the seed values', () => {
         'ClusterRole -/acme-runner-k8s-runner-view',
         'ClusterRole -/acme-runner-k8s-runner-edit',
         'ClusterRole -/acme-runner-k8s-runner-admin',
+        'ClusterRole -/acme-runner-k8s-runner-workload-namespace',
+        'ClusterRoleBinding -/acme-runner-k8s-runner-workload-namespace',
       ].sort(),
     );
-    // Cluster-wide: only the ClusterRoles aggregated to view/edit/admin, never bound to anyone.
-    expect(seed.some((o) => o.kind === 'ClusterRoleBinding')).toBe(false);
+    // Cluster-wide: the ClusterRoles aggregated to view/edit/admin (bound to no one), and the
+    // reading of the workload Namespace alone.
+    const nsReader = find<Obj & { rules: PolicyRule[] }>(
+      seed,
+      'ClusterRole',
+      'acme-runner-k8s-runner-workload-namespace',
+    );
+    expect(ruleLines(nsReader.rules)).toEqual(['core/namespaces: get,list,watch [agyn-workloads]']);
+    const nsBinding = find(seed, 'ClusterRoleBinding', 'acme-runner-k8s-runner-workload-namespace');
+    expect(nsBinding.subjects).toEqual([
+      { kind: 'ServiceAccount', name: 'acme-runner-k8s-runner', namespace: 'agyn-runners' },
+    ]);
   });
 
   it('builds the Runner 1:1 from the values, with docker defaulting to rootless', () => {
@@ -457,6 +469,16 @@ describe('helm template with the seed values', () => {
         },
       }),
     ).toEqual(['baseline', 'restricted']);
+  });
+
+  it('puts an org-scoped Runner’s organization on the workload namespace it creates', () => {
+    const labelsWith = (values: object): Record<string, string> =>
+      find(template(['-f', writeValues(values)]), 'Namespace', 'agyn-workloads').metadata.labels ??
+      {};
+    expect(labelsWith({ runner: { organizationId: 'acme' } })).toMatchObject({
+      'agyn.io/organization-id': 'acme',
+    });
+    expect(labelsWith({})).not.toHaveProperty('agyn.io/organization-id');
   });
 
   it('refuses a workload namespace that is the release namespace', () => {
@@ -849,7 +871,21 @@ describe('the kustomize config', () => {
       find<Obj & { rules: PolicyRule[] }>(objects, 'Role', name, ns).rules;
     expect(ruleLines(role('k8s-runner-operator', 'k8s-runner-system'))).toEqual(OPERATOR_RULES);
     expect(ruleLines(role('k8s-runner-workloads', 'agyn-workloads'))).toEqual(WORKLOAD_RULES);
-    expect(objects.some((o) => o.kind.startsWith('Cluster'))).toBe(false);
+    // Cluster-wide only the reading of the workload Namespace, as in the chart.
+    expect(
+      objects
+        .filter((o) => o.kind.startsWith('Cluster'))
+        .map((o) => `${o.kind} ${o.metadata.name}`),
+    ).toEqual([
+      'ClusterRole k8s-runner-workload-namespace',
+      'ClusterRoleBinding k8s-runner-workload-namespace',
+    ]);
+    expect(
+      ruleLines(
+        find<Obj & { rules: PolicyRule[] }>(objects, 'ClusterRole', 'k8s-runner-workload-namespace')
+          .rules,
+      ),
+    ).toEqual(['core/namespaces: get,list,watch [agyn-workloads]']);
     expect(
       objects
         .filter((o) => o.kind === 'CustomResourceDefinition')

@@ -449,6 +449,52 @@ describe('workloads written as CRs', () => {
     await call(c, 'removeWorkload', { workloadId: id, force: true, removeVolumes: false });
   });
 
+  test('StartWorkload calls racing on one brand-new shared volume all run on it', async () => {
+    // Three volumes, each named by two workloads started at the same moment: neither start
+    // can see the other's claim (or workload) in a cache yet.
+    const pairs = [0, 1, 2].map(() => {
+      const ids = [randomUUID(), randomUUID()];
+      return { ids, claim: `race-${ids[0]!.slice(0, 8)}` };
+    });
+    await Promise.all(
+      pairs.flatMap(({ ids, claim }) =>
+        ids.map((workloadId) =>
+          start({
+            workloadId,
+            main: { image: 'agent', mounts: [{ volume: 'ws', mountPath: '/ws' }] },
+            volumes: [{ name: 'ws', kind: VolumeKind.VOLUME_KIND_NAMED, persistentName: claim }],
+          }),
+        ),
+      ),
+    );
+    const outcomes = await Promise.all(
+      pairs.flatMap(({ ids }) =>
+        ids.map((id) =>
+          eventually(
+            async () => {
+              const w = await workloads().get(h.ns.name, `workload-${id}`);
+              const phase = w.status?.phase;
+              return phase === 'Running' || phase === 'Failed'
+                ? `${id}: ${phase} ${phase === 'Failed' ? (w.status?.message ?? '') : ''}`.trim()
+                : undefined;
+            },
+            { timeoutMs: 60_000, what: `${id} Running or Failed` },
+          ),
+        ),
+      ),
+    );
+    expect(outcomes).toEqual(pairs.flatMap(({ ids }) => ids.map((id) => `${id}: Running`)));
+    for (const { ids, claim } of pairs) {
+      const labels = (await pvcs().get(h.ns.name, claim)).metadata?.labels ?? {};
+      // Made for one of them, granted to the other (never shared with everyone).
+      const owner = labels['agyn.io/workload-id'];
+      expect(ids).toContain(owner);
+      const other = ids.find((id) => id !== owner)!;
+      expect(labels[`agyn.io/grant-${other}`]).toBe('true');
+      expect(labels['agyn.io/volume-shared']).toBeUndefined();
+    }
+  }, 120_000);
+
   test('remove_volumes keeps a volume another workload uses, and one the operator did not create', async () => {
     const a = randomUUID();
     const b = randomUUID();
@@ -469,9 +515,6 @@ describe('workloads written as CRs', () => {
       { volume: 'foreign', mountPath: '/f' },
     ];
     await start({ workloadId: a, main: { image: 'a', mounts }, volumes });
-    // b is granted a's new volume once it exists (two starts racing on one brand-new volume
-    // are a known limit: see README, Volumes).
-    await eventually(() => h.caches.pvc(shared), { what: "a's new shared PVC" });
     await start({ workloadId: b, main: { image: 'b', mounts }, volumes });
     await waitRunning(a);
     await waitRunning(b);

@@ -68,6 +68,9 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  for (const kind of ['clusterrolebinding', 'clusterrole']) {
+    await kubectl(['delete', kind, 'k8s-runner-workload-namespace', '--ignore-not-found']);
+  }
   for (const ns of [operatorNs, workloadNs]) {
     try {
       await client.resource(NAMESPACES).delete(undefined, ns);
@@ -90,6 +93,8 @@ describe('kubectl apply -k config/default', () => {
       'role.rbac.authorization.k8s.io/k8s-runner-workloads',
       'rolebinding.rbac.authorization.k8s.io/k8s-runner-operator',
       'rolebinding.rbac.authorization.k8s.io/k8s-runner-workloads',
+      'clusterrole.rbac.authorization.k8s.io/k8s-runner-workload-namespace',
+      'clusterrolebinding.rbac.authorization.k8s.io/k8s-runner-workload-namespace',
       'service/k8s-runner',
       'service/k8s-runner-metrics',
       'deployment.apps/k8s-runner',
@@ -144,6 +149,9 @@ describe('kubectl apply -k config/default', () => {
       can('list', 'secrets', '--all-namespaces'),
       can('create', 'pods', '-n', operatorNs),
       can('list', 'nodes'),
+      can('watch', `namespaces/${workloadNs}`),
+      can('get', `namespaces/${operatorNs}`),
+      can('list', 'namespaces'),
     ]);
     expect(answers).toEqual([
       'yes',
@@ -156,6 +164,9 @@ describe('kubectl apply -k config/default', () => {
       'yes',
       'no',
       'no',
+      'no',
+      'no',
+      'yes',
       'no',
       'no',
     ]);

@@ -66,7 +66,21 @@ const SERVICE_TOKEN = `svc-token-${randomBytes(8).toString('hex')}`;
 const RUNNER_ID = `rbac-runner-${randomBytes(4).toString('hex')}`;
 const POD_NAME = `${FULLNAME}-6d9f7c5b8-rbac`;
 /** Kinds of the rendered manifest that are applied; everything else (Deployment, Services, PDB) is not. */
-const APPLIED_KINDS = ['Namespace', 'ServiceAccount', 'Secret', 'Role', 'RoleBinding', 'Runner'];
+const APPLIED_KINDS = [
+  'Namespace',
+  'ServiceAccount',
+  'Secret',
+  'Role',
+  'ClusterRole',
+  'RoleBinding',
+  'ClusterRoleBinding',
+  'Runner',
+];
+/** The one cluster-scoped grant applied: reading the workload Namespace (not the aggregated roles). */
+const NAMESPACE_READER = `${FULLNAME}-workload-namespace`;
+const isApplied = (o: Rendered): boolean =>
+  APPLIED_KINDS.includes(o.kind) &&
+  (!o.kind.startsWith('Cluster') || o.metadata.name === NAMESPACE_READER);
 
 type Pod = IPod & KubeObject;
 type Pvc = IPersistentVolumeClaim & KubeObject;
@@ -255,7 +269,7 @@ beforeAll(async () => {
   if (!deployment) throw new Error('the chart rendered no Deployment');
   chartEnv = deploymentEnv(deployment);
   applied = rendered
-    .filter((o) => APPLIED_KINDS.includes(o.kind))
+    .filter(isApplied)
     .sort((a, b) => APPLIED_KINDS.indexOf(a.kind) - APPLIED_KINDS.indexOf(b.kind));
   mark('rendered');
 
@@ -338,6 +352,9 @@ afterAll(async () => {
       if (!isNotFound(err)) throw err;
     }
   }
+  for (const kind of ['clusterrolebinding', 'clusterrole']) {
+    await tool('kubectl', ['delete', kind, NAMESPACE_READER, '--ignore-not-found']);
+  }
   await releaseNs?.cleanup();
   client.close();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
@@ -346,7 +363,7 @@ afterAll(async () => {
 }, 60_000);
 
 describe('the operator as the chart ServiceAccount', () => {
-  test('applies only namespaced RBAC, the ServiceAccount, the Runner and Secrets (plus the workload Namespace)', () => {
+  test('applies namespaced RBAC, the reading of the workload Namespace, the ServiceAccount, the Runner and Secrets (plus the workload Namespace)', () => {
     expect(
       applied.map((o) => `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`),
     ).toEqual([
@@ -354,8 +371,10 @@ describe('the operator as the chart ServiceAccount', () => {
       `ServiceAccount ${releaseNs.name}/${FULLNAME}`,
       `Role ${releaseNs.name}/${FULLNAME}-operator`,
       `Role ${workloadNs}/${FULLNAME}-workloads`,
+      `ClusterRole /${NAMESPACE_READER}`,
       `RoleBinding ${releaseNs.name}/${FULLNAME}-operator`,
       `RoleBinding ${workloadNs}/${FULLNAME}-workloads`,
+      `ClusterRoleBinding /${NAMESPACE_READER}`,
       `Runner ${releaseNs.name}/${RELEASE}`,
     ]);
     expect(chartEnv).toEqual({
@@ -375,7 +394,7 @@ describe('the operator as the chart ServiceAccount', () => {
     expect(grpcToken).toMatch(/^[0-9a-f]{64}$/);
   });
 
-  test('its kubeconfig really is the ServiceAccount, with nothing cluster-wide', async () => {
+  test('its kubeconfig really is the ServiceAccount, with nothing cluster-wide but its workload Namespace', async () => {
     const as = { KUBECONFIG: saKubeconfig };
     const whoami = await tool(
       'kubectl',
@@ -387,6 +406,8 @@ describe('the operator as the chart ServiceAccount', () => {
       (await tool('kubectl', ['auth', 'can-i', ...args], as)).stdout.trim();
     expect(await canI('list', 'pods', '--all-namespaces')).toBe('no');
     expect(await canI('list', 'namespaces')).toBe('no');
+    expect(await canI('get', `namespaces/${releaseNs.name}`)).toBe('no');
+    expect(await canI('watch', `namespaces/${workloadNs}`)).toBe('yes');
     expect(await canI('create', 'pods', '-n', workloadNs)).toBe('yes');
   });
 

@@ -599,13 +599,19 @@ describe('enrollment', () => {
       await putTokenSecret('tls-token', 'tls-token');
       await createRunner('tls', { gateway: { url: gw.url, caSecretRef: { name: 'gateway-ca' } } });
       const r = await waitForCondition('tls', 'Enrolled', 'False', 'CASecretMissing');
-      expect(condition(r, 'Enrolled')?.message).toMatch(/gateway CA Secret "gateway-ca" not found/);
+      expect(condition(r, 'Enrolled')?.message).toMatch(
+        /gateway CA Secret "gateway-ca" not found among the Secrets labelled agyn.io\/gateway-ca: "true"/,
+      );
 
+      // The operator takes (and caches) only CA Secrets labelled agyn.io/gateway-ca: "true".
       await secretsApi.create(ns.name, {
         apiVersion: 'v1',
         kind: 'Secret',
         metadata: { name: 'gateway-ca' },
         data: { 'ca.crt': pki.ca.cert.toString('base64') },
+      });
+      await secretsApi.mergePatch(ns.name, 'gateway-ca', {
+        metadata: { labels: { 'agyn.io/gateway-ca': 'true' } },
       });
       await waitForCondition('tls', 'Ready', 'True');
       expect(gw.count('enrollRunner')).toBe(1);

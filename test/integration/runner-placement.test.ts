@@ -4,9 +4,12 @@ import type { AgentWorkload, AgentWorkloadSpecInput } from '../../src/api/agentw
 import { agentWorkloadSpecSchema } from '../../src/api/agentworkload.ts';
 import type { Runner, RunnerSpecInput } from '../../src/api/runner.ts';
 import type { KubeObject } from '../../src/kube/client.ts';
-import { SECRETS } from '../../src/kube/resources.ts';
+import { Informer } from '../../src/kube/informer.ts';
+import { NAMESPACES, SECRETS } from '../../src/kube/resources.ts';
 import { RUNNERS } from '../../src/api/resources.ts';
 import { RunnerController } from '../../src/runner/controller.ts';
+import type { Namespace } from '../../src/runner/namespace-informer.ts';
+import { ORGANIZATION_LABEL } from '../../src/runner/organization.ts';
 import { RunnerRegistry } from '../../src/runner/registry.ts';
 import type { PlacementDecision } from '../../src/workload/seams.ts';
 import {
@@ -25,19 +28,44 @@ const runnersApi = client.resource<Runner>(RUNNERS);
 const secretsApi = client.resource<Secret>(SECRETS);
 
 let ns: TestNamespace;
+/** Workload namespaces: of organization org-a, of org-b, and of none. */
+let nsA: TestNamespace;
+let nsB: TestNamespace;
+let nsNone: TestNamespace;
+let namespaces: Informer<Namespace>;
 let gw: TestGateway;
 let controller: RunnerController;
 let registry: RunnerRegistry;
 let changes = 0;
 
+/** Namespaces of this organization (the label only cluster admins can set). */
+const ofOrganization = (org: string) => ({
+  selector: { matchLabels: { [ORGANIZATION_LABEL]: org } },
+});
+
 /**
- * Five Runners: org-a and org-b (org-scoped, both region=eu, org-b also team=x),
- * cluster-eu (cluster scope, region=eu, docker), cluster-gpu (cluster scope, region=us, gpu),
- * and cluster-down (cluster scope, region=eu, no token Secret: never Ready).
+ * Five Runners: org-a and org-b (org-scoped, both region=eu, org-b also team=x, each accepting
+ * the namespaces of its organization and, by mistake, org-b also org-a's), cluster-eu (cluster
+ * scope, region=eu, docker), cluster-gpu (cluster scope, region=us, gpu), and cluster-down
+ * (cluster scope, region=eu, no token Secret: never Ready); the cluster-scoped ones accept
+ * every test namespace by name.
  */
 const RUNNER_SPECS: Record<string, Partial<RunnerSpecInput>> = {
-  'org-a': { organizationId: 'org-a', labels: { region: 'eu' }, pullSecrets: [{ name: 'pull-a' }] },
-  'org-b': { organizationId: 'org-b', labels: { region: 'eu', team: 'x' } },
+  'org-a': {
+    organizationId: 'org-a',
+    labels: { region: 'eu' },
+    pullSecrets: [{ name: 'pull-a' }],
+    acceptedNamespaces: ofOrganization('org-a'),
+  },
+  'org-b': {
+    organizationId: 'org-b',
+    labels: { region: 'eu', team: 'x' },
+    acceptedNamespaces: {
+      selector: {
+        matchExpressions: [{ key: ORGANIZATION_LABEL, operator: 'In', values: ['org-a', 'org-b'] }],
+      },
+    },
+  },
   'cluster-eu': {
     labels: { region: 'eu', tier: 'standard' },
     capabilities: ['docker'],
@@ -69,20 +97,24 @@ async function putTokenSecret(name: string, token: string): Promise<void> {
   );
 }
 
-function workload(spec: Partial<AgentWorkloadSpecInput>): AgentWorkload {
+function workload(spec: Partial<AgentWorkloadSpecInput>, namespace = nsNone.name): AgentWorkload {
   return {
     apiVersion: 'agyn.io/v1alpha1',
     kind: 'AgentWorkload',
-    metadata: { name: 'w', namespace: 'agents', uid: 'u-1' },
+    metadata: { name: 'w', namespace, uid: 'u-1' },
     spec: agentWorkloadSpecSchema.parse({ main: { name: 'main', image: 'agent:1' }, ...spec }),
   };
 }
 
 /** Every runner placement chooses across many draws. */
-function choices(spec: Partial<AgentWorkloadSpecInput>, draws = 60): Set<string> {
+function choices(
+  spec: Partial<AgentWorkloadSpecInput>,
+  namespace = nsNone.name,
+  draws = 60,
+): Set<string> {
   const seen = new Set<string>();
   for (let i = 0; i < draws; i++) {
-    const decision = registry.place(workload(spec));
+    const decision = registry.place(workload(spec, namespace));
     if (!decision.placed) throw new Error(`not placed: ${decision.message}`);
     seen.add(decision.runner.name);
   }
@@ -91,14 +123,34 @@ function choices(spec: Partial<AgentWorkloadSpecInput>, draws = 60): Set<string>
 
 function refusal(
   spec: Partial<AgentWorkloadSpecInput>,
+  namespace = nsNone.name,
 ): Extract<PlacementDecision, { placed: false }> {
-  const decision = registry.place(workload(spec));
+  const decision = registry.place(workload(spec, namespace));
   if (decision.placed) throw new Error(`unexpectedly placed on ${decision.runner.name}`);
   return decision;
 }
 
+async function labelNamespace(name: string, org: string): Promise<void> {
+  await client
+    .resource<Namespace>(NAMESPACES)
+    .mergePatch(undefined, name, { metadata: { labels: { [ORGANIZATION_LABEL]: org } } });
+}
+
 beforeAll(async () => {
   ns = await createTestNamespace(client, 'rnr-place');
+  nsA = await createTestNamespace(client, 'rnr-place-a');
+  nsB = await createTestNamespace(client, 'rnr-place-b');
+  nsNone = await createTestNamespace(client, 'rnr-place-none');
+  await labelNamespace(nsA.name, 'org-a');
+  await labelNamespace(nsB.name, 'org-b');
+  // The registry sees the test's three workload namespaces, as the operator sees its own.
+  namespaces = new Informer(client.resource<Namespace>(NAMESPACES), {
+    logger: testLogger,
+    labelSelector:
+      'kubernetes.io/metadata.name in (' + [nsA, nsB, nsNone].map((n) => n.name).join(',') + ')',
+  });
+  namespaces.start();
+  await namespaces.waitForSync();
   const tokens: Record<string, { identityJson: string; serviceName: string; identityId: string }> =
     {};
   for (const name of Object.keys(RUNNER_SPECS)) {
@@ -115,7 +167,11 @@ beforeAll(async () => {
     logger: testLogger,
     backoff: { initialMs: 100, maxMs: 500 },
   });
-  registry = new RunnerRegistry({ runners: controller.runnerInformer, logger: testLogger });
+  registry = new RunnerRegistry({
+    runners: controller.runnerInformer,
+    namespaces,
+    logger: testLogger,
+  });
   registry.onChange(() => changes++);
   await controller.start();
   for (const [name, spec] of Object.entries(RUNNER_SPECS)) {
@@ -127,7 +183,10 @@ beforeAll(async () => {
       spec: {
         gateway: { url: gw.url, insecure: true },
         serviceToken: { secretRef: { name: `${name}-token` } },
-        workloadNamespace: 'agents',
+        workloadNamespace: nsNone.name,
+        ...(name.startsWith('cluster')
+          ? { acceptedNamespaces: { names: [nsA.name, nsB.name] } }
+          : {}),
         ...spec,
       },
     } as unknown as Runner);
@@ -143,50 +202,82 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await controller.stop();
+  await namespaces.stop();
   await gw.stop();
-  await ns.cleanup();
+  await Promise.all([ns, nsA, nsB, nsNone].map((n) => n.cleanup()));
 });
 
 describe('placement across Runners', () => {
   it('lets an organization use its own and cluster-scoped runners, never another organization’s', () => {
-    expect(choices({ organizationId: 'org-a' })).toEqual(
+    expect(choices({}, nsA.name)).toEqual(new Set(['org-a', 'cluster-eu', 'cluster-gpu']));
+    // The spec may repeat its namespace's organization.
+    expect(choices({ organizationId: 'org-a' }, nsA.name)).toEqual(
       new Set(['org-a', 'cluster-eu', 'cluster-gpu']),
     );
-    expect(
-      choices({ organizationId: 'org-b', runnerSelector: { labels: { region: 'eu' } } }),
-    ).toEqual(new Set(['org-b', 'cluster-eu']));
+    expect(choices({ runnerSelector: { labels: { region: 'eu' } } }, nsB.name)).toEqual(
+      new Set(['org-b', 'cluster-eu']),
+    );
     expect(choices({})).toEqual(new Set(['cluster-eu', 'cluster-gpu']));
   });
 
   it('keeps organizations apart even when only another organization’s runner matches the labels', () => {
-    const d = refusal({ organizationId: 'org-a', runnerSelector: { labels: { team: 'x' } } });
+    // org-b accepts org-a's namespace by mistake: its organization still keeps it out.
+    const d = refusal({ runnerSelector: { labels: { team: 'x' } } }, nsA.name);
     expect(d.filter).toBe('labels');
     expect(d.message).toBe('no Runner matches labels {team=x} (3 candidates after scope)');
-    expect(refusal({ runnerRef: { name: 'org-b' }, organizationId: 'org-a' })).toMatchObject({
+    expect(refusal({ runnerRef: { name: 'org-b' } }, nsA.name)).toMatchObject({
       filter: 'scope',
       message: 'Runner "org-b" serves organization "org-b", not "org-a"',
     });
-    expect(refusal({ runnerRef: { name: 'org-b' } })).toMatchObject({ filter: 'scope' });
+    expect(refusal({ runnerRef: { name: 'org-b' } })).toMatchObject({
+      filter: 'scope',
+      message: 'Runner "org-b" serves organization "org-b" and the workload has no organization',
+    });
+  });
+
+  it('takes the organization from the namespace: a spec claiming another one is refused, naming the field', () => {
+    const claim = (spec: Partial<AgentWorkloadSpecInput>, namespace: string) =>
+      registry.place(workload(spec, namespace));
+    expect(claim({ organizationId: 'org-b' }, nsA.name)).toEqual({
+      placed: false,
+      filter: 'organization',
+      field: 'spec.organizationId',
+      message: `organization "org-b" is not the workload's: namespace "${nsA.name}" belongs to organization "org-a" (label ${ORGANIZATION_LABEL})`,
+    });
+    expect(
+      claim({ organizationId: 'org-b', runnerRef: { name: 'org-b' } }, nsA.name),
+    ).toMatchObject({ placed: false, field: 'spec.organizationId' });
+    expect(claim({ organizationId: 'org-a', runnerRef: { name: 'org-a' } }, nsNone.name)).toEqual({
+      placed: false,
+      filter: 'organization',
+      field: 'spec.organizationId',
+      message: `organization "org-a" is not the workload's: namespace "${nsNone.name}" belongs to no organization (label ${ORGANIZATION_LABEL})`,
+    });
+  });
+
+  it('places a workload only on Runners that accept its namespace', () => {
+    expect(refusal({}, 'elsewhere')).toEqual({
+      placed: false,
+      filter: 'namespace',
+      message: 'no Runner accepts namespace "elsewhere" (4 candidates after ready)',
+    });
+    expect(refusal({ runnerRef: { name: 'cluster-eu' } }, 'elsewhere')).toEqual({
+      placed: false,
+      filter: 'namespace',
+      message: 'Runner "cluster-eu" does not accept namespace "elsewhere"',
+    });
   });
 
   it('filters by labels and capabilities, docker included when an implementation is configured', () => {
     expect(
-      choices({
-        organizationId: 'org-a',
-        runnerSelector: { labels: { region: 'eu', tier: 'standard' } },
-      }),
+      choices({ runnerSelector: { labels: { region: 'eu', tier: 'standard' } } }, nsA.name),
     ).toEqual(new Set(['cluster-eu']));
-    expect(choices({ organizationId: 'org-b', capabilities: ['gpu'] })).toEqual(
-      new Set(['cluster-gpu']),
+    expect(choices({ capabilities: ['gpu'] }, nsB.name)).toEqual(new Set(['cluster-gpu']));
+    expect(choices({ capabilities: ['docker'] }, nsA.name)).toEqual(new Set(['cluster-eu']));
+    const d = refusal(
+      { runnerSelector: { labels: { region: 'eu' } }, capabilities: ['gpu'] },
+      nsA.name,
     );
-    expect(choices({ organizationId: 'org-a', capabilities: ['docker'] })).toEqual(
-      new Set(['cluster-eu']),
-    );
-    const d = refusal({
-      organizationId: 'org-a',
-      runnerSelector: { labels: { region: 'eu' } },
-      capabilities: ['gpu'],
-    });
     expect(d).toEqual({
       placed: false,
       filter: 'capabilities',
@@ -195,12 +286,10 @@ describe('placement across Runners', () => {
   });
 
   it('names the filter that emptied the set', () => {
-    expect(
-      refusal({ organizationId: 'org-c', runnerSelector: { labels: { region: 'ap' } } }),
-    ).toEqual({
+    expect(refusal({ runnerSelector: { labels: { region: 'ap' } } }, nsA.name)).toEqual({
       placed: false,
       filter: 'labels',
-      message: 'no Runner matches labels {region=ap} (2 candidates after scope)',
+      message: 'no Runner matches labels {region=ap} (3 candidates after scope)',
     });
     expect(refusal({ runnerRef: { name: 'cluster-down' } })).toEqual({
       placed: false,
@@ -282,5 +371,17 @@ describe('placement across Runners', () => {
     expect(gone.getTime()).toBeGreaterThanOrEqual(t1 - 1000);
     expect(registry.settings('cluster-gpu')).toBeUndefined();
     expect(refusal({ capabilities: ['gpu'] })).toMatchObject({ filter: 'capabilities' });
+  });
+
+  it('follows the namespace’s organization label, and announces its change', async () => {
+    const before = changes;
+    await labelNamespace(nsB.name, 'org-a');
+    await eventually(() => changes > before, { what: 'a change for the namespace label' });
+    expect(choices({ runnerSelector: { labels: { region: 'eu' } } }, nsB.name)).toEqual(
+      new Set(['org-a', 'cluster-eu']),
+    );
+    expect(refusal({ organizationId: 'org-b' }, nsB.name)).toMatchObject({
+      field: 'spec.organizationId',
+    });
   });
 });

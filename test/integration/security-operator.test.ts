@@ -1,9 +1,12 @@
 /**
  * Security of the operator as a process (token auth over TLS, LOG_LEVEL=debug), end to end
  * through the workload controller and the gRPC shim:
- * - an org-scoped Runner never receives another organization's workload, even when its
- *   labels match: never placed there, no Pod, no state report under its identity
- *   (runner-placement.test.ts checks the registry's decisions; this checks what happens);
+ * - a workload's organization is its namespace's (label agyn.io/organization-id): a CR that
+ *   claims another organization (spec.organizationId, runnerRef) fails config_invalid, and
+ *   one naming a Runner that does not accept its namespace stays unplaced; no workload lands
+ *   on another organization's Runner or on a Runner that does not accept its namespace, even
+ *   when labels match: no Pod, no state report under its identity (runner-placement.test.ts
+ *   checks the registry's decisions; this checks what happens);
  * - no Secret value reaches the logs at debug level: tokens, an identity, a pull password,
  *   inline file content and exec environment are planted and a full lifecycle is driven
  *   through the shim, then the captured log (and Events and status) are searched;
@@ -29,7 +32,7 @@ import {
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import { WorkloadStatus } from '../../src/gen/agynio/api/runners/v1/runners.ts';
 import type { KubeObject } from '../../src/kube/client.ts';
-import { EVENTS, PODS, SECRETS } from '../../src/kube/resources.ts';
+import { EVENTS, NAMESPACES, PODS, SECRETS } from '../../src/kube/resources.ts';
 import { AGENT_WORKLOADS, RUNNERS } from '../../src/api/resources.ts';
 import { tarArchive } from '../fixtures/bad-input/corpus.ts';
 import { call, codeOf, collect } from '../fixtures/grpc-harness.ts';
@@ -62,6 +65,7 @@ const PLANTED = {
   tokenA: `svc-token-a-PLANTED-${mark}`,
   tokenB: `svc-token-b-PLANTED-${mark}`,
   tokenCluster: `svc-token-c-PLANTED-${mark}`,
+  tokenForeign: `svc-token-f-PLANTED-${mark}`,
   unknownToken: `svc-token-unknown-PLANTED-${mark}`,
   identityKey: `identity-key-PLANTED-${mark}`,
   pullPassword: `pull-password-PLANTED-${mark}`,
@@ -151,10 +155,16 @@ beforeAll(async () => {
       [PLANTED.tokenA]: identity('org-a'),
       [PLANTED.tokenB]: identity('org-b'),
       [PLANTED.tokenCluster]: identity('cluster'),
+      [PLANTED.tokenForeign]: identity('foreign'),
     },
   });
   await putSecret('grpc-token', { token: PLANTED.grpcToken });
-  // Both organizations' runners carry the same labels; the cluster-scoped one others.
+  // The workload namespace belongs to org-a: a label only cluster admins can set.
+  await client.resource(NAMESPACES).mergePatch(undefined, wns.name, {
+    metadata: { labels: { 'agyn.io/organization-id': 'org-a' } },
+  });
+  // Both organizations' runners carry the same labels and accept the workload namespace (org-b's
+  // by mistake); "foreign" is cluster-scoped with the same labels but serves another namespace.
   await createRunner('org-a', PLANTED.tokenA, {
     organizationId: 'org-a',
     labels: { region: 'eu' },
@@ -162,6 +172,10 @@ beforeAll(async () => {
   await createRunner('org-b', PLANTED.tokenB, {
     organizationId: 'org-b',
     labels: { region: 'eu' },
+  });
+  await createRunner('foreign', PLANTED.tokenForeign, {
+    labels: { region: 'eu' },
+    workloadNamespace: `${wns.name}-other`,
   });
   await createRunner('cluster', PLANTED.tokenCluster, { labels: { region: 'us' } });
   // A Runner whose token the platform does not know: enrollment fails with the token at hand.
@@ -183,7 +197,7 @@ beforeAll(async () => {
     `127.0.0.1:${operator.grpcPort}`,
     credentials.createSsl(pki.ca.cert),
   );
-  await Promise.all(['org-a', 'org-b', 'cluster'].map(runnerReady));
+  await Promise.all(['org-a', 'org-b', 'foreign', 'cluster'].map(runnerReady));
   await eventually(async () => (await codeOf(call(grpc, 'ready', {}, auth()))).code === 0, {
     what: 'the shim accepting the token',
   });
@@ -203,40 +217,43 @@ describe('organization scope', () => {
   const RUNNER_IDS: Record<string, string> = {
     'org-a': 'rid-org-a',
     'org-b': 'rid-org-b',
+    foreign: 'rid-foreign',
     cluster: 'rid-cluster',
   };
 
-  test('an org-scoped Runner never receives another organization’s workload, even when labels match', async () => {
+  test('a workload lands only on Runners of its namespace’s organization that accept its namespace, whatever its spec claims', async () => {
     const placed: Array<{ name: string; allowed: string[] }> = [];
-    const refused: Array<{ name: string; message: RegExp }> = [];
+    const refused: Array<{ name: string; phase: string; message: RegExp }> = [];
     const create = async (name: string, spec: Record<string, unknown>) =>
       createWorkload(client, wns.name, workloadManifest(name, spec));
     for (let i = 0; i < 4; i++) {
-      // Labels both organizations' runners match: only org-a's may take it.
-      await create(`a-eu-${i}`, {
-        organizationId: 'org-a',
-        runnerSelector: { labels: { region: 'eu' } },
-      });
+      // Labels org-b's and the foreign Runner match too: only org-a's may take it.
+      await create(`a-eu-${i}`, { runnerSelector: { labels: { region: 'eu' } } });
       placed.push({ name: `a-eu-${i}`, allowed: ['org-a'] });
-      // No selector: org-a's runner or the cluster's, never org-b's.
+      // The spec repeating the namespace's organization; no selector: org-a's or the cluster's.
       await create(`a-any-${i}`, { organizationId: 'org-a' });
       placed.push({ name: `a-any-${i}`, allowed: ['org-a', 'cluster'] });
     }
-    await create('b-eu', { organizationId: 'org-b', runnerSelector: { labels: { region: 'eu' } } });
-    placed.push({ name: 'b-eu', allowed: ['org-b'] });
-    await create('c-eu', { organizationId: 'org-c', runnerSelector: { labels: { region: 'eu' } } });
-    refused.push({ name: 'c-eu', message: /no Runner matches labels \{region=eu\}/ });
-    await create('none-eu', { runnerSelector: { labels: { region: 'eu' } } });
-    refused.push({ name: 'none-eu', message: /no Runner matches labels \{region=eu\}/ });
-    await create('a-ref-b', { organizationId: 'org-a', runnerRef: { name: 'org-b' } });
+    const claim =
+      /organization "org-b" is not the workload's: namespace "[^"]+" belongs to organization "org-a".*\(spec\.organizationId\)$/;
+    await create('claims-b', {
+      organizationId: 'org-b',
+      runnerSelector: { labels: { region: 'eu' } },
+    });
+    refused.push({ name: 'claims-b', phase: 'Failed', message: claim });
+    await create('claims-b-ref', { organizationId: 'org-b', runnerRef: { name: 'org-b' } });
+    refused.push({ name: 'claims-b-ref', phase: 'Failed', message: claim });
+    await create('ref-b', { runnerRef: { name: 'org-b' } });
     refused.push({
-      name: 'a-ref-b',
+      name: 'ref-b',
+      phase: 'Pending',
       message: /Runner "org-b" serves organization "org-b", not "org-a"/,
     });
-    await create('none-ref-b', { runnerRef: { name: 'org-b' } });
+    await create('ref-foreign', { runnerRef: { name: 'foreign' } });
     refused.push({
-      name: 'none-ref-b',
-      message: /Runner "org-b" serves organization "org-b" and the workload has no organizationId/,
+      name: 'ref-foreign',
+      phase: 'Pending',
+      message: /Runner "foreign" does not accept namespace/,
     });
 
     for (const { name, allowed } of placed) {
@@ -247,14 +264,19 @@ describe('organization scope', () => {
         },
         { what: `${name} Running` },
       );
-      expect({ name, runner: allowed.includes(aw.status?.runner ?? '') }).toEqual({
+      expect({
         name,
-        runner: true,
+        runner: aw.status?.runner,
+        allowed: allowed.includes(aw.status?.runner ?? ''),
+      }).toEqual({
+        name,
+        runner: aw.status?.runner,
+        allowed: true,
       });
       const pod = await client.resource<Pod>(PODS).get(wns.name, name);
       expect(pod.metadata?.labels?.['agyn.io/runner']).toBe(aw.status?.runner);
     }
-    for (const { name, message } of refused) {
+    for (const { name, phase, message } of refused) {
       const aw = await eventually(
         async () => {
           const w = await getWorkload(client, wns.name, name);
@@ -262,9 +284,15 @@ describe('organization scope', () => {
         },
         { what: `${name} refused` },
       );
-      expect({ name, phase: aw.status?.phase, runner: aw.status?.runner }).toEqual({
+      expect({
         name,
-        phase: 'Pending',
+        phase: aw.status?.phase,
+        reason: aw.status?.reason,
+        runner: aw.status?.runner,
+      }).toEqual({
+        name,
+        phase,
+        reason: phase === 'Failed' ? 'config_invalid' : undefined,
         runner: undefined,
       });
       expect(aw.status?.message).toMatch(message);
@@ -313,6 +341,7 @@ describe('organization scope', () => {
         'rid-org-a': PLANTED.tokenA,
         'rid-org-b': PLANTED.tokenB,
         'rid-cluster': PLANTED.tokenCluster,
+        'rid-foreign': PLANTED.tokenForeign,
       };
       expect(report.serviceToken).toBe(tokenOf[report.runnerId]);
     }

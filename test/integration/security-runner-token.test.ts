@@ -103,10 +103,11 @@ it('an unlabelled Secret is not sent anywhere; labelled, it is', async () => {
     data: { token: Buffer.from(TOKEN).toString('base64') },
   } as Secret);
   await runner('borrower', 'someone-elses', { url: gw.url, insecure: true });
-  const c = await enrolledWith('borrower', 'TokenSecretNotLabelled');
+  // The operator does not even see it: it caches only Secrets labelled as Runner tokens.
+  const c = await enrolledWith('borrower', 'TokenSecretMissing');
   expect(c.status).toBe('False');
   expect(c.message).toMatch(
-    /^token Secret "someone-elses" lacks the label agyn.io\/runner-token: "true"; nothing is sent until it has it/,
+    /^token Secret "someone-elses" not found among the Secrets labelled agyn.io\/runner-token: "true"/,
   );
   expect(gw.requests.enrollRunner).toEqual([]);
 

@@ -6,38 +6,49 @@ import {
 } from '../../src/runner/placement.ts';
 import { runnerSelectorOf } from '../../src/runner/label-selector.ts';
 
-const runners: PlacementCandidate[] = [
-  {
-    name: 'e-org2',
-    ready: true,
-    organizationId: 'o2',
-    labels: { region: 'eu', tier: 'gold' },
-    capabilities: ['gpu', 'docker'],
-  },
-  {
-    name: 'c-org1',
-    ready: true,
-    organizationId: 'o1',
-    labels: { region: 'eu', tier: 'gold' },
-    capabilities: ['gpu'],
-  },
-  { name: 'a-cluster', ready: true, labels: { region: 'eu' }, capabilities: ['docker'] },
-  {
-    name: 'd-org1-down',
-    ready: false,
-    organizationId: 'o1',
-    labels: { region: 'eu' },
-    capabilities: ['gpu', 'docker'],
-  },
-  { name: 'b-cluster-gpu', ready: true, labels: { region: 'us' }, capabilities: ['docker', 'gpu'] },
-];
+const AGENTS = { name: 'agents', labels: { team: 'a' } };
+const accepts = { names: ['agents'] };
+
+const runners: PlacementCandidate[] = (
+  [
+    {
+      name: 'e-org2',
+      ready: true,
+      organizationId: 'o2',
+      labels: { region: 'eu', tier: 'gold' },
+      capabilities: ['gpu', 'docker'],
+    },
+    {
+      name: 'c-org1',
+      ready: true,
+      organizationId: 'o1',
+      labels: { region: 'eu', tier: 'gold' },
+      capabilities: ['gpu'],
+    },
+    { name: 'a-cluster', ready: true, labels: { region: 'eu' }, capabilities: ['docker'] },
+    {
+      name: 'd-org1-down',
+      ready: false,
+      organizationId: 'o1',
+      labels: { region: 'eu' },
+      capabilities: ['gpu', 'docker'],
+    },
+    {
+      name: 'b-cluster-gpu',
+      ready: true,
+      labels: { region: 'us' },
+      capabilities: ['docker', 'gpu'],
+    },
+  ] as Array<Omit<PlacementCandidate, 'accepts'>>
+).map((r) => ({ ...r, accepts }));
 
 const first = (): number => 0;
 const place = (
   request: Partial<PlacementRequest>,
   list = runners,
   random = first,
-): PlacementResult => placeWorkload({ capabilities: [], ...request }, list, random);
+): PlacementResult =>
+  placeWorkload({ capabilities: [], namespace: AGENTS, ...request }, list, random);
 
 /** Every runner a request can land on, by sweeping the random source over [0, 1). */
 function reachable(request: Partial<PlacementRequest>, list = runners): string[] {
@@ -191,7 +202,7 @@ describe('no candidate', () => {
         placed: false,
         filter: 'scope',
         message:
-          'no Runner serves organization "o3" or the whole cluster (2 candidates after ready)',
+          'no Runner serves organization "o3" or the whole cluster (2 candidates after namespace)',
       },
     ],
     [
@@ -202,7 +213,7 @@ describe('no candidate', () => {
         placed: false,
         filter: 'scope',
         message:
-          'no Runner is cluster-scoped, as the workload has no organizationId (2 candidates after ready)',
+          'no Runner is cluster-scoped, as the workload has no organization (2 candidates after namespace)',
       },
     ],
     [
@@ -290,7 +301,7 @@ describe('runnerRef', () => {
       {
         placed: false,
         filter: 'scope',
-        message: 'Runner "c-org1" serves organization "o1" and the workload has no organizationId',
+        message: 'Runner "c-org1" serves organization "o1" and the workload has no organization',
       },
     ],
     [
@@ -354,6 +365,49 @@ describe('runnerSelector as a LabelSelector', () => {
       filter: 'labels',
       message:
         'no Runner matches labels {region=eu, tier in (gold, silver), !legacy, gpu, zone notin (a)} (2 candidates after scope)',
+    });
+  });
+});
+
+describe('accepted namespaces (scope)', () => {
+  const other = { name: 'other', labels: { 'agyn.io/organization-id': 'o1' } };
+  const bySelector: PlacementCandidate = {
+    name: 'f-by-selector',
+    ready: true,
+    accepts: { names: [], selector: { matchLabels: { 'agyn.io/organization-id': 'o1' } } },
+    labels: {},
+    capabilities: [],
+  };
+
+  test('a Runner takes only the namespaces it names or selects', () => {
+    expect(reachable({ namespace: other }, [...runners, bySelector])).toEqual(['f-by-selector']);
+    expect(reachable({ namespace: AGENTS }, [...runners, bySelector])).toEqual([
+      'a-cluster',
+      'b-cluster-gpu',
+    ]);
+    expect(place({ namespace: { name: 'nobody', labels: {} } })).toEqual({
+      placed: false,
+      filter: 'namespace',
+      message: 'no Runner accepts namespace "nobody" (4 candidates after ready)',
+    });
+  });
+
+  test('a runnerRef to a Runner that does not accept the namespace is refused', () => {
+    expect(place({ namespace: other, runnerRef: 'a-cluster' })).toEqual({
+      placed: false,
+      filter: 'namespace',
+      message: 'Runner "a-cluster" does not accept namespace "other"',
+    });
+  });
+
+  test('acceptance comes before organization: an accepted namespace of another organization is still refused', () => {
+    const orgRunner = { ...bySelector, name: 'g-org2', organizationId: 'o2' };
+    expect(
+      place({ namespace: other, organizationId: 'o1', runnerRef: 'g-org2' }, [orgRunner]),
+    ).toEqual({
+      placed: false,
+      filter: 'scope',
+      message: 'Runner "g-org2" serves organization "o2", not "o1"',
     });
   });
 });
