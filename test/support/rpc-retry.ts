@@ -9,6 +9,7 @@ import type {
   ExecStartRequest,
   RunnerServiceClient,
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
+import { call } from '../fixtures/grpc-harness.ts';
 import { exec, type ExecOutcome, type PrivateRealNodeCluster } from './real-node.ts';
 import { orchestratorClient, portForward, type PortForward } from './installed-chart.ts';
 
@@ -45,17 +46,46 @@ export class ServiceConnection {
     return this.forward.port;
   }
 
-  private async reconnect(): Promise<void> {
+  /**
+   * Connects to `target` (e.g. `pod/NAME`: the Pod the Service happened to route to);
+   * reconnects after it go to the Service again.
+   */
+  async pinTo(target: string): Promise<void> {
+    await this.reconnect(target);
+    this.reconnects = 0;
+  }
+
+  private async reconnect(target = `svc/${this.service}`): Promise<void> {
     this.clientNow?.close();
     await this.forward?.stop();
     if (this.forward) this.reconnects++;
-    this.forward = await portForward(
-      this.cluster,
-      this.namespace,
-      `svc/${this.service}`,
-      this.port,
-    );
+    this.forward = await portForward(this.cluster, this.namespace, target, this.port);
     this.clientNow = orchestratorClient(this.forward.port, this.token);
+  }
+
+  /**
+   * Calls InspectWorkload of `id` every 250 ms (retrying as above) until `stop` is called;
+   * `stop` resolves with whether each answer said running, or with the error that ended it.
+   */
+  pollInspect(id: string): { stop(): Promise<{ running: boolean[]; error?: unknown }> } {
+    let polling = true;
+    const running: boolean[] = [];
+    const done = (async () => {
+      while (polling) {
+        const inspect = await this.retrying('inspectWorkload', (c) =>
+          call(c, 'inspectWorkload', { workloadId: id }),
+        );
+        running.push(inspect.stateRunning);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      return { running };
+    })().catch((error: unknown) => ({ running, error }));
+    return {
+      stop() {
+        polling = false;
+        return done;
+      },
+    };
   }
 
   /**
