@@ -65,8 +65,15 @@ let runnerValues: string;
 let grpcService: ServiceConnection;
 let grpcToken: string;
 let release: InstalledRelease;
+/** Set once the release is installed and Ready: later tests fail at once without it. */
+let installed = false;
 /** A workload that runs from the first gRPC test to the end and must never be lost. */
 let keeper: { id: string; podUid: string };
+
+function requireInstalled(needsKeeper = false): void {
+  if (!installed) throw new Error('the release did not install (see the first test)');
+  if (needsKeeper && !keeper) throw new Error('no workload was started (see the gRPC test)');
+}
 
 function startRequest(name: string, withVolume = false): StartWorkloadRequest {
   return StartWorkloadRequest.fromPartial({
@@ -169,9 +176,11 @@ describe('helm install from the OCI registry, as the seed does it', () => {
       expect(pod.spec.nodeName).toBe(REAL_NODE);
       expect(pod.spec.containers[0]!.image).toBe(`${registry}/k8s-runner:${version}`);
     }
+    installed = true;
   }, 400_000);
 
   it('enrolls the Runner with the gateway', async () => {
+    requireInstalled();
     const enrolled = await eventually(
       async () => {
         const runner = JSON.parse(
@@ -189,6 +198,7 @@ describe('helm install from the OCI registry, as the seed does it', () => {
   }, 180_000);
 
   it('serves the orchestrator on the gRPC Service with the chart token, on real containers', async () => {
+    requireInstalled();
     grpcToken = Buffer.from(
       await tool(
         'kubectl',
@@ -238,6 +248,7 @@ describe('helm install from the OCI registry, as the seed does it', () => {
   }, 300_000);
 
   it('serves /metrics through the metrics Service', async () => {
+    requireInstalled();
     const forward = await portForward(cluster, NS, `svc/${FULLNAME}-metrics`, 8080);
     try {
       const res = await fetch(`http://127.0.0.1:${forward.port}/metrics`);
@@ -254,6 +265,7 @@ describe('helm install from the OCI registry, as the seed does it', () => {
 
 describe('the installed release over its life', () => {
   it('a deleted leader is replaced by the other replica; the orchestrator sees only retryable errors', async () => {
+    requireInstalled(true);
     const before = await release.pods();
     const leader = await release.leaseHolder();
     expect(before.map((p) => p.metadata.name)).toContain(leader);
@@ -320,6 +332,7 @@ describe('the installed release over its life', () => {
   }, 400_000);
 
   it('helm upgrade to a new image tag rolls the Deployment and loses no workload', async () => {
+    requireInstalled(true);
     await tool(
       'helm',
       'upgrade',
@@ -352,6 +365,7 @@ describe('the installed release over its life', () => {
   }, 400_000);
 
   it('helm uninstall keeps the workload namespace, its workloads and their PVCs', async () => {
+    requireInstalled(true);
     const withVolume = await grpcService.retrying('startWorkload', (c) =>
       call(c, 'startWorkload', startRequest('kept-volume', true)),
     );
