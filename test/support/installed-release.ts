@@ -73,21 +73,25 @@ export class InstalledRelease {
     return (JSON.parse(out) as { items: PodJson[] }).items;
   }
 
-  /** The operator Pods described and their last log lines. */
+  /** The operator Pods described and each one's last log lines (of its last exit, if any). */
   async diagnostics(): Promise<string> {
     const described = await this.tool('kubectl', '-n', this.namespace, 'describe', 'pods').catch(
       String,
     );
-    const logs = await this.tool(
-      'kubectl',
-      '-n',
-      this.namespace,
-      'logs',
-      '-l',
-      'app=k8s-runner',
-      '--tail=40',
-    ).catch(String);
-    return `${described}\n${logs}`;
+    const pods = await this.pods().catch(() => []);
+    const logs = await Promise.all(
+      pods.map(async (p) => {
+        const restarted = (p.status.containerStatuses ?? []).some((c) => c.restartCount > 0);
+        const args = ['-n', this.namespace, 'logs', p.metadata.name, '--tail=30'];
+        const text = await this.tool(
+          'kubectl',
+          ...args,
+          ...(restarted ? ['--previous'] : []),
+        ).catch(String);
+        return `--- ${p.metadata.name}${restarted ? ' (previous)' : ''}\n${text}`;
+      }),
+    );
+    return `${described}\n${logs.join('\n')}`;
   }
 
   /**
