@@ -9,7 +9,8 @@
 #         dir) and /app/dist (npm run build), every file owned by root and read-only to 65532
 # Usage: build-image.sh OUT_DIR [REGISTRY_REF]
 #   writes the OCI layout to OUT_DIR; with REGISTRY_REF (e.g. 127.0.0.1:5000/k8s-runner:0.1.0)
-#   also pushes it there over plain HTTP with crane (scripts/build-registry.sh).
+#   also pushes it there with crane (scripts/build-registry.sh); a registry with a private CA,
+#   such as the test cluster's, is trusted through SSL_CERT_FILE.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -104,7 +105,7 @@ main() {
     local out
     out="$(bash "$HERE/build-registry.sh")"
     eval "$out"
-    "$REGISTRY_BIN_DIR/crane" push --insecure "$OUT" "$REF" >&2
+    "$REGISTRY_BIN_DIR/crane" push "$OUT" "$REF" >&2
     log "pushed $REF"
   fi
 }

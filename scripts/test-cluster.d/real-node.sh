@@ -205,10 +205,11 @@ render_node_configs() {
   done
   mv "$NODE_DIR/cni.conflist" "$NODE_DIR/cni/net.d/10-k8s-runner.conflist"
   mv "$NODE_DIR/hosts.toml" "$NODE_DIR/certs.d/_default/hosts.toml"
-  # The cluster's own registry: plain HTTP on the namespace's loopback (scripts/test-cluster).
+  # The cluster's own registry: TLS on the namespace's loopback with a certificate of the
+  # cluster CA (scripts/test-cluster), trusted here and nowhere else.
   mkdir -p "$NODE_DIR/certs.d/127.0.0.1:$REGISTRY_PORT"
-  printf 'server = "http://127.0.0.1:%s"\n\n[host."http://127.0.0.1:%s"]\n  capabilities = ["pull", "resolve"]\n' \
-    "$REGISTRY_PORT" "$REGISTRY_PORT" >"$NODE_DIR/certs.d/127.0.0.1:$REGISTRY_PORT/hosts.toml"
+  printf 'server = "https://127.0.0.1:%s"\n\n[host."https://127.0.0.1:%s"]\n  capabilities = ["pull", "resolve"]\n  ca = "%s"\n' \
+    "$REGISTRY_PORT" "$REGISTRY_PORT" "$STATE_DIR/pki/ca.crt" >"$NODE_DIR/certs.d/127.0.0.1:$REGISTRY_PORT/hosts.toml"
   echo 'nameserver 127.0.0.1' >"$NODE_DIR/resolv.conf"
   cp "$NODE_BIN_DIR"/cni/* "$NODE_DIR/cni/bin/"
 }

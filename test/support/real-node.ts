@@ -28,6 +28,8 @@ export const REAL_NODE_LABEL = 'agyn.io/real-node';
 export const REAL_NODE_STORAGE_CLASS = 'real-node';
 /** Imported into the node's containerd by scripts/test-cluster; never pulled. */
 export const BUSYBOX = 'k8s-runner.local/busybox:1';
+/** Imported; busybox running as nobody (65534), for Runners that keep workloads non-root. */
+export const BUSYBOX_NONROOT = 'k8s-runner.local/busybox-nonroot:1';
 /** Imported; its config names a user its /etc/passwd lacks, so containers cannot be created. */
 export const BAD_USER_IMAGE = 'k8s-runner.local/bad-user:1';
 /** Not imported: pulling it fails (every registry host is a closed loopback port). */

@@ -1,6 +1,7 @@
 /**
  * The test cluster's OCI registry (scripts/test-cluster): its loopback address, the same on
- * the machine and inside the cluster's network namespace, and the operator image build.
+ * the machine and inside the cluster's network namespace, served over TLS with a
+ * certificate of the cluster's CA; and the operator image build.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -24,8 +25,38 @@ export function registryHost(stateDir = clusterStateDir()): string {
   return `127.0.0.1:${portsEnv('REGISTRY_PORT', stateDir)}`;
 }
 
-/** Runs scripts/build-image.sh: the OCI layout in `outDir`, pushed to `ref` when given. */
-export async function buildOperatorImage(outDir: string, ref?: string): Promise<void> {
+/**
+ * The environment that makes Go clients (helm, crane) trust the registry of the cluster in
+ * `stateDir`: it serves TLS with a certificate of the cluster's CA.
+ */
+export function registryEnv(stateDir = clusterStateDir()): { SSL_CERT_FILE: string } {
+  return { SSL_CERT_FILE: path.join(stateDir, 'pki', 'ca.crt') };
+}
+
+/**
+ * Runs scripts/build-image.sh: the OCI layout in `outDir`, pushed to `ref` (a reference in
+ * the registry of the cluster in `stateDir`) when given.
+ */
+export async function buildOperatorImage(
+  outDir: string,
+  ref?: string,
+  stateDir = clusterStateDir(),
+): Promise<void> {
   const args = [path.join(root, 'scripts/build-image.sh'), outDir, ...(ref ? [ref] : [])];
-  await run('bash', args, { cwd: root, maxBuffer: 64 * 1024 * 1024 });
+  await run('bash', args, {
+    cwd: root,
+    env: { ...process.env, ...registryEnv(stateDir) },
+    maxBuffer: 64 * 1024 * 1024,
+  });
+}
+
+/** Pushes the OCI layout in `layout` (from buildOperatorImage) as `ref` with crane. */
+export async function pushImageLayout(
+  layout: string,
+  ref: string,
+  stateDir = clusterStateDir(),
+): Promise<void> {
+  await run(path.join(portsEnv('REGISTRY_BIN_DIR', stateDir), 'crane'), ['push', layout, ref], {
+    env: { ...process.env, ...registryEnv(stateDir) },
+  });
 }

@@ -3,6 +3,8 @@
 # `ctr images import` accepts, cached under the build cache (keyed by content):
 #   k8s-runner.local/pause:1    the sandbox image: the static pause binary of node-tools
 #   k8s-runner.local/busybox:1  Debian's busybox-static with a symlink per applet
+#   k8s-runner.local/busybox-nonroot:1  the same, running as nobody (65534), for Runners
+#                               that keep workloads non-root (the chart's default)
 #   k8s-runner.local/bad-user:1 the same, whose config names a user its /etc/passwd lacks
 #                               (containerd cannot create its containers: CreateContainerError)
 # Usage: build-images.sh NODE_TOOLS_DIR; prints the tarball paths, one a line.
@@ -67,6 +69,7 @@ build_busybox() {
   done
   local env='"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]'
   write_image "$root" k8s-runner.local/busybox:1 "{$env,\"Cmd\":[\"sh\"],\"WorkingDir\":\"/\"}" "$out/busybox.tar"
+  write_image "$root" k8s-runner.local/busybox-nonroot:1 "{$env,\"Cmd\":[\"sh\"],\"WorkingDir\":\"/tmp\",\"User\":\"65534:65534\"}" "$out/busybox-nonroot.tar"
   write_image "$root" k8s-runner.local/bad-user:1 "{$env,\"Cmd\":[\"sh\"],\"User\":\"agent\"}" "$out/bad-user.tar"
   rm -rf "$root"
 }
@@ -85,13 +88,13 @@ main() {
   local key dir
   key=$( { dpkg-query -W -f '${Version}' busybox-static; sha "$TOOLS_DIR/pause"; sha "${BASH_SOURCE[0]}"; } | sha256sum | cut -c1-12)
   dir="$CACHE_ROOT/images/$key"
-  if [ ! -f "$dir/busybox.tar" ] || [ ! -f "$dir/bad-user.tar" ] || [ ! -f "$dir/pause.tar" ]; then
+  if [ ! -f "$dir/busybox.tar" ] || [ ! -f "$dir/busybox-nonroot.tar" ] || [ ! -f "$dir/bad-user.tar" ] || [ ! -f "$dir/pause.tar" ]; then
     mkdir -p "$dir"
     log "building the node images into $dir"
     build_pause "$dir/pause.tar"
     build_busybox "$dir"
   fi
-  printf '%s\n' "$dir/pause.tar" "$dir/busybox.tar" "$dir/bad-user.tar"
+  printf '%s\n' "$dir/pause.tar" "$dir/busybox.tar" "$dir/busybox-nonroot.tar" "$dir/bad-user.tar"
 }
 
 main "$@"
