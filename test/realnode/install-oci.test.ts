@@ -90,6 +90,27 @@ function startRequest(name: string, withVolume = false): StartWorkloadRequest {
   });
 }
 
+/**
+ * The host pid of an operator Pod's Node process, found as the kubelet put it: the real node's
+ * containers are host processes in cgroups named after their Pod's uid.
+ */
+function operatorProcess(podUid: string): string {
+  const pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+  const found = pids.filter((pid) => {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      return (
+        cmdline.includes('dist/main.js') &&
+        readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(`pod${podUid}`)
+      );
+    } catch {
+      return false;
+    }
+  });
+  if (found.length !== 1) throw new Error(`Pod ${podUid}: operator processes ${found.join(',')}`);
+  return found[0]!;
+}
+
 beforeAll(async () => {
   cluster = await startPrivateRealNodeCluster();
   tool = clusterTool(cluster);
@@ -178,6 +199,21 @@ describe('helm install from the OCI registry, as the seed does it', () => {
     }
     installed = true;
   }, 400_000);
+
+  it('runs each operator container as non-root on a read-only root filesystem', async () => {
+    requireInstalled();
+    const pods = await release.pods();
+    for (const pod of pods) {
+      const pid = operatorProcess(pod.metadata.uid);
+      const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+      expect(uid).toBe('65532');
+      const root = readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+        .split('\n')
+        .map((line) => line.split(' '))
+        .find((fields) => fields[4] === '/');
+      expect(root?.[5]?.split(',')).toContain('ro');
+    }
+  });
 
   it('enrolls the Runner with the gateway', async () => {
     requireInstalled();
