@@ -1,16 +1,15 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Runner } from './api/runner.ts';
+import { createOperatorCaches } from './caches.ts';
 import { loadConfig, type OperatorConfig } from './config.ts';
 import type { AuthOptions } from './grpc/auth.ts';
-import { ShimCaches } from './grpc/caches.ts';
 import { startRunnerGrpcServer } from './grpc/server.ts';
 import { ensureGrpcTokenSecret } from './grpc/token-secret.ts';
-import { KubeClient, type KubeObject } from './kube/client.ts';
+import { KubeClient } from './kube/client.ts';
 import { Informer } from './kube/informer.ts';
 import { LeaderElector } from './kube/leader-election.ts';
-import { RUNNERS, SECRETS } from './kube/resources.ts';
+import { SECRETS } from './kube/resources.ts';
 import { registerCacheMetrics } from './observability/cache-metrics.ts';
 import { startHttpServer } from './observability/http.ts';
 import { createLogger } from './observability/logging.ts';
@@ -56,15 +55,11 @@ async function main(): Promise<void> {
     logger,
   });
 
-  const runnerInformer = new Informer(client.resource<Runner & KubeObject>(RUNNERS), {
-    namespace: operatorNs,
-    logger,
+  const operatorCaches = createOperatorCaches(client, logger, {
+    operator: operatorNs,
+    workload: workloadNs,
   });
-  const operatorSecrets = new Informer(client.resource<Secret>(SECRETS), {
-    namespace: operatorNs,
-    logger,
-  });
-  const caches = new ShimCaches(client, workloadNs, logger);
+  const { runners: runnerInformer, operatorSecrets, shim: caches } = operatorCaches;
   const runnerController = new RunnerController({
     client,
     namespace: operatorNs,
