@@ -1,53 +1,44 @@
 import type { Logger } from 'pino';
-import type { Runner } from './api/runner.ts';
 import { ShimCaches } from './grpc/caches.ts';
-import type { KubeClient, KubeObject } from './kube/client.ts';
-import { Informer } from './kube/informer.ts';
-import { RUNNERS, SECRETS } from './kube/resources.ts';
-import type { Secret } from './runner/controller.ts';
+import { InformerCache } from './kube/cache.ts';
+import type { KubeClient } from './kube/client.ts';
+import { RunnerCaches } from './runner/caches.ts';
+import { WorkloadCaches } from './workload/caches.ts';
 
-export interface OperatorCaches {
-  runners: Informer<Runner & KubeObject>;
-  operatorSecrets: Informer<Secret>;
-  shim: ShimCaches;
-  start(): void;
-  waitForSync(): Promise<void>;
-  stop(): Promise<void>;
+/**
+ * Every informer the operator process reads, owned by one cache: the operator namespace's
+ * (Runners, Secrets) and the workload namespace's (AgentWorkloads, Pods, claims, workload
+ * Secrets). The controllers and the gRPC shim are handed views of it.
+ */
+export class OperatorCaches extends InformerCache {
+  readonly runner: RunnerCaches;
+  readonly workload: WorkloadCaches;
+  readonly shim: ShimCaches;
+
+  constructor(
+    client: KubeClient,
+    logger: Logger,
+    namespaces: { operator: string; workload: string },
+  ) {
+    super(client, logger);
+    this.runner = new RunnerCaches(this, namespaces.operator);
+    this.workload = new WorkloadCaches(this, namespaces.workload);
+    this.shim = new ShimCaches(this.workload);
+  }
+
+  get runners() {
+    return this.runner.runners;
+  }
+
+  get operatorSecrets() {
+    return this.runner.secrets;
+  }
 }
 
-/** The informers the operator process reads. */
 export function createOperatorCaches(
   client: KubeClient,
   logger: Logger,
   namespaces: { operator: string; workload: string },
 ): OperatorCaches {
-  const caches = {
-    runners: new Informer(client.resource<Runner & KubeObject>(RUNNERS), {
-      namespace: namespaces.operator,
-      logger,
-    }),
-    operatorSecrets: new Informer(client.resource<Secret>(SECRETS), {
-      namespace: namespaces.operator,
-      logger,
-    }),
-    shim: new ShimCaches(client, namespaces.workload, logger),
-  };
-  return {
-    ...caches,
-    start: () => {
-      caches.runners.start();
-      caches.operatorSecrets.start();
-      caches.shim.start();
-    },
-    waitForSync: async () => {
-      await Promise.all([
-        caches.runners.waitForSync(),
-        caches.operatorSecrets.waitForSync(),
-        caches.shim.waitForSync(),
-      ]);
-    },
-    stop: async () => {
-      await Promise.all([caches.runners.stop(), caches.operatorSecrets.stop(), caches.shim.stop()]);
-    },
-  };
+  return new OperatorCaches(client, logger, namespaces);
 }

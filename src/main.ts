@@ -55,6 +55,7 @@ async function main(): Promise<void> {
     logger,
   });
 
+  // Every informer the process reads, with its transform and indexes (src/caches.ts).
   const operatorCaches = createOperatorCaches(client, logger, {
     operator: operatorNs,
     workload: workloadNs,
@@ -64,7 +65,7 @@ async function main(): Promise<void> {
     client,
     namespace: operatorNs,
     logger,
-    informers: { runners: runnerInformer, secrets: operatorSecrets },
+    informers: operatorCaches.runner,
     workloadCounts: (runner) => countWorkloads(caches.workloads.list(), runner),
   });
   watchWorkloadCounts(caches.workloads, (runner) => runnerController.workloadsChanged(runner));
@@ -81,18 +82,12 @@ async function main(): Promise<void> {
     workers: config.WORKERS,
     podAnnotationPrefixes: config.POD_ANNOTATION_PREFIXES,
     stateSink: lifecycle.sink,
-    informers: { workloads: caches.workloads, pods: caches.pods, pvcs: caches.pvcs },
+    caches: operatorCaches.workload,
   });
 
   registerCacheMetrics({ workloads: caches.workloads, runners: runnerInformer });
-  runnerInformer.start();
-  operatorSecrets.start();
-  caches.start();
-  const synced = Promise.all([
-    runnerInformer.waitForSync(),
-    operatorSecrets.waitForSync(),
-    workloads.startInformers(),
-  ]);
+  operatorCaches.start();
+  const synced = operatorCaches.waitForSync();
 
   let reconciling = false;
   const startReconciling = async (): Promise<void> => {
@@ -127,9 +122,7 @@ async function main(): Promise<void> {
     port: config.HTTP_PORT,
     logger,
     ready: () => {
-      const cachesSynced =
-        runnerInformer.hasSynced() && operatorSecrets.hasSynced() && workloads.hasSynced();
-      if (!cachesSynced) return { ok: false, reason: 'caches not synced' };
+      if (!operatorCaches.hasSynced()) return { ok: false, reason: 'caches not synced' };
       const leading = elector ? elector.isLeader : true;
       if (leading && !reconciling) return { ok: false, reason: 'controllers not running' };
       return { ok: true, reason: 'ok' };
@@ -180,12 +173,7 @@ async function main(): Promise<void> {
     await elector?.stop();
     await stopReconciling();
     await Promise.all([grpc.stop(), http.close(), reporter.stop()]);
-    await Promise.all([
-      runnerInformer.stop(),
-      operatorSecrets.stop(),
-      caches.stop(),
-      workloads.stopInformers(),
-    ]);
+    await operatorCaches.stop();
     client.close();
     await tracing.shutdown();
     process.exit(0);

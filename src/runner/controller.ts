@@ -16,8 +16,10 @@ import { isNotFound } from '../kube/errors.ts';
 import { Informer, objectKey } from '../kube/informer.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { RUNNERS, SECRETS } from '../kube/resources.ts';
+import { InformerCache } from '../kube/cache.ts';
 import type { AddOptions } from '../kube/workqueue.ts';
 import { runnerEnrolledGauge } from '../observability/metrics.ts';
+import { RunnerCaches, runnerSecretRefs, SECRET_REF_INDEX } from './caches.ts';
 import { GatewayClient, type EnrollResult } from './gateway-client.ts';
 import {
   IDENTITY_ANNOTATIONS,
@@ -65,11 +67,11 @@ export interface RunnerControllerOptions {
   logger: Logger;
   gatewayFactory?: GatewayFactory;
   /**
-   * Informers to share (Runners in `namespace`, Secrets in `namespace`). The controller
-   * creates, starts and stops those not given; given ones are started by start() but
-   * never stopped by it.
+   * The operator namespace's caches (from the process's cache owner). The controller
+   * creates, starts and stops its own when not given; given ones are started by start()
+   * but never stopped by it.
    */
-  informers?: { runners?: Informer<Runner>; secrets?: Informer<Secret> };
+  informers?: { runners: Informer<Runner>; secrets: Informer<Secret> };
   /** Backoff of failed enrollments and catalog reports. Default 1 s doubling to 5 min. */
   backoff?: Partial<BackoffOptions>;
   workers?: number;
@@ -123,14 +125,6 @@ interface RunnerMemo {
   gateway?: { key: string; client: GatewayClient };
   /** Status last written, until the informer delivers the Runner again (read-your-writes). */
   writtenStatus?: OwnedRunnerStatus;
-}
-
-const SECRET_REF_INDEX = 'secretRefs';
-
-function runnerSecretRefs(runner: Runner): string[] {
-  const spec = runner.spec as Partial<RunnerSpec> | undefined;
-  const names = [spec?.serviceToken?.secretRef?.name, spec?.gateway?.caSecretRef?.name];
-  return [...new Set(names.filter((n): n is string => typeof n === 'string' && n !== ''))];
 }
 
 function sha256(data: string | Buffer): string {
@@ -188,23 +182,13 @@ export class RunnerController implements ReportTargetSource {
     this.secretsApi = options.client.resource<Secret>(SECRETS);
     this.recorder = new EventRecorder(options.client, this.logger);
 
-    const runners = options.informers?.runners;
-    this.runnerInformer =
-      runners ??
-      new Informer<Runner>(this.runnersApi, { namespace: this.namespace, logger: options.logger });
-    const secrets = options.informers?.secrets;
-    this.secretInformer =
-      secrets ??
-      new Informer<Secret>(this.secretsApi, {
-        namespace: this.namespace,
-        logger: options.logger,
-        // Helm keeps whole releases in Secrets of the release namespace; nothing here reads them.
-        transform: (s) => (s.type === 'helm.sh/release.v1' ? { ...s, data: undefined } : s),
-      });
-    if (!runners) this.ownedInformers.push(this.runnerInformer);
-    if (!secrets) this.ownedInformers.push(this.secretInformer);
+    const caches =
+      options.informers ??
+      new RunnerCaches(new InformerCache(options.client, options.logger), this.namespace);
+    this.runnerInformer = caches.runners;
+    this.secretInformer = caches.secrets;
+    if (!options.informers) this.ownedInformers.push(this.runnerInformer, this.secretInformer);
 
-    this.runnerInformer.addIndex(SECRET_REF_INDEX, runnerSecretRefs);
     this.runnerInformer.addHandler({
       onAdd: (r, initial) => this.enqueue(objectKey(r), { initial }),
       onUpdate: (old, r) => {

@@ -8,7 +8,8 @@ import { jsonEqual } from '../api/conditions.ts';
 import type { KubeClient, KubeObject, ResourceClient } from '../kube/client.ts';
 import { Controller } from '../kube/controller.ts';
 import { isAlreadyExists, isConflict, isInvalid, isNotFound } from '../kube/errors.ts';
-import { Informer, objectKey } from '../kube/informer.ts';
+import { InformerCache } from '../kube/cache.ts';
+import { objectKey } from '../kube/informer.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { AGENT_WORKLOADS, PODS, PVCS, SECRETS } from '../kube/resources.ts';
 import { containerStatesFromPod } from './container-states.ts';
@@ -17,7 +18,8 @@ import { classifyWorkload } from './health.ts';
 import { STATUS_PROGRESS_COALESCE_MS, coalesceWindowMs } from './status-coalescing.ts';
 import { ACCESS_RECHECK_MS, AccessGate } from './access-gate.ts';
 import { ensureClaims, VolumeAccessError } from './volume-access.ts';
-import { claimedWorkloadId, claimKeys, WORKLOAD_ID_CLAIM_INDEX } from './identity.ts';
+import { claimedWorkloadId, WORKLOAD_ID_CLAIM_INDEX } from './identity.ts';
+import { INDEX_OWNER_UID, INDEX_WORKLOAD_ID, WorkloadCaches } from './caches.ts';
 import {
   desiredPod as buildDesiredPod,
   POD_ANNOTATION_PREFIXES,
@@ -43,7 +45,6 @@ export const ORPHAN_SECRET_GRACE_MS = 60_000;
 export { STATUS_PROGRESS_COALESCE_MS };
 /** Queue keys of Secrets to collect; `:` never appears in a namespace, so they never clash with workload keys. */
 const SECRET_KEY_PREFIX = 'Secret:';
-const SECRET_WORKLOAD_ID_INDEX = 'workloadId';
 
 type Pod = IPod & KubeObject;
 type Pvc = IPersistentVolumeClaim & KubeObject;
@@ -57,8 +58,8 @@ export interface WorkloadControllerOptions {
   namespace?: string;
   workers?: number;
   stateSink?: WorkloadStateSink;
-  /** Shared informers (e.g. with the gRPC shim); created here when absent. */
-  informers?: Partial<WorkloadInformers>;
+  /** The workload namespace's caches (from the process's cache owner); its own when absent. */
+  caches?: WorkloadCaches;
   now?: () => Date;
   /** Default ORPHAN_SECRET_GRACE_MS. */
   orphanSecretGraceMs?: number;
@@ -66,35 +67,6 @@ export interface WorkloadControllerOptions {
   statusCoalesceMs?: number;
   /** AgentWorkload annotation prefixes copied onto Pods (default POD_ANNOTATION_PREFIXES). */
   podAnnotationPrefixes?: readonly string[];
-}
-
-export interface WorkloadInformers {
-  workloads: Informer<AgentWorkload & KubeObject>;
-  pods: Informer<Pod>;
-  pvcs: Informer<Pvc>;
-  secrets: Informer<Secret>;
-}
-
-export function createWorkloadInformers(
-  client: KubeClient,
-  logger: Logger,
-  namespace?: string,
-): WorkloadInformers {
-  const managed = `${LABELS.managedBy}=${MANAGED_BY_VALUE}`;
-  return {
-    workloads: new Informer(client.resource<AgentWorkload & KubeObject>(AGENT_WORKLOADS), {
-      namespace,
-      logger,
-    }),
-    pods: new Informer(client.resource<Pod>(PODS), { namespace, logger, labelSelector: managed }),
-    pvcs: new Informer(client.resource<Pvc>(PVCS), { namespace, logger }),
-    // Only Secrets made for a workload (labelled with a workload id) are cached.
-    secrets: new Informer(client.resource<Secret>(SECRETS), {
-      namespace,
-      logger,
-      labelSelector: LABELS.workloadId,
-    }),
-  };
 }
 
 function controllerOwner(obj: KubeObject): string | undefined {
@@ -118,7 +90,7 @@ function unadoptedWorkloadSecret(secret: KubeObject): string | undefined {
  * except the moment a Pod was first seen missing.
  */
 export class WorkloadController {
-  readonly informers: WorkloadInformers;
+  readonly informers: WorkloadCaches;
   private controller?: Controller;
   private readonly client: KubeClient;
   private readonly logger: Logger;
@@ -149,8 +121,9 @@ export class WorkloadController {
     this.runners = options.runners;
     this.now = options.now ?? (() => new Date());
     this.stateSink = options.stateSink;
-    const created = createWorkloadInformers(options.client, this.logger, options.namespace);
-    this.informers = { ...created, ...options.informers };
+    this.informers =
+      options.caches ??
+      new WorkloadCaches(new InformerCache(options.client, this.logger), options.namespace);
     this.workloads = this.client.resource(AGENT_WORKLOADS);
     this.pods = this.client.resource(PODS);
     this.pvcs = this.client.resource(PVCS);
@@ -166,18 +139,10 @@ export class WorkloadController {
         this.writtenAhead.delete(objectKey(aw));
         this.progressSince.delete(objectKey(aw));
         // Secrets it never adopted are left behind: collect them.
-        for (const secret of this.informers.secrets.byIndex(
-          SECRET_WORKLOAD_ID_INDEX,
-          this.idOf(aw),
-        )) {
+        for (const secret of this.informers.secrets.byIndex(INDEX_WORKLOAD_ID, this.idOf(aw))) {
           this.enqueueSecret(secret);
         }
       },
-    });
-    this.informers.workloads.addIndex(WORKLOAD_ID_CLAIM_INDEX, claimKeys);
-    this.informers.secrets.addIndex(SECRET_WORKLOAD_ID_INDEX, (s) => {
-      const id = s.metadata?.labels?.[LABELS.workloadId];
-      return id ? [id] : [];
     });
     this.informers.secrets.addHandler({
       onAdd: (secret, initial) => this.enqueueSecret(secret, initial),
@@ -211,23 +176,12 @@ export class WorkloadController {
 
   /** Starts the informers this controller created and waits for them to sync. */
   async startInformers(): Promise<void> {
-    const all = [
-      this.informers.workloads,
-      this.informers.pods,
-      this.informers.pvcs,
-      this.informers.secrets,
-    ];
-    for (const informer of all) informer.start();
-    await Promise.all(all.map((i) => i.waitForSync()));
+    this.informers.start();
+    await this.informers.waitForSync();
   }
 
   hasSynced(): boolean {
-    return [
-      this.informers.workloads,
-      this.informers.pods,
-      this.informers.pvcs,
-      this.informers.secrets,
-    ].every((i) => i.hasSynced());
+    return this.informers.hasSynced();
   }
 
   private enqueue(key: string, initial = false): void {
@@ -265,14 +219,7 @@ export class WorkloadController {
   }
 
   async stopInformers(): Promise<void> {
-    await Promise.all(
-      [
-        this.informers.workloads,
-        this.informers.pods,
-        this.informers.pvcs,
-        this.informers.secrets,
-      ].map((i) => i.stop()),
-    );
+    await this.informers.stop();
   }
 
   get queue() {
@@ -714,7 +661,8 @@ export class WorkloadController {
       .map((suffix) => this.informers.workloads.get(namespace, name.slice(0, -suffix.length)));
     const mine = (aw: (AgentWorkload & KubeObject) | undefined): aw is AgentWorkload & KubeObject =>
       aw !== undefined && aw.metadata.namespace === namespace && this.idOf(aw) === id;
-    const owner = named.find(mine) ?? this.informers.workloads.list().find(mine);
+    const owner =
+      named.find(mine) ?? this.informers.workloads.byIndex(WORKLOAD_ID_CLAIM_INDEX, id).find(mine);
     if (owner) {
       // The Secret may reach the cache after its workload was reconciled: adopt it now.
       this.enqueue(objectKey(owner));
@@ -739,7 +687,12 @@ export class WorkloadController {
     if (pod && isOwnedBy(pod, aw) && !pod.metadata?.deletionTimestamp)
       await this.deleteIgnoringMissing(this.pods, pod);
     const id = this.idOf(aw);
-    for (const secret of this.informers.secrets.list()) {
+    const uid = aw.metadata.uid ?? '';
+    const candidates = new Set([
+      ...this.informers.secrets.byIndex(INDEX_OWNER_UID, uid),
+      ...this.informers.secrets.byIndex(INDEX_WORKLOAD_ID, id),
+    ]);
+    for (const secret of candidates) {
       if (secret.metadata?.namespace !== aw.metadata.namespace) continue;
       // Its own Secrets, adopted or not yet (a workload deleted before its Pod was created).
       const named = ownSecretNames(aw).includes(secret.metadata?.name ?? '');
@@ -748,7 +701,7 @@ export class WorkloadController {
       }
     }
     if (aw.spec.deleteVolumesWithWorkload) {
-      for (const pvc of this.informers.pvcs.list()) {
+      for (const pvc of this.informers.pvcs.byIndex(INDEX_OWNER_UID, uid)) {
         if (pvc.metadata?.namespace === aw.metadata.namespace && isOwnedBy(pvc, aw)) {
           await this.deleteIgnoringMissing(this.pvcs, pvc);
         }
