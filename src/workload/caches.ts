@@ -7,7 +7,7 @@ import { InformerCache, InformerGroup } from '../kube/cache.ts';
 import type { KubeObject } from '../kube/client.ts';
 import type { Informer } from '../kube/informer.ts';
 import { AGENT_WORKLOADS, PODS, PVCS, SECRETS } from '../kube/resources.ts';
-import { claimKeys, WORKLOAD_ID_CLAIM_INDEX } from './identity.ts';
+import { claimedWorkloadId, claimKeys, WORKLOAD_ID_CLAIM_INDEX } from './identity.ts';
 
 export type Pod = IPod & KubeObject;
 export type Pvc = IPersistentVolumeClaim & KubeObject;
@@ -108,5 +108,10 @@ export class WorkloadCaches extends InformerGroup {
     this.pods = pods;
     this.pvcs = pvcs;
     this.secrets = secrets;
+  }
+
+  /** The workload id `aw` may use: unique in its namespace (src/workload/identity.ts). */
+  claimedIdOf(aw: AgentWorkload): string {
+    return claimedWorkloadId(aw, (id) => this.workloads.byIndex(WORKLOAD_ID_CLAIM_INDEX, id));
   }
 }

@@ -3,10 +3,18 @@ import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import type { ISecret } from 'kubernetes-models/v1/Secret';
 import type { AgentWorkload, AgentWorkloadStatus, WorkloadPhase } from '../api/agentworkload.ts';
-import { API_GROUP_VERSION, LABELS, MANAGED_BY_VALUE, WORKLOAD_FINALIZER } from '../api/common.ts';
+import { API_GROUP_VERSION, LABELS, WORKLOAD_FINALIZER } from '../api/common.ts';
 import { jsonEqual } from '../api/conditions.ts';
 import type { KubeClient, KubeObject, ResourceClient } from '../kube/client.ts';
-import { Controller } from '../kube/controller.ts';
+import { deleteIgnoringMissing } from '../kube/delete.ts';
+import {
+  forKind,
+  owns,
+  TriggeredController,
+  watches,
+  watchesSignal,
+  type Trigger,
+} from '../kube/triggers.ts';
 import { isAlreadyExists, isConflict, isInvalid, isNotFound } from '../kube/errors.ts';
 import { InformerCache } from '../kube/cache.ts';
 import { objectKey } from '../kube/informer.ts';
@@ -18,14 +26,21 @@ import { classifyWorkload } from './health.ts';
 import { STATUS_PROGRESS_COALESCE_MS, coalesceWindowMs } from './status-coalescing.ts';
 import { ACCESS_RECHECK_MS, AccessGate } from './access-gate.ts';
 import { ensureClaims, VolumeAccessError } from './volume-access.ts';
-import { claimedWorkloadId, WORKLOAD_ID_CLAIM_INDEX } from './identity.ts';
+import { ORPHAN_SECRET_GRACE_MS, OrphanSecretCollector } from './orphan-secrets.ts';
+import {
+  adoptingOwnerReference,
+  isOwnedBy,
+  ownSecretNames,
+  unadoptedSecretOwner,
+  unadoptedWorkloadSecret,
+} from './workload-secrets.ts';
 import { INDEX_OWNER_UID, INDEX_WORKLOAD_ID, WorkloadCaches } from './caches.ts';
 import {
   desiredPod as buildDesiredPod,
   POD_ANNOTATION_PREFIXES,
   POD_SPEC_HASH_ANNOTATION,
 } from './desired-pod.ts';
-import { inlineFilesSecretName, pullSecretName, WorkloadConfigError } from './pod-builder.ts';
+import { WorkloadConfigError } from './pod-builder.ts';
 import type { RunnerSettings } from './runner-settings.ts';
 import type { RunnerDirectory, WorkloadStateSink } from './seams.ts';
 
@@ -35,16 +50,8 @@ const STARTING_MESSAGE = 'Pod created; waiting for its containers';
 /** A stopped workload with this annotation is deleted that many seconds after it stopped. */
 export const TTL_AFTER_STOPPED_ANNOTATION = 'agyn.io/ttl-seconds-after-stopped';
 export const TOUCHED_AT_ANNOTATION = 'agyn.io/touched-at';
-/**
- * A workload Secret (labelled with a workload id, as the gRPC shim writes them) whose
- * workload does not exist this long after its creation is deleted: the start that wrote it
- * failed or its process died before the AgentWorkload was created (or was deleted before
- * adopting it). Longer than any StartWorkload takes between the two writes.
- */
-export const ORPHAN_SECRET_GRACE_MS = 60_000;
+export { ORPHAN_SECRET_GRACE_MS };
 export { STATUS_PROGRESS_COALESCE_MS };
-/** Queue keys of Secrets to collect; `:` never appears in a namespace, so they never clash with workload keys. */
-const SECRET_KEY_PREFIX = 'Secret:';
 
 type Pod = IPod & KubeObject;
 type Pvc = IPersistentVolumeClaim & KubeObject;
@@ -69,21 +76,6 @@ export interface WorkloadControllerOptions {
   podAnnotationPrefixes?: readonly string[];
 }
 
-function controllerOwner(obj: KubeObject): string | undefined {
-  const ref = obj.metadata?.ownerReferences?.find(
-    (r) => r.controller && r.kind === 'AgentWorkload',
-  );
-  return ref && obj.metadata?.namespace ? `${obj.metadata.namespace}/${ref.name}` : undefined;
-}
-
-/** A Secret written for a workload (it carries the workload id) that no AgentWorkload owns yet. */
-function unadoptedWorkloadSecret(secret: KubeObject): string | undefined {
-  const id = secret.metadata?.labels?.[LABELS.workloadId];
-  if (!id || secret.metadata?.ownerReferences?.some((r) => r.kind === 'AgentWorkload'))
-    return undefined;
-  return id;
-}
-
 /**
  * Materializes each AgentWorkload as a Pod (plus PVCs, adopted Secrets) and keeps its
  * status true. Level-based: every reconcile starts from the caches, never from memory,
@@ -91,7 +83,8 @@ function unadoptedWorkloadSecret(secret: KubeObject): string | undefined {
  */
 export class WorkloadController {
   readonly informers: WorkloadCaches;
-  private controller?: Controller;
+  private readonly controller: TriggeredController;
+  private readonly orphans: OrphanSecretCollector;
   private readonly client: KubeClient;
   private readonly logger: Logger;
   private readonly runners: RunnerDirectory;
@@ -130,48 +123,50 @@ export class WorkloadController {
     this.secrets = this.client.resource(SECRETS);
     this.recorder = new EventRecorder(this.client, this.logger);
     this.access = new AccessGate(this.informers.secrets, this.secrets, this.informers.pvcs);
-    this.informers.workloads.addHandler({
-      onAdd: (aw, initial) => this.enqueue(objectKey(aw), initial),
-      onUpdate: (_old, aw) => this.enqueue(objectKey(aw)),
-      onDelete: (aw) => {
-        this.podMissingSince.delete(objectKey(aw));
-        this.expectedPods.delete(objectKey(aw));
-        this.writtenAhead.delete(objectKey(aw));
-        this.progressSince.delete(objectKey(aw));
-        // Secrets it never adopted are left behind: collect them.
-        for (const secret of this.informers.secrets.byIndex(INDEX_WORKLOAD_ID, this.idOf(aw))) {
-          this.enqueueSecret(secret);
-        }
-      },
+    this.orphans = new OrphanSecretCollector({
+      client: this.client,
+      caches: this.informers,
+      logger: options.logger,
+      now: this.now,
+      graceMs: options.orphanSecretGraceMs,
     });
-    this.informers.secrets.addHandler({
-      onAdd: (secret, initial) => this.enqueueSecret(secret, initial),
-      onUpdate: (_old, secret) => this.enqueueSecret(secret),
+    this.controller = new TriggeredController({
+      name: 'agentworkload',
+      workers: options.workers ?? 16,
+      logger: this.logger,
+      reconcile: (key) => this.reconcile(key),
+      triggers: this.triggers(),
     });
-    const enqueueOwner = (obj: KubeObject): void => {
-      const owner = controllerOwner(obj);
-      if (owner) this.enqueue(owner);
-    };
-    this.informers.pods.addHandler({
-      onAdd: (pod, initial) => {
-        const owner = controllerOwner(pod);
-        if (!owner) return;
-        this.expectedPods.delete(owner);
-        this.enqueue(owner, initial);
-      },
-      onUpdate: (_old, pod) => enqueueOwner(pod),
-      onDelete: (pod) => enqueueOwner(pod),
-    });
-    this.runners.onChange(() => {
-      for (const aw of this.informers.workloads.list()) this.enqueue(objectKey(aw));
-    });
+  }
+
+  /** Every reason to reconcile a workload (controller-runtime's For / Owns / Watches). */
+  private triggers(): Trigger[] {
+    const { workloads, pods, secrets } = this.informers;
+    return [
+      forKind(workloads, { onDelete: (aw) => this.forget(objectKey(aw)) }),
+      owns(pods, 'AgentWorkload', { onAdd: (owner) => this.expectedPods.delete(owner) }),
+      // A Secret the shim wrote for a workload is adopted whenever it reaches the cache.
+      watches(secrets, (secret, event) => {
+        const owner = event === 'delete' ? undefined : unadoptedSecretOwner(this.informers, secret);
+        return owner ? [objectKey(owner)] : [];
+      }),
+      watchesSignal(
+        (listener) => this.runners.onChange(listener),
+        () => workloads.list().map((aw) => objectKey(aw)),
+      ),
+    ];
+  }
+
+  private forget(key: string): void {
+    this.podMissingSince.delete(key);
+    this.expectedPods.delete(key);
+    this.writtenAhead.delete(key);
+    this.progressSince.delete(key);
   }
 
   /** The workload id this workload may use: unique in its namespace (src/workload/identity.ts). */
   private idOf(aw: AgentWorkload): string {
-    return claimedWorkloadId(aw, (id) =>
-      this.informers.workloads.byIndex(WORKLOAD_ID_CLAIM_INDEX, id),
-    );
+    return this.informers.claimedIdOf(aw);
   }
 
   /** Starts the informers this controller created and waits for them to sync. */
@@ -184,38 +179,19 @@ export class WorkloadController {
     return this.informers.hasSynced();
   }
 
-  private enqueue(key: string, initial = false): void {
-    this.controller?.enqueue(key, { initial });
-  }
-
-  private enqueueSecret(secret: Secret, initial = false): void {
-    if (unadoptedWorkloadSecret(secret) !== undefined)
-      this.enqueue(SECRET_KEY_PREFIX + objectKey(secret), initial);
-  }
-
   /** Starts reconciling (e.g. on gaining leadership), beginning with everything in the cache. */
   start(): void {
-    if (this.controller) return;
-    this.controller = new Controller({
-      name: 'agentworkload',
-      workers: this.options.workers ?? 16,
-      logger: this.logger,
-      reconcile: (key) => this.reconcile(key),
-    });
     this.controller.start();
-    for (const aw of this.informers.workloads.list()) this.enqueue(objectKey(aw), true);
-    for (const secret of this.informers.secrets.list()) this.enqueueSecret(secret, true);
+    this.orphans.controller.start();
   }
 
   /** Stops reconciling at once (e.g. on losing leadership); start() may follow. */
   async stop(): Promise<void> {
-    const controller = this.controller;
-    this.controller = undefined;
-    await controller?.stop();
+    await Promise.all([this.controller.stop(), this.orphans.controller.stop()]);
   }
 
   get running(): boolean {
-    return this.controller !== undefined;
+    return this.controller.running;
   }
 
   async stopInformers(): Promise<void> {
@@ -223,12 +199,10 @@ export class WorkloadController {
   }
 
   get queue() {
-    return this.controller?.queue;
+    return this.controller.queue;
   }
 
   private async reconcile(key: string): Promise<{ requeueAfterMs?: number } | void> {
-    if (key.startsWith(SECRET_KEY_PREFIX))
-      return this.collectOrphanSecret(key.slice(SECRET_KEY_PREFIX.length));
     let aw = this.informers.workloads.getByKey(key);
     if (!aw) return;
     const namespace = aw.metadata.namespace ?? '';
@@ -332,7 +306,7 @@ export class WorkloadController {
     if (aw.spec.stopped) {
       this.podMissingSince.delete(key);
       if (pod) {
-        if (!pod.metadata?.deletionTimestamp) await this.deleteIgnoringMissing(this.pods, pod);
+        if (!pod.metadata?.deletionTimestamp) await deleteIgnoringMissing(this.pods, pod);
         return {
           status: {
             ...base,
@@ -346,7 +320,7 @@ export class WorkloadController {
       const expiresInMs = this.stoppedTtlLeftMs(aw, now);
       if (expiresInMs !== undefined && expiresInMs <= 0) {
         log.info('stopped longer than its TTL; deleting the workload');
-        await this.deleteIgnoringMissing(this.workloads, aw);
+        await deleteIgnoringMissing(this.workloads, aw);
       }
       return {
         status: {
@@ -522,8 +496,7 @@ export class WorkloadController {
         // a nameserver that is no IP address...) the API server refuses on the Pod or PVC:
         // that is final for this generation, not a reason to retry forever. A Pod that was
         // created beside a refused claim could never start.
-        if (created.status === 'fulfilled')
-          await this.deleteIgnoringMissing(this.pods, created.value);
+        if (created.status === 'fulfilled') await deleteIgnoringMissing(this.pods, created.value);
         const message =
           invalid instanceof VolumeAccessError
             ? invalid.message
@@ -563,7 +536,7 @@ export class WorkloadController {
     if (!podAlive.spec?.nodeName) await this.ensureVolumes(aw, runner);
     if (podAlive.metadata?.annotations?.[POD_SPEC_HASH_ANNOTATION] !== specHash) {
       log.info({ pod: podAlive.metadata?.name }, 'spec changed; replacing the Pod');
-      await this.deleteIgnoringMissing(this.pods, podAlive);
+      await deleteIgnoringMissing(this.pods, podAlive);
       return {
         status: {
           ...base,
@@ -637,7 +610,10 @@ export class WorkloadController {
       try {
         await this.secrets.mergePatch(aw.metadata.namespace, name, {
           metadata: {
-            ownerReferences: [...(secret.metadata?.ownerReferences ?? []), ownerReference(aw)],
+            ownerReferences: [
+              ...(secret.metadata?.ownerReferences ?? []),
+              adoptingOwnerReference(aw),
+            ],
             resourceVersion: secret.metadata?.resourceVersion,
           },
         });
@@ -647,45 +623,10 @@ export class WorkloadController {
     }
   }
 
-  /** Deletes a workload Secret whose workload does not exist, once it is older than the grace. */
-  private async collectOrphanSecret(key: string): Promise<{ requeueAfterMs?: number } | void> {
-    const secret = this.informers.secrets.getByKey(key);
-    const id = secret ? unadoptedWorkloadSecret(secret) : undefined;
-    if (!secret || id === undefined || secret.metadata?.deletionTimestamp) return;
-    const namespace = secret.metadata?.namespace;
-    // Its workload exists: that adopts it (or deletes it when it goes). The shim names its
-    // Secrets after the workload, so look there first.
-    const name = secret.metadata?.name ?? '';
-    const named = [pullSecretName(''), inlineFilesSecretName('')]
-      .filter((suffix) => name.endsWith(suffix))
-      .map((suffix) => this.informers.workloads.get(namespace, name.slice(0, -suffix.length)));
-    const mine = (aw: (AgentWorkload & KubeObject) | undefined): aw is AgentWorkload & KubeObject =>
-      aw !== undefined && aw.metadata.namespace === namespace && this.idOf(aw) === id;
-    const owner =
-      named.find(mine) ?? this.informers.workloads.byIndex(WORKLOAD_ID_CLAIM_INDEX, id).find(mine);
-    if (owner) {
-      // The Secret may reach the cache after its workload was reconciled: adopt it now.
-      this.enqueue(objectKey(owner));
-      return;
-    }
-    const grace = this.options.orphanSecretGraceMs ?? ORPHAN_SECRET_GRACE_MS;
-    const createdAt = Date.parse(secret.metadata?.creationTimestamp ?? '');
-    const left =
-      (Number.isNaN(createdAt) ? this.now().getTime() : createdAt) + grace - this.now().getTime();
-    if (left > 0) return { requeueAfterMs: left };
-    // Only the shim's own Secrets are collected; one a user labelled for a workload stays.
-    if (secret.metadata?.labels?.[LABELS.managedBy] !== MANAGED_BY_VALUE) return;
-    await this.deleteIgnoringMissing(this.secrets, secret);
-    this.logger.info(
-      { secret: key, workloadId: id },
-      'deleted a Secret whose workload does not exist',
-    );
-  }
-
   private async finalize(aw: AgentWorkload & KubeObject, pod: Pod | undefined): Promise<void> {
     if (!aw.metadata.finalizers?.includes(WORKLOAD_FINALIZER)) return;
     if (pod && isOwnedBy(pod, aw) && !pod.metadata?.deletionTimestamp)
-      await this.deleteIgnoringMissing(this.pods, pod);
+      await deleteIgnoringMissing(this.pods, pod);
     const id = this.idOf(aw);
     const uid = aw.metadata.uid ?? '';
     const candidates = new Set([
@@ -697,13 +638,13 @@ export class WorkloadController {
       // Its own Secrets, adopted or not yet (a workload deleted before its Pod was created).
       const named = ownSecretNames(aw).includes(secret.metadata?.name ?? '');
       if (isOwnedBy(secret, aw) || (named && unadoptedWorkloadSecret(secret) === id)) {
-        await this.deleteIgnoringMissing(this.secrets, secret);
+        await deleteIgnoringMissing(this.secrets, secret);
       }
     }
     if (aw.spec.deleteVolumesWithWorkload) {
       for (const pvc of this.informers.pvcs.byIndex(INDEX_OWNER_UID, uid)) {
         if (pvc.metadata?.namespace === aw.metadata.namespace && isOwnedBy(pvc, aw)) {
-          await this.deleteIgnoringMissing(this.pvcs, pvc);
+          await deleteIgnoringMissing(this.pvcs, pvc);
         }
       }
     }
@@ -778,19 +719,6 @@ export class WorkloadController {
       this.now(),
     );
   }
-
-  private async deleteIgnoringMissing(
-    resource: ResourceClient<KubeObject>,
-    obj: KubeObject,
-  ): Promise<void> {
-    try {
-      await resource.delete(obj.metadata?.namespace, obj.metadata?.name ?? '', {
-        preconditions: { uid: obj.metadata?.uid },
-      });
-    } catch (err) {
-      if (!isNotFound(err) && !isConflict(err)) throw err;
-    }
-  }
 }
 
 interface WrittenAhead {
@@ -801,26 +729,6 @@ interface WrittenAhead {
   finalizer?: boolean;
   /** The status last written. */
   status?: AgentWorkloadStatus;
-}
-
-/** The names of the Secrets the shim writes for a workload: named after the AgentWorkload. */
-function ownSecretNames(aw: AgentWorkload): string[] {
-  return [pullSecretName(aw.metadata.name), inlineFilesSecretName(aw.metadata.name)];
-}
-
-function isOwnedBy(obj: KubeObject, aw: AgentWorkload): boolean {
-  return obj.metadata?.ownerReferences?.some((r) => r.uid === aw.metadata.uid) ?? false;
-}
-
-function ownerReference(aw: AgentWorkload) {
-  return {
-    apiVersion: API_GROUP_VERSION,
-    kind: 'AgentWorkload',
-    name: aw.metadata.name,
-    uid: aw.metadata.uid ?? '',
-    controller: false,
-    blockOwnerDeletion: true,
-  };
 }
 
 function capitalize(s: string): string {
