@@ -1,12 +1,10 @@
 import type { Logger } from 'pino';
-import type { IPod } from 'kubernetes-models/v1/Pod';
-import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
-import type { ISecret } from 'kubernetes-models/v1/Secret';
-import type { AgentWorkload, AgentWorkloadStatus, WorkloadPhase } from '../api/agentworkload.ts';
-import { API_GROUP_VERSION, LABELS, WORKLOAD_FINALIZER } from '../api/common.ts';
-import { jsonEqual } from '../api/conditions.ts';
-import type { KubeClient, KubeObject, ResourceClient } from '../kube/client.ts';
-import { deleteIgnoringMissing } from '../kube/delete.ts';
+import { WORKLOAD_FINALIZER } from '../api/common.ts';
+import { InformerCache } from '../kube/cache.ts';
+import type { KubeClient } from '../kube/client.ts';
+import type { ReconcileResult } from '../kube/controller.ts';
+import { objectKey } from '../kube/informer.ts';
+import { SECRETS } from '../kube/resources.ts';
 import {
   forKind,
   owns,
@@ -15,47 +13,20 @@ import {
   watchesSignal,
   type Trigger,
 } from '../kube/triggers.ts';
-import { isAlreadyExists, isConflict, isInvalid, isNotFound } from '../kube/errors.ts';
-import { InformerCache } from '../kube/cache.ts';
-import { objectKey } from '../kube/informer.ts';
-import { EventRecorder } from '../kube/events.ts';
-import { AGENT_WORKLOADS, PODS, PVCS, SECRETS } from '../kube/resources.ts';
-import { containerStatesFromPod } from './container-states.ts';
-import { desiredStatus, type StatusFacts } from './desired-status.ts';
-import { classifyWorkload } from './health.ts';
-import { STATUS_PROGRESS_COALESCE_MS, coalesceWindowMs } from './status-coalescing.ts';
-import { ACCESS_RECHECK_MS, AccessGate } from './access-gate.ts';
-import { ensureClaims, VolumeAccessError } from './volume-access.ts';
-import { ORPHAN_SECRET_GRACE_MS, OrphanSecretCollector } from './orphan-secrets.ts';
-import {
-  adoptingOwnerReference,
-  isOwnedBy,
-  ownSecretNames,
-  unadoptedSecretOwner,
-  unadoptedWorkloadSecret,
-} from './workload-secrets.ts';
-import { INDEX_OWNER_UID, INDEX_WORKLOAD_ID, WorkloadCaches } from './caches.ts';
-import {
-  desiredPod as buildDesiredPod,
-  POD_ANNOTATION_PREFIXES,
-  POD_SPEC_HASH_ANNOTATION,
-} from './desired-pod.ts';
-import { WorkloadConfigError } from './pod-builder.ts';
-import type { RunnerSettings } from './runner-settings.ts';
+import { WrittenAhead } from '../kube/written-ahead.ts';
+import { AccessGate } from './access-gate.ts';
+import { WorkloadCaches, type Pod, type Pvc, type Secret, type Workload } from './caches.ts';
+import { decide, type Decision, type WorkloadFacts } from './decide.ts';
+import { POD_ANNOTATION_PREFIXES } from './desired-pod.ts';
+import { WorkloadExecutor } from './executor.ts';
+import { addFinalizer, finalizeWorkload } from './finalizer.ts';
+import { OrphanSecretCollector } from './orphan-secrets.ts';
+import { claimName } from './pod-builder.ts';
 import type { RunnerDirectory, WorkloadStateSink } from './seams.ts';
+import { StatusWriter, type WorkloadWrites } from './status-writer.ts';
+import { ownSecretNames, unadoptedSecretOwner } from './workload-secrets.ts';
 
 export { WORKLOAD_FINALIZER };
-/** Starting with nothing to report: the same text from the Pod's creation on, so no write. */
-const STARTING_MESSAGE = 'Pod created; waiting for its containers';
-/** A stopped workload with this annotation is deleted that many seconds after it stopped. */
-export const TTL_AFTER_STOPPED_ANNOTATION = 'agyn.io/ttl-seconds-after-stopped';
-export const TOUCHED_AT_ANNOTATION = 'agyn.io/touched-at';
-export { ORPHAN_SECRET_GRACE_MS };
-export { STATUS_PROGRESS_COALESCE_MS };
-
-type Pod = IPod & KubeObject;
-type Pvc = IPersistentVolumeClaim & KubeObject;
-type Secret = ISecret & KubeObject;
 
 export interface WorkloadControllerOptions {
   client: KubeClient;
@@ -68,7 +39,7 @@ export interface WorkloadControllerOptions {
   /** The workload namespace's caches (from the process's cache owner); its own when absent. */
   caches?: WorkloadCaches;
   now?: () => Date;
-  /** Default ORPHAN_SECRET_GRACE_MS. */
+  /** Default ORPHAN_SECRET_GRACE_MS (orphan-secrets.ts). */
   orphanSecretGraceMs?: number;
   /** Overrides both coalescing windows (status-coalescing.ts). */
   statusCoalesceMs?: number;
@@ -78,51 +49,42 @@ export interface WorkloadControllerOptions {
 
 /**
  * Materializes each AgentWorkload as a Pod (plus PVCs, adopted Secrets) and keeps its
- * status true. Level-based: every reconcile starts from the caches, never from memory,
- * except the moment a Pod was first seen missing.
+ * status true. Level-based: every reconcile reads the caches, decide() chooses the actions
+ * and the status, the executor applies them, the status writer writes the status. Kept in
+ * memory only: when a Pod was first seen missing, and Pods created but not yet cached.
  */
 export class WorkloadController {
   readonly informers: WorkloadCaches;
-  private readonly controller: TriggeredController;
-  private readonly orphans: OrphanSecretCollector;
   private readonly client: KubeClient;
   private readonly logger: Logger;
-  private readonly runners: RunnerDirectory;
   private readonly now: () => Date;
-  private readonly workloads: ResourceClient<AgentWorkload & KubeObject>;
-  private readonly pods: ResourceClient<Pod>;
-  private readonly pvcs: ResourceClient<Pvc>;
-  private readonly secrets: ResourceClient<Secret>;
-  private readonly recorder: EventRecorder;
+  private readonly controller: TriggeredController;
+  private readonly orphans: OrphanSecretCollector;
   private readonly access: AccessGate;
+  private readonly executor: WorkloadExecutor;
+  private readonly statusWriter: StatusWriter;
+  private readonly writtenAhead = new WrittenAhead<WorkloadWrites>();
   private readonly podMissingSince = new Map<string, Date>();
   /** Pods created but not yet seen in the cache (controller-runtime's "expectations"). */
   private readonly expectedPods = new Map<string, number>();
-  /**
-   * What this controller wrote to a workload that its cache may not show yet: the
-   * resourceVersions its writes superseded, and what they wrote. A reconcile that reads
-   * one of those versions (a watch event still on its way) must not write it all again.
-   */
-  private readonly writtenAhead = new Map<string, WrittenAhead>();
-  /** Since when a same-phase status change has waited to be written (see writeStatus). */
-  private readonly progressSince = new Map<string, number>();
-  private readonly stateSink?: WorkloadStateSink;
 
   constructor(private readonly options: WorkloadControllerOptions) {
     this.client = options.client;
     this.logger = options.logger.child({ controller: 'agentworkload' });
-    this.runners = options.runners;
     this.now = options.now ?? (() => new Date());
-    this.stateSink = options.stateSink;
     this.informers =
       options.caches ??
       new WorkloadCaches(new InformerCache(options.client, this.logger), options.namespace);
-    this.workloads = this.client.resource(AGENT_WORKLOADS);
-    this.pods = this.client.resource(PODS);
-    this.pvcs = this.client.resource(PVCS);
-    this.secrets = this.client.resource(SECRETS);
-    this.recorder = new EventRecorder(this.client, this.logger);
-    this.access = new AccessGate(this.informers.secrets, this.secrets, this.informers.pvcs);
+    this.access = new AccessGate(this.informers.secrets, this.client.resource<Secret>(SECRETS));
+    this.executor = new WorkloadExecutor(this.client, this.informers);
+    this.statusWriter = new StatusWriter({
+      client: this.client,
+      logger: this.logger,
+      writtenAhead: this.writtenAhead,
+      now: this.now,
+      stateSink: options.stateSink,
+      coalesceMs: options.statusCoalesceMs,
+    });
     this.orphans = new OrphanSecretCollector({
       client: this.client,
       caches: this.informers,
@@ -151,7 +113,7 @@ export class WorkloadController {
         return owner ? [objectKey(owner)] : [];
       }),
       watchesSignal(
-        (listener) => this.runners.onChange(listener),
+        (listener) => this.options.runners.onChange(listener),
         () => workloads.list().map((aw) => objectKey(aw)),
       ),
     ];
@@ -160,16 +122,11 @@ export class WorkloadController {
   private forget(key: string): void {
     this.podMissingSince.delete(key);
     this.expectedPods.delete(key);
-    this.writtenAhead.delete(key);
-    this.progressSince.delete(key);
+    this.writtenAhead.forget(key);
+    this.statusWriter.forget(key);
   }
 
-  /** The workload id this workload may use: unique in its namespace (src/workload/identity.ts). */
-  private idOf(aw: AgentWorkload): string {
-    return this.informers.claimedIdOf(aw);
-  }
-
-  /** Starts the informers this controller created and waits for them to sync. */
+  /** Starts the informers this controller reads and waits for them to sync. */
   async startInformers(): Promise<void> {
     this.informers.start();
     await this.informers.waitForSync();
@@ -202,15 +159,16 @@ export class WorkloadController {
     return this.controller.queue;
   }
 
-  private async reconcile(key: string): Promise<{ requeueAfterMs?: number } | void> {
+  private async reconcile(key: string): Promise<ReconcileResult | void> {
     let aw = this.informers.workloads.getByKey(key);
     if (!aw) return;
-    const namespace = aw.metadata.namespace ?? '';
-    const podName = aw.metadata.name;
-    const pod = this.informers.pods.get(namespace, podName);
-
-    if (aw.metadata.deletionTimestamp) return this.finalize(aw, pod);
-    const ahead = this.writtenAheadOf(key, aw);
+    const pod = this.informers.pods.get(aw.metadata.namespace, aw.metadata.name);
+    if (aw.metadata.deletionTimestamp) {
+      await finalizeWorkload(this.client, this.informers, aw, pod);
+      this.podMissingSince.delete(key);
+      return;
+    }
+    const ahead = this.writtenAhead.of(key, aw);
     // The status this controller last wrote is newer than the cached one.
     if (ahead?.status) aw = { ...aw, status: ahead.status };
     // The finalizer is added while the Pod and its volumes are created, not before: they are
@@ -220,12 +178,9 @@ export class WorkloadController {
       aw.metadata.finalizers?.includes(WORKLOAD_FINALIZER) || ahead?.finalizer
         ? undefined
         : this.addFinalizer(key, aw);
-    const log = this.logger.child({ workload: key, workloadId: this.idOf(aw) });
-    let facts: { status: StatusFacts; requeueAfterMs?: number };
+    let applied;
     try {
-      // Secrets are adopted whatever the phase (a workload stopped before its Pod was
-      // created has Secrets too), so that they go with it.
-      [facts] = await Promise.all([this.observe(aw, pod, log), this.adoptSecrets(aw)]);
+      applied = await this.decideAndApply(key, aw, pod);
     } catch (err) {
       await finalizerAdded?.catch(() => undefined);
       throw err;
@@ -235,502 +190,72 @@ export class WorkloadController {
       const patched = await finalizerAdded;
       aw = ahead?.status ? { ...patched, status: ahead.status } : patched;
     }
-    const deferredMs = await this.writeStatus(key, aw, facts.status);
-    const requeueAfterMs = Math.min(facts.requeueAfterMs ?? Infinity, deferredMs ?? Infinity);
+    const deferredMs = await this.statusWriter.write(key, aw, applied.status);
+    const requeueAfterMs = Math.min(applied.requeueAfterMs ?? Infinity, deferredMs ?? Infinity);
     if (requeueAfterMs !== Infinity) return { requeueAfterMs: Math.max(10, requeueAfterMs) };
   }
 
-  /** What was written ahead of `aw` if the cache still shows a version those writes superseded. */
-  private writtenAheadOf(key: string, aw: AgentWorkload & KubeObject): WrittenAhead | undefined {
-    const ahead = this.writtenAhead.get(key);
-    if (ahead && ahead.superseded.includes(aw.metadata.resourceVersion ?? '')) return ahead;
-    // The cache has caught up (or the object changed otherwise): it is the truth again.
-    this.writtenAhead.delete(key);
-    return undefined;
-  }
-
-  /** `from`: the version the write was based on; `result`: the version it produced. */
-  private noteWrite(
-    key: string,
-    from: KubeObject,
-    result: KubeObject,
-    wrote: Pick<WrittenAhead, 'finalizer' | 'status'>,
-  ): void {
-    const ahead = this.writtenAhead.get(key) ?? { superseded: [] };
-    // Every version before the newest one this controller produced is out of date.
-    const outdated = [from.metadata?.resourceVersion, ahead.produced].filter(
-      (v): v is string => v !== undefined && v !== result.metadata?.resourceVersion,
-    );
-    ahead.superseded = [...new Set([...ahead.superseded, ...outdated])].slice(-8);
-    ahead.produced = result.metadata?.resourceVersion;
-    Object.assign(ahead, wrote);
-    this.writtenAhead.set(key, ahead);
-  }
-
-  private async addFinalizer(
-    key: string,
-    aw: AgentWorkload & KubeObject,
-  ): Promise<AgentWorkload & KubeObject> {
-    const patched = await this.workloads.mergePatch(aw.metadata.namespace, aw.metadata.name, {
-      metadata: {
-        finalizers: [...(aw.metadata.finalizers ?? []), WORKLOAD_FINALIZER],
-        resourceVersion: aw.metadata.resourceVersion,
-      },
-    });
-    delete patched.metadata.managedFields;
-    this.noteWrite(key, aw, patched, { finalizer: true });
+  private async addFinalizer(key: string, aw: Workload): Promise<Workload> {
+    const patched = await addFinalizer(this.client, aw);
+    this.writtenAhead.note(key, aw, patched, { finalizer: true });
     return patched;
   }
 
-  private async observe(
-    aw: AgentWorkload & KubeObject,
-    pod: Pod | undefined,
-    log: Logger,
-  ): Promise<{ status: StatusFacts; requeueAfterMs?: number }> {
-    const key = objectKey(aw);
-    const now = this.now();
-    const current = aw.status ?? {};
-    const sameGeneration = current.observedGeneration === aw.metadata.generation;
-    const base: StatusFacts = {
-      phase: current.phase ?? 'Pending',
-      podName: aw.metadata.name,
-      workloadId: this.idOf(aw),
-      runner: current.runner ?? pod?.metadata?.labels?.[LABELS.runner] ?? undefined,
-      startTime: current.startTime,
-      containers: current.containers,
-      reason: current.reason,
-      message: current.message,
-    };
-    const podAlive = pod && !pod.metadata?.deletionTimestamp ? pod : undefined;
-
-    if (aw.spec.stopped) {
-      this.podMissingSince.delete(key);
-      if (pod) {
-        if (!pod.metadata?.deletionTimestamp) await deleteIgnoringMissing(this.pods, pod);
-        return {
-          status: {
-            ...base,
-            phase: 'Stopping',
-            reason: undefined,
-            message: 'deleting the Pod',
-            startTime: undefined,
-          },
-        };
-      }
-      const expiresInMs = this.stoppedTtlLeftMs(aw, now);
-      if (expiresInMs !== undefined && expiresInMs <= 0) {
-        log.info('stopped longer than its TTL; deleting the workload');
-        await deleteIgnoringMissing(this.workloads, aw);
-      }
-      return {
-        status: {
-          ...base,
-          phase: 'Stopped',
-          reason: undefined,
-          message: 'stopped',
-          containers: undefined,
-          startTime: undefined,
-        },
-        requeueAfterMs: expiresInMs !== undefined && expiresInMs > 0 ? expiresInMs : undefined,
-      };
+  /** decide(), with the Secret access check it may ask for, then the executor. */
+  private async decideAndApply(key: string, aw: Workload, pod: Pod | undefined) {
+    const facts = this.factsOf(key, aw, pod);
+    let decision = decide(facts);
+    if (decision.needs === 'secretAccess') {
+      facts.secretAccess = await this.access.secretAccess(aw, facts.workloadId);
+      decision = decide(facts);
     }
-
-    // Failed and completed workloads stay so until their spec changes.
-    if (sameGeneration && (current.phase === 'Failed' || current.phase === 'Stopped')) {
-      if (podAlive) base.containers = containerStatesFromPod(podAlive, aw.spec);
-      return { status: base };
-    }
-
-    // Placement: once a runner is chosen it never changes while the Pod exists.
-    let runner: RunnerSettings | undefined;
-    if (base.runner !== undefined) {
-      runner = this.runners.settings(base.runner);
-    } else {
-      const decision = this.runners.place(aw);
-      if (!decision.placed) {
-        return {
-          status: {
-            ...base,
-            phase: 'Pending',
-            reason: undefined,
-            message: decision.message,
-            placed: {
-              ok: false,
-              reason: `No${capitalize(decision.filter)}Match`,
-              message: decision.message,
-            },
-          },
-        };
-      }
-      runner = decision.runner;
-      base.runner = runner.name;
-    }
-    const placed = {
-      ok: true,
-      reason: 'Placed',
-      message: `placed on Runner ${JSON.stringify(base.runner)}`,
-    };
-
-    // A runner that stopped being Ready takes its workloads with it after the grace.
-    if (base.runner) {
-      const since = this.runners.notReadySince(base.runner);
-      const graceMs = (runner?.health.runtimeLostGraceSeconds ?? 30) * 1000;
-      if (since && (current.phase === 'Running' || current.phase === 'Starting' || podAlive)) {
-        const left = since.getTime() + graceMs - now.getTime();
-        if (left <= 0) {
-          return {
-            status: {
-              ...base,
-              placed,
-              phase: 'Failed',
-              reason: 'runtime_lost',
-              message: `Runner ${JSON.stringify(base.runner)} not Ready since ${since.toISOString()}`,
-            },
-          };
-        }
-        if (!runner) return { status: { ...base, placed }, requeueAfterMs: left };
-      }
-    }
-    if (!runner) {
-      return {
-        status: {
-          ...base,
-          placed,
-          phase: 'Pending',
-          message: `Runner ${JSON.stringify(base.runner)} does not exist`,
-        },
-      };
-    }
-
-    let desiredPod: IPod;
-    try {
-      desiredPod = buildDesiredPod(
-        aw,
-        runner,
-        this.idOf(aw),
-        this.options.podAnnotationPrefixes ?? POD_ANNOTATION_PREFIXES,
-      );
-    } catch (err) {
-      if (err instanceof WorkloadConfigError) {
-        return {
-          status: {
-            ...base,
-            placed,
-            phase: 'Failed',
-            reason: 'config_invalid',
-            message: `${err.message} (${err.field})`,
-          },
-        };
-      }
-      throw err;
-    }
-    const specHash = desiredPod.metadata?.annotations?.[POD_SPEC_HASH_ANNOTATION];
-
-    if (pod && !isOwnedBy(pod, aw)) {
-      return {
-        status: {
-          ...base,
-          placed,
-          phase: 'Failed',
-          reason: 'config_invalid',
-          message: `Pod ${JSON.stringify(pod.metadata?.name)} exists and belongs to another owner`,
-        },
-      };
-    }
-
-    const expectedSince = this.expectedPods.get(key);
-    if (!pod && expectedSince !== undefined && now.getTime() - expectedSince < 30_000) {
-      return { status: base, requeueAfterMs: 1_000 };
-    }
-    this.expectedPods.delete(key);
-
-    if (!podAlive) {
-      const wasStarted = current.phase === 'Running' || current.phase === 'Starting';
-      const lostPodExisted = wasStarted && current.startTime !== undefined && sameGeneration;
-      if (lostPodExisted || pod) {
-        // The Pod vanished (or is being deleted) behind our back while it should run.
-        const since =
-          this.podMissingSince.get(key) ??
-          (pod?.metadata?.deletionTimestamp ? new Date(pod.metadata.deletionTimestamp) : now);
-        this.podMissingSince.set(key, since);
-        const verdict = classifyWorkload({
-          containers: current.containers ?? [],
-          podExists: false,
-          podMissingSince: since,
-          startTime: new Date(current.startTime ?? now.toISOString()),
-          now,
-          thresholds: runner.health,
-          restartPolicy: aw.spec.restartPolicy,
-          wasRunning: current.phase === 'Running',
-        });
-        if (verdict.phase === 'Failed') this.podMissingSince.delete(key);
-        return {
-          status: {
-            ...base,
-            placed,
-            phase: verdict.phase,
-            reason: verdict.reason,
-            message: verdict.message,
-          },
-          requeueAfterMs: verdict.recheckAfterMs,
-        };
-      }
-      this.podMissingSince.delete(key);
-      const blocked = await this.access.check(aw, this.idOf(aw));
-      if (blocked) {
-        const requeueAfterMs = blocked.phase === 'Pending' ? ACCESS_RECHECK_MS : undefined;
-        return { status: { ...base, placed, ...blocked }, requeueAfterMs };
-      }
-      // The Pod and its claims together: the scheduler waits for a claim created a moment later.
-      const [volumes, created] = await Promise.allSettled([
-        this.ensureVolumes(aw, runner),
-        this.pods.create(aw.metadata.namespace, desiredPod as Pod),
-      ]);
-      const failures = [volumes, created]
-        .filter((r) => r.status === 'rejected')
-        .map((r) => (r as PromiseRejectedResult).reason as unknown)
-        .filter((err) => !isAlreadyExists(err));
-      const invalid = failures.find((e) => isInvalid(e) || e instanceof VolumeAccessError);
-      if (invalid) {
-        // What the CRD schema cannot express (an env name with "=", duplicate mount paths,
-        // a nameserver that is no IP address...) the API server refuses on the Pod or PVC:
-        // that is final for this generation, not a reason to retry forever. A Pod that was
-        // created beside a refused claim could never start.
-        if (created.status === 'fulfilled') await deleteIgnoringMissing(this.pods, created.value);
-        const message =
-          invalid instanceof VolumeAccessError
-            ? invalid.message
-            : `the API server refused the workload's objects: ${(invalid as Error).message}`;
-        return {
-          status: { ...base, placed, phase: 'Failed', reason: 'config_invalid', message },
-        };
-      }
-      if (failures.length > 0) throw failures[0];
-      if (created.status === 'fulfilled') {
-        if (!this.informers.pods.get(aw.metadata.namespace, aw.metadata.name))
-          this.expectedPods.set(key, now.getTime());
-        log.info({ pod: aw.metadata.name, runner: runner.name }, 'created Pod');
-      }
-      return {
-        status: {
-          ...base,
-          placed,
-          phase: 'Starting',
-          reason: undefined,
-          message: STARTING_MESSAGE,
-          startTime: now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
-          // What the new Pod shows (every container waiting), so that its arrival in the
-          // cache is no change to write.
-          containers: containerStatesFromPod(
-            created.status === 'fulfilled' ? created.value : desiredPod,
-            aw.spec,
-          ),
-        },
-        requeueAfterMs: runner.health.startGraceSeconds * 1000,
-      };
-    }
-
-    this.podMissingSince.delete(key);
-    // A claim whose creation failed beside its Pod's (or was deleted since) is created
-    // again while the Pod waits for it: unscheduled.
-    if (!podAlive.spec?.nodeName) await this.ensureVolumes(aw, runner);
-    if (podAlive.metadata?.annotations?.[POD_SPEC_HASH_ANNOTATION] !== specHash) {
-      log.info({ pod: podAlive.metadata?.name }, 'spec changed; replacing the Pod');
-      await deleteIgnoringMissing(this.pods, podAlive);
-      return {
-        status: {
-          ...base,
-          placed,
-          phase: 'Starting',
-          reason: undefined,
-          message: 'replacing the Pod after a spec change',
-          startTime: undefined,
-          containers: undefined,
-        },
-      };
-    }
-
-    const containers = containerStatesFromPod(podAlive, aw.spec);
-    const startTime = base.startTime ?? podAlive.metadata?.creationTimestamp ?? now.toISOString();
-    const scheduled = podAlive.status?.conditions?.find((c) => c.type === 'PodScheduled');
-    const verdict = classifyWorkload({
-      containers,
-      podPhase: podAlive.status?.phase,
-      podReason:
-        podAlive.status?.reason ?? (scheduled?.status === 'False' ? scheduled.reason : undefined),
-      podMessage:
-        podAlive.status?.message ?? (scheduled?.status === 'False' ? scheduled.message : undefined),
-      podExists: true,
-      startTime: new Date(startTime),
-      now,
-      thresholds: runner.health,
-      restartPolicy: aw.spec.restartPolicy,
-      wasRunning: current.phase === 'Running',
-    });
-    return {
-      status: {
-        ...base,
-        placed,
-        phase: verdict.phase,
-        reason: verdict.reason,
-        message:
-          verdict.message ??
-          (verdict.phase === 'Running' ? 'all containers running' : STARTING_MESSAGE),
-        startTime,
-        containers,
-      },
-      requeueAfterMs: verdict.recheckAfterMs,
-    };
+    this.remember(key, decision);
+    const log = this.logger.child({ workload: key, workloadId: facts.workloadId });
+    const applied = await this.executor.apply(aw, facts.workloadId, decision, log);
+    if (applied.podCreated) this.expectedPods.set(key, facts.now.getTime());
+    return { status: applied.status, requeueAfterMs: decision.requeueAfterMs };
   }
 
-  private stoppedTtlLeftMs(aw: AgentWorkload, now: Date): number | undefined {
-    const ttl = Number(aw.metadata.annotations?.[TTL_AFTER_STOPPED_ANNOTATION]);
-    if (!Number.isFinite(ttl) || ttl < 0 || aw.status?.phase !== 'Stopped') return undefined;
-    const settled = aw.status.conditions?.find(
-      (c) => c.type === 'Reconciling' && c.status === 'False',
-    );
-    if (!settled) return undefined;
-    return new Date(settled.lastTransitionTime).getTime() + ttl * 1000 - now.getTime();
-  }
-
-  private ensureVolumes(aw: AgentWorkload & KubeObject, runner: RunnerSettings): Promise<void> {
-    const input = { workload: aw, workloadId: this.idOf(aw), podName: aw.metadata.name, runner };
-    return ensureClaims(input, this.informers.pvcs, this.pvcs);
-  }
-
-  /**
-   * Secrets the shim created for this workload become owned by it (garbage-collected with
-   * it): only those named after the AgentWorkload itself and labelled with its id.
-   */
-  private async adoptSecrets(aw: AgentWorkload & KubeObject): Promise<void> {
+  private factsOf(key: string, aw: Workload, pod: Pod | undefined): WorkloadFacts {
+    const namespace = aw.metadata.namespace;
+    const claims = new Map<string, Pvc>();
+    for (const volume of aw.spec.volumes) {
+      if (volume.kind !== 'Persistent') continue;
+      const pvc = this.informers.pvcs.get(namespace, claimName(volume));
+      if (pvc) claims.set(claimName(volume), pvc);
+    }
+    const secrets = new Map<string, Secret>();
     for (const name of ownSecretNames(aw)) {
-      const secret = this.informers.secrets.get(aw.metadata.namespace, name);
-      if (!secret || secret.metadata?.labels?.[LABELS.workloadId] !== this.idOf(aw)) continue;
-      if (secret.metadata?.ownerReferences?.some((r) => r.uid === aw.metadata.uid)) continue;
-      try {
-        await this.secrets.mergePatch(aw.metadata.namespace, name, {
-          metadata: {
-            ownerReferences: [
-              ...(secret.metadata?.ownerReferences ?? []),
-              adoptingOwnerReference(aw),
-            ],
-            resourceVersion: secret.metadata?.resourceVersion,
-          },
-        });
-      } catch (err) {
-        if (!isNotFound(err) && !isConflict(err)) throw err;
-      }
+      const secret = this.informers.secrets.get(namespace, name);
+      if (secret) secrets.set(name, secret);
     }
+    return {
+      workload: aw,
+      workloadId: this.informers.claimedIdOf(aw),
+      pod,
+      claims,
+      secrets,
+      runners: placingOnce(this.options.runners),
+      now: this.now(),
+      podAnnotationPrefixes: this.options.podAnnotationPrefixes ?? POD_ANNOTATION_PREFIXES,
+      podMissingSince: this.podMissingSince.get(key),
+      podExpectedSince: this.expectedPods.get(key),
+    };
   }
 
-  private async finalize(aw: AgentWorkload & KubeObject, pod: Pod | undefined): Promise<void> {
-    if (!aw.metadata.finalizers?.includes(WORKLOAD_FINALIZER)) return;
-    if (pod && isOwnedBy(pod, aw) && !pod.metadata?.deletionTimestamp)
-      await deleteIgnoringMissing(this.pods, pod);
-    const id = this.idOf(aw);
-    const uid = aw.metadata.uid ?? '';
-    const candidates = new Set([
-      ...this.informers.secrets.byIndex(INDEX_OWNER_UID, uid),
-      ...this.informers.secrets.byIndex(INDEX_WORKLOAD_ID, id),
-    ]);
-    for (const secret of candidates) {
-      if (secret.metadata?.namespace !== aw.metadata.namespace) continue;
-      // Its own Secrets, adopted or not yet (a workload deleted before its Pod was created).
-      const named = ownSecretNames(aw).includes(secret.metadata?.name ?? '');
-      if (isOwnedBy(secret, aw) || (named && unadoptedWorkloadSecret(secret) === id)) {
-        await deleteIgnoringMissing(this.secrets, secret);
-      }
-    }
-    if (aw.spec.deleteVolumesWithWorkload) {
-      for (const pvc of this.informers.pvcs.byIndex(INDEX_OWNER_UID, uid)) {
-        if (pvc.metadata?.namespace === aw.metadata.namespace && isOwnedBy(pvc, aw)) {
-          await deleteIgnoringMissing(this.pvcs, pvc);
-        }
-      }
-    }
-    try {
-      await this.workloads.mergePatch(aw.metadata.namespace, aw.metadata.name, {
-        metadata: {
-          finalizers: aw.metadata.finalizers.filter((f) => f !== WORKLOAD_FINALIZER),
-          resourceVersion: aw.metadata.resourceVersion,
-        },
-      });
-    } catch (err) {
-      // A stale cache entry of a workload an earlier reconcile already finalized: it is gone.
-      if (!isNotFound(err)) throw err;
-    }
-    this.podMissingSince.delete(objectKey(aw));
-  }
-
-  /**
-   * Writes the status unless it is unchanged. A change that may coalesce (container states
-   * while a Pod starts, a first Starting: coalesceWindowMs) waits for the next one, so a Pod
-   * that starts quickly costs one status write, not one per step; returns that wait.
-   */
-  private async writeStatus(
-    key: string,
-    aw: AgentWorkload & KubeObject,
-    facts: StatusFacts,
-  ): Promise<number | undefined> {
-    const now = this.now();
-    const next = desiredStatus(aw, facts, now);
-    const touchedAt = aw.metadata.annotations?.[TOUCHED_AT_ANNOTATION];
-    if (touchedAt) next.lastActivityTime = touchedAt;
-    const previous = aw.status ?? {};
-    if (jsonEqual(previous, next)) {
-      this.progressSince.delete(key);
-      return undefined;
-    }
-    const window = coalesceWindowMs(previous, next, this.options.statusCoalesceMs);
-    if (window > 0) {
-      const since = this.progressSince.get(key) ?? now.getTime();
-      this.progressSince.set(key, since);
-      const leftMs = since + window - now.getTime();
-      if (leftMs > 0) return leftMs;
-    }
-    this.progressSince.delete(key);
-
-    const patch: Record<string, unknown> = { ...next };
-    for (const field of Object.keys(previous)) if (!(field in next)) patch[field] = null;
-    const written = await this.workloads.mergePatch(
-      aw.metadata.namespace,
-      aw.metadata.name,
-      { status: patch },
-      'status',
-    );
-    this.noteWrite(key, aw, written, { status: next });
-    if (previous.phase !== next.phase || previous.reason !== next.reason) {
-      this.recordEvent(aw, next);
-    }
-    if (previous.phase !== next.phase || !jsonEqual(previous.containers, next.containers)) {
-      this.stateSink?.workloadChanged(aw, next);
-    }
-    return undefined;
-  }
-
-  private recordEvent(aw: AgentWorkload & KubeObject, status: AgentWorkloadStatus): void {
-    const phase = status.phase as WorkloadPhase;
-    const warning = phase === 'Failed';
-    this.recorder.record(
-      { apiVersion: API_GROUP_VERSION, kind: 'AgentWorkload', metadata: aw.metadata },
-      warning ? 'Warning' : 'Normal',
-      warning ? (status.reason ?? 'Failed') : phase,
-      status.message ?? phase,
-      this.now(),
-    );
+  private remember(key: string, decision: Decision): void {
+    if (decision.podMissingSince === null) this.podMissingSince.delete(key);
+    else if (decision.podMissingSince) this.podMissingSince.set(key, decision.podMissingSince);
+    if (decision.forgetExpectedPod) this.expectedPods.delete(key);
   }
 }
 
-interface WrittenAhead {
-  /** resourceVersions of this workload that our own writes replaced (the last few). */
-  superseded: string[];
-  /** The resourceVersion our latest write produced. */
-  produced?: string;
-  finalizer?: boolean;
-  /** The status last written. */
-  status?: AgentWorkloadStatus;
-}
-
-function capitalize(s: string): string {
-  return s.charAt(0).toUpperCase() + s.slice(1);
+/** The directory, but a reconcile that decides twice (after a lookup) places the workload once. */
+function placingOnce(runners: RunnerDirectory): WorkloadFacts['runners'] {
+  let placement: ReturnType<RunnerDirectory['place']> | undefined;
+  return {
+    place: (aw) => (placement ??= runners.place(aw)),
+    settings: (name) => runners.settings(name),
+    notReadySince: (name) => runners.notReadySince(name),
+  };
 }
