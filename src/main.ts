@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createOperatorCaches } from './caches.ts';
+import type { Logger } from 'pino';
+import { createOperatorCaches, type OperatorCaches } from './caches.ts';
 import { loadConfig, type OperatorConfig } from './config.ts';
 import type { AuthOptions } from './grpc/auth.ts';
 import { startRunnerGrpcServer } from './grpc/server.ts';
@@ -13,7 +14,7 @@ import { SECRETS } from './kube/resources.ts';
 import { registerCacheMetrics } from './observability/cache-metrics.ts';
 import { startHttpServer } from './observability/http.ts';
 import { createLogger } from './observability/logging.ts';
-import { startTracing, traceWorkloadLifecycle } from './observability/tracing.ts';
+import { startTracing, traceWorkloadLifecycle, type Tracing } from './observability/tracing.ts';
 import { RunnerController, type Secret } from './runner/controller.ts';
 import { RunnerRegistry } from './runner/registry.ts';
 import { GatewayStateReporter } from './runner/state-reporter.ts';
@@ -35,6 +36,77 @@ function grpcAuth(config: OperatorConfig, tokenSecret: Informer<Secret>): AuthOp
   return config.GRPC_TLS_DIR
     ? { mode: 'token', tokens, certPem: tls('tls.crt'), keyPem: tls('tls.key') }
     : { mode: 'token', tokens };
+}
+
+/** The controllers and what they report to, reading the operator's caches. */
+function wireControllers(
+  config: OperatorConfig,
+  client: KubeClient,
+  logger: Logger,
+  caches: OperatorCaches,
+  tracing: Tracing,
+) {
+  const runnerController = new RunnerController({
+    client,
+    namespace: config.OPERATOR_NAMESPACE,
+    logger,
+    informers: caches.runner,
+    workloadCounts: (runner) => countWorkloads(caches.workload.workloads.list(), runner),
+  });
+  watchWorkloadCounts(caches.workload.workloads, (runner) =>
+    runnerController.workloadsChanged(runner),
+  );
+  const directory = config.STANDALONE
+    ? new StaticRunnerDirectory({ ...DEFAULT_RUNNER_SETTINGS, name: '' })
+    : new RunnerRegistry({ runners: caches.runners, logger });
+  const reporter = new GatewayStateReporter({ targets: runnerController, logger });
+  const lifecycle = traceWorkloadLifecycle(tracing, reporter, caches.workload.workloads);
+  const workloads = new WorkloadController({
+    client,
+    logger,
+    runners: directory,
+    namespace: config.WORKLOAD_NAMESPACE,
+    workers: config.WORKERS,
+    podAnnotationPrefixes: config.POD_ANNOTATION_PREFIXES,
+    stateSink: lifecycle.sink,
+    caches: caches.workload,
+  });
+  return { runnerController, workloads, reporter, lifecycle };
+}
+
+async function startGrpc(
+  config: OperatorConfig,
+  client: KubeClient,
+  logger: Logger,
+  caches: OperatorCaches,
+) {
+  if (config.GRPC_AUTH_MODE === 'token' && config.GRPC_TOKEN_SECRET_CREATE) {
+    await ensureGrpcTokenSecret(
+      client.resource<Secret>(SECRETS),
+      config.OPERATOR_NAMESPACE,
+      config.GRPC_TOKEN_SECRET,
+      logger,
+    );
+  }
+  return startRunnerGrpcServer({
+    host: config.GRPC_HOST,
+    port: config.GRPC_PORT,
+    kube: client,
+    caches: caches.shim,
+    workloadNamespace: config.WORKLOAD_NAMESPACE,
+    auth: grpcAuth(config, caches.operatorSecrets),
+    ready: () => caches.shim.hasSynced() && caches.operatorSecrets.hasSynced(),
+    logger,
+    maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
+    limits: {
+      exec: { total: config.EXEC_MAX_SESSIONS, perWorkload: config.EXEC_MAX_SESSIONS_PER_WORKLOAD },
+      putArchive: {
+        total: config.PUT_ARCHIVE_MAX_CONCURRENT,
+        perWorkload: config.PUT_ARCHIVE_MAX_CONCURRENT_PER_WORKLOAD,
+      },
+      maxArchiveBytes: config.PUT_ARCHIVE_MAX_BYTES ?? config.GRPC_MAX_MESSAGE_BYTES,
+    },
+  });
 }
 
 async function main(): Promise<void> {
@@ -60,32 +132,17 @@ async function main(): Promise<void> {
     operator: operatorNs,
     workload: workloadNs,
   });
-  const { runners: runnerInformer, operatorSecrets, shim: caches } = operatorCaches;
-  const runnerController = new RunnerController({
-    client,
-    namespace: operatorNs,
-    logger,
-    informers: operatorCaches.runner,
-    workloadCounts: (runner) => countWorkloads(caches.workloads.list(), runner),
-  });
-  watchWorkloadCounts(caches.workloads, (runner) => runnerController.workloadsChanged(runner));
-  const directory = config.STANDALONE
-    ? new StaticRunnerDirectory({ ...DEFAULT_RUNNER_SETTINGS, name: '' })
-    : new RunnerRegistry({ runners: runnerInformer, logger });
-  const reporter = new GatewayStateReporter({ targets: runnerController, logger });
-  const lifecycle = traceWorkloadLifecycle(tracing, reporter, caches.workloads);
-  const workloads = new WorkloadController({
+  const { runnerController, workloads, reporter, lifecycle } = wireControllers(
+    config,
     client,
     logger,
-    runners: directory,
-    namespace: workloadNs,
-    workers: config.WORKERS,
-    podAnnotationPrefixes: config.POD_ANNOTATION_PREFIXES,
-    stateSink: lifecycle.sink,
-    caches: operatorCaches.workload,
+    operatorCaches,
+    tracing,
+  );
+  registerCacheMetrics({
+    workloads: operatorCaches.workload.workloads,
+    runners: operatorCaches.runners,
   });
-
-  registerCacheMetrics({ workloads: caches.workloads, runners: runnerInformer });
   operatorCaches.start();
   const synced = operatorCaches.waitForSync();
 
@@ -103,18 +160,7 @@ async function main(): Promise<void> {
   };
 
   const elector = config.LEADER_ELECTION
-    ? new LeaderElector({
-        client,
-        namespace: operatorNs,
-        name: config.LEADER_ELECTION_ID,
-        identity,
-        logger,
-        leaseDurationMs: config.LEADER_ELECTION_LEASE_DURATION_SECONDS * 1000,
-        renewDeadlineMs: config.LEADER_ELECTION_RENEW_DEADLINE_SECONDS * 1000,
-        retryPeriodMs: config.LEADER_ELECTION_RETRY_PERIOD_SECONDS * 1000,
-        onStartedLeading: startReconciling,
-        onStoppedLeading: stopReconciling,
-      })
+    ? leaderElector(config, client, logger, identity, startReconciling, stopReconciling)
     : undefined;
 
   const http = await startHttpServer({
@@ -129,33 +175,7 @@ async function main(): Promise<void> {
     },
   });
 
-  if (config.GRPC_AUTH_MODE === 'token' && config.GRPC_TOKEN_SECRET_CREATE) {
-    await ensureGrpcTokenSecret(
-      client.resource<Secret>(SECRETS),
-      operatorNs,
-      config.GRPC_TOKEN_SECRET,
-      logger,
-    );
-  }
-  const grpc = await startRunnerGrpcServer({
-    host: config.GRPC_HOST,
-    port: config.GRPC_PORT,
-    kube: client,
-    caches,
-    workloadNamespace: workloadNs,
-    auth: grpcAuth(config, operatorSecrets),
-    ready: () => caches.hasSynced() && operatorSecrets.hasSynced(),
-    logger,
-    maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
-    limits: {
-      exec: { total: config.EXEC_MAX_SESSIONS, perWorkload: config.EXEC_MAX_SESSIONS_PER_WORKLOAD },
-      putArchive: {
-        total: config.PUT_ARCHIVE_MAX_CONCURRENT,
-        perWorkload: config.PUT_ARCHIVE_MAX_CONCURRENT_PER_WORKLOAD,
-      },
-      maxArchiveBytes: config.PUT_ARCHIVE_MAX_BYTES ?? config.GRPC_MAX_MESSAGE_BYTES,
-    },
-  });
+  const grpc = await startGrpc(config, client, logger, operatorCaches);
   logger.info(
     { grpcPort: grpc.port, httpPort: http.port, operatorNs, workloadNs, identity },
     'k8s-runner started',
@@ -185,6 +205,28 @@ async function main(): Promise<void> {
       { err: reason instanceof Error ? reason.message : String(reason) },
       'unhandled rejection',
     );
+  });
+}
+
+function leaderElector(
+  config: OperatorConfig,
+  client: KubeClient,
+  logger: Logger,
+  identity: string,
+  onStartedLeading: () => Promise<void>,
+  onStoppedLeading: () => Promise<void>,
+): LeaderElector {
+  return new LeaderElector({
+    client,
+    namespace: config.OPERATOR_NAMESPACE,
+    name: config.LEADER_ELECTION_ID,
+    identity,
+    logger,
+    leaseDurationMs: config.LEADER_ELECTION_LEASE_DURATION_SECONDS * 1000,
+    renewDeadlineMs: config.LEADER_ELECTION_RENEW_DEADLINE_SECONDS * 1000,
+    retryPeriodMs: config.LEADER_ELECTION_RETRY_PERIOD_SECONDS * 1000,
+    onStartedLeading,
+    onStoppedLeading,
   });
 }
 
