@@ -162,7 +162,11 @@ test('/healthz answers at once; /readyz is 503 until the caches sync, then 200',
   // The only replica leads, and /readyz said 200 only once its controllers ran.
   const became = await a.waitForLog((l) => l.msg === 'became leader', 'leadership');
   const started = a.logs().filter((l) => l.msg === 'controller started');
-  expect(started.map((l) => l.controller).sort()).toEqual(['agentworkload', 'runner']);
+  expect(started.map((l) => l.controller).sort()).toEqual([
+    'agentworkload',
+    'orphan-secrets',
+    'runner',
+  ]);
   expect(became.time).toBeGreaterThanOrEqual(openedAt);
   expect(await leaseHolder()).toBe('ready-a');
 });
