@@ -1,16 +1,16 @@
 import type { IPod } from 'kubernetes-models/v1/Pod';
 import { LABELS } from '../api/common.ts';
 import { ACCESS_RECHECK_MS } from './access-gate.ts';
-import type { Pod, Pvc, Secret, Workload } from './caches.ts';
+import type { Pod, Workload } from './caches.ts';
 import { containerStatesFromPod } from './container-states.ts';
 import { desiredPod as buildDesiredPod, POD_SPEC_HASH_ANNOTATION } from './desired-pod.ts';
 import type { StatusFacts } from './desired-status.ts';
 import { classifyWorkload } from './health.ts';
 import { WorkloadConfigError } from './pod-builder.ts';
 import type { RunnerSettings } from './runner-settings.ts';
-import type { RunnerDirectory } from './seams.ts';
-import type { SecretAccess } from './secret-access.ts';
 import { refusedVolume } from './volume-access.ts';
+import type { Action, Decision, WorkloadFacts } from './decision.ts';
+import { failed, livePod, resolveRunner } from './runner-choice.ts';
 import { isOwnedBy, ownSecretNames } from './workload-secrets.ts';
 
 /** Starting with nothing to report: the same text from the Pod's creation on, so no write. */
@@ -20,52 +20,7 @@ export const TTL_AFTER_STOPPED_ANNOTATION = 'agyn.io/ttl-seconds-after-stopped';
 /** How long a created Pod may take to reach the cache before it is presumed lost. */
 export const EXPECTED_POD_WAIT_MS = 30_000;
 
-/** What one reconcile knows of a workload (from the caches, and the controller's memory). */
-export interface WorkloadFacts {
-  workload: Workload;
-  /** The id the workload may use (claimed, unique in its namespace). */
-  workloadId: string;
-  pod?: Pod;
-  /** The cached claims of the spec's persistent volumes, by name. */
-  claims: ReadonlyMap<string, Pvc>;
-  /** The cached Secrets named after the workload (ownSecretNames), by name. */
-  secrets: ReadonlyMap<string, Secret>;
-  runners: Pick<RunnerDirectory, 'place' | 'settings' | 'notReadySince'>;
-  now: Date;
-  podAnnotationPrefixes: readonly string[];
-  /** When the Pod was first seen missing while it should run. */
-  podMissingSince?: Date;
-  /** When this controller created a Pod the cache does not show yet. */
-  podExpectedSince?: number;
-  /** Whether the referenced Secrets may be used; undefined until checked (see `needs`). */
-  secretAccess?: SecretAccess;
-}
-
-export type Action =
-  /** `why` is logged when given. */
-  | { kind: 'deletePod'; pod: Pod; why?: string }
-  | { kind: 'deleteWorkload' }
-  /**
-   * The Pod and its claims together: the scheduler waits for a claim created a moment
-   * later. `unstarted` is the status to build on should the API server refuse them.
-   */
-  | { kind: 'createPod'; pod: IPod; runner: RunnerSettings; unstarted: StatusFacts }
-  | { kind: 'ensureClaims'; runner: RunnerSettings }
-  | { kind: 'adoptSecret'; secret: Secret };
-
-export interface Decision {
-  status: StatusFacts;
-  requeueAfterMs?: number;
-  actions: Action[];
-  /** The reconcile needs this fact first: look it up and decide again. */
-  needs?: 'secretAccess';
-  /** New memory of the Pod's absence: a time to keep, null to forget, undefined to leave. */
-  podMissingSince?: Date | null;
-  /** Forget that a Pod was created and not yet seen. */
-  forgetExpectedPod?: boolean;
-}
-
-type Placed = NonNullable<StatusFacts['placed']>;
+export type { Action, Decision, WorkloadFacts } from './decision.ts';
 
 /**
  * What to do about one workload, and the status it should show: pure, from the facts. The
@@ -163,60 +118,6 @@ function stoppedTtlLeftMs(aw: Workload, now: Date): number | undefined {
   );
   if (!settled) return undefined;
   return new Date(settled.lastTransitionTime).getTime() + ttl * 1000 - now.getTime();
-}
-
-/**
- * The runner the workload runs on (placement: once chosen it never changes while the Pod
- * exists), or the decision to stop here: unplaced, runner lost, runner gone.
- */
-function resolveRunner(
-  facts: WorkloadFacts,
-  base: StatusFacts,
-): { runner: RunnerSettings; placed: Placed } | { decision: Decision } {
-  const { workload: aw, runners, now } = facts;
-  const current = aw.status ?? {};
-  let runner: RunnerSettings | undefined;
-  if (base.runner !== undefined) {
-    runner = runners.settings(base.runner);
-  } else {
-    const decision = runners.place(aw);
-    if (!decision.placed) {
-      const reason = `No${capitalize(decision.filter)}Match`;
-      const message = decision.message;
-      const placed = { ok: false, reason, message };
-      return {
-        decision: {
-          status: { ...base, phase: 'Pending', reason: undefined, message, placed },
-          actions: [],
-        },
-      };
-    }
-    runner = decision.runner;
-    base.runner = runner.name;
-  }
-  const name = JSON.stringify(base.runner);
-  const placed = { ok: true, reason: 'Placed', message: `placed on Runner ${name}` };
-  // A runner that stopped being Ready takes its workloads with it after the grace.
-  if (base.runner) {
-    const since = runners.notReadySince(base.runner);
-    const graceMs = (runner?.health.runtimeLostGraceSeconds ?? 30) * 1000;
-    const active =
-      current.phase === 'Running' || current.phase === 'Starting' || livePod(facts.pod);
-    if (since && active) {
-      const left = since.getTime() + graceMs - now.getTime();
-      if (left <= 0) {
-        const message = `Runner ${name} not Ready since ${since.toISOString()}`;
-        return { decision: failed(base, placed, 'runtime_lost', message) };
-      }
-      if (!runner)
-        return { decision: { status: { ...base, placed }, requeueAfterMs: left, actions: [] } };
-    }
-  }
-  if (!runner) {
-    const message = `Runner ${name} does not exist`;
-    return { decision: { status: { ...base, placed, phase: 'Pending', message }, actions: [] } };
-  }
-  return { runner, placed };
 }
 
 /** No live Pod: a lost one is waited for (health thresholds), else access is checked and it is created. */
@@ -377,21 +278,4 @@ function adoptions({ workload: aw, workloadId, secrets }: WorkloadFacts): Action
  */
 export function refusedStatus(unstarted: StatusFacts, message: string): StatusFacts {
   return { ...unstarted, phase: 'Failed', reason: 'config_invalid', message };
-}
-
-function failed(
-  base: StatusFacts,
-  placed: Placed,
-  reason: 'config_invalid' | 'runtime_lost',
-  message: string,
-): Decision {
-  return { status: { ...base, placed, phase: 'Failed', reason, message }, actions: [] };
-}
-
-function livePod(pod: Pod | undefined): Pod | undefined {
-  return pod && !pod.metadata?.deletionTimestamp ? pod : undefined;
-}
-
-function capitalize(s: string): string {
-  return s.charAt(0).toUpperCase() + s.slice(1);
 }
