@@ -16,6 +16,7 @@ import {
   type RunnerSettings,
 } from '../../src/workload/runner-settings.ts';
 import type { PlacementDecision } from '../../src/workload/seams.ts';
+import { minimalWorkloadSpec } from '../fixtures/agent-workload-example.ts';
 
 const NOW = new Date('2025-01-01T00:10:00Z');
 const ID = 'w-1';
@@ -27,17 +28,7 @@ function workload(edit: (w: Workload) => void = () => {}): Workload {
     apiVersion: 'agyn.io/v1alpha1',
     kind: 'AgentWorkload',
     metadata: { name: 'wl', namespace: 'ns', uid: 'uid-1', generation: 1, resourceVersion: '5' },
-    spec: {
-      workloadId: ID,
-      main: { name: 'main', image: 'alpine:3.20' },
-      sidecars: [],
-      initContainers: [],
-      volumes: [],
-      capabilities: [],
-      stopped: false,
-      restartPolicy: 'Never',
-      deleteVolumesWithWorkload: false,
-    },
+    spec: { ...minimalWorkloadSpec(), workloadId: ID },
   };
   edit(w);
   return w;
