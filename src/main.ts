@@ -119,13 +119,7 @@ async function main(): Promise<void> {
   const operatorNs = config.OPERATOR_NAMESPACE;
   const workloadNs = config.WORKLOAD_NAMESPACE;
   const identity = config.POD_NAME ?? `${os.hostname()}-${process.pid}`;
-  const tracing = await startTracing({
-    endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
-    serviceName: config.OTEL_SERVICE_NAME,
-    instanceId: identity,
-    scheduledDelayMs: config.OTEL_BSP_SCHEDULE_DELAY,
-    logger,
-  });
+  const tracing = await tracingOf(config, identity, logger);
 
   // Every informer the process reads, with its transform and indexes (src/caches.ts).
   const operatorCaches = createOperatorCaches(client, logger, {
@@ -146,18 +140,9 @@ async function main(): Promise<void> {
   operatorCaches.start();
   const synced = operatorCaches.waitForSync();
 
-  let reconciling = false;
-  const startReconciling = async (): Promise<void> => {
-    await synced;
-    workloads.start();
-    await runnerController.start();
-    reconciling = true;
-  };
-  const stopReconciling = async (): Promise<void> => {
-    reconciling = false;
-    await Promise.all([workloads.stop(), runnerController.stop()]);
-    lifecycle.endAll('reconciling stopped');
-  };
+  const reconcilers = reconcilersOf(synced, workloads, runnerController, lifecycle);
+  const startReconciling = reconcilers.start;
+  const stopReconciling = reconcilers.stop;
 
   const elector = config.LEADER_ELECTION
     ? leaderElector(config, client, logger, identity, startReconciling, stopReconciling)
@@ -167,12 +152,7 @@ async function main(): Promise<void> {
     host: config.HTTP_HOST,
     port: config.HTTP_PORT,
     logger,
-    ready: () => {
-      if (!operatorCaches.hasSynced()) return { ok: false, reason: 'caches not synced' };
-      const leading = elector ? elector.isLeader : true;
-      if (leading && !reconciling) return { ok: false, reason: 'controllers not running' };
-      return { ok: true, reason: 'ok' };
-    },
+    ready: () => readiness(operatorCaches, elector, reconcilers.running),
   });
 
   const grpc = await startGrpc(config, client, logger, operatorCaches);
@@ -206,6 +186,52 @@ async function main(): Promise<void> {
       'unhandled rejection',
     );
   });
+}
+
+/** Reconciling starts (on leading, once the caches synced) and stops together. */
+function reconcilersOf(
+  synced: Promise<void>,
+  workloads: WorkloadController,
+  runnerController: RunnerController,
+  lifecycle: { endAll(reason: string): void },
+) {
+  const state = {
+    running: false,
+    start: async (): Promise<void> => {
+      await synced;
+      workloads.start();
+      await runnerController.start();
+      state.running = true;
+    },
+    stop: async (): Promise<void> => {
+      state.running = false;
+      await Promise.all([workloads.stop(), runnerController.stop()]);
+      lifecycle.endAll('reconciling stopped');
+    },
+  };
+  return state;
+}
+
+function tracingOf(config: OperatorConfig, identity: string, logger: Logger): Promise<Tracing> {
+  return startTracing({
+    endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+    serviceName: config.OTEL_SERVICE_NAME,
+    instanceId: identity,
+    scheduledDelayMs: config.OTEL_BSP_SCHEDULE_DELAY,
+    logger,
+  });
+}
+
+/** /readyz: caches synced, and a leader (or a replica without election) reconciling. */
+function readiness(
+  caches: OperatorCaches,
+  elector: LeaderElector | undefined,
+  reconciling: boolean,
+): { ok: boolean; reason: string } {
+  if (!caches.hasSynced()) return { ok: false, reason: 'caches not synced' };
+  const leading = elector ? elector.isLeader : true;
+  if (leading && !reconciling) return { ok: false, reason: 'controllers not running' };
+  return { ok: true, reason: 'ok' };
 }
 
 function leaderElector(
