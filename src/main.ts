@@ -1,32 +1,29 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Runner } from './api/runner.ts';
+import type { Logger } from 'pino';
+import { createOperatorCaches, type OperatorCaches } from './caches.ts';
 import { loadConfig, type OperatorConfig } from './config.ts';
 import type { AuthOptions } from './grpc/auth.ts';
-import { ShimCaches } from './grpc/caches.ts';
 import { startRunnerGrpcServer } from './grpc/server.ts';
 import { ensureGrpcTokenSecret } from './grpc/token-secret.ts';
-import { KubeClient, type KubeObject } from './kube/client.ts';
+import { KubeClient } from './kube/client.ts';
 import { restClientRequestTimer } from './observability/rest-client-metrics.ts';
-import { Informer } from './kube/informer.ts';
 import { LeaderElector } from './kube/leader-election.ts';
 import { SECRETS } from './kube/resources.ts';
-import { RUNNERS } from './api/resources.ts';
 import { registerCacheMetrics } from './observability/cache-metrics.ts';
 import { startHttpServer } from './observability/http.ts';
 import { createLogger } from './observability/logging.ts';
-import { startTracing, traceWorkloadLifecycle } from './observability/tracing.ts';
+import { startTracing, traceWorkloadLifecycle, type Tracing } from './observability/tracing.ts';
 import { RunnerController, type Secret } from './runner/controller.ts';
-import { workloadNamespaceInformer } from './runner/namespace-informer.ts';
-import { operatorSecretCache, type SecretCache } from './runner/operator-secrets.ts';
+import type { SecretCache } from './runner/operator-secrets.ts';
 import { RunnerRegistry } from './runner/registry.ts';
 import { isRunnerEnrolled } from './runner/runner-status.ts';
 import { GatewayStateReporter } from './runner/state-reporter.ts';
 import { countWorkloads, watchWorkloadCounts } from './runner/workload-counts.ts';
 import { WorkloadController } from './workload/controller.ts';
 import { DEFAULT_RUNNER_SETTINGS } from './workload/runner-settings.ts';
-import { StaticRunnerDirectory } from './workload/seams.ts';
+import { StaticRunnerDirectory, type RunnerDirectory } from './workload/seams.ts';
 
 function grpcAuth(config: OperatorConfig, tokenSecret: SecretCache<Secret>): AuthOptions {
   const tls = (file: string): Buffer => readFileSync(path.join(config.GRPC_TLS_DIR ?? '', file));
@@ -43,142 +40,67 @@ function grpcAuth(config: OperatorConfig, tokenSecret: SecretCache<Secret>): Aut
     : { mode: 'token', tokens };
 }
 
-async function main(): Promise<void> {
-  const config = loadConfig(process.env);
-  const logger = createLogger(config.LOG_LEVEL);
-  const client = await KubeClient.connect(config.KUBECONFIG, {
-    qps: config.KUBE_API_QPS,
-    burst: config.KUBE_API_BURST,
-    observeRequest: restClientRequestTimer,
-  });
-  const operatorNs = config.OPERATOR_NAMESPACE;
-  const workloadNs = config.WORKLOAD_NAMESPACE;
-  const identity = config.POD_NAME ?? `${os.hostname()}-${process.pid}`;
-  const tracing = await startTracing({
-    endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
-    serviceName: config.OTEL_SERVICE_NAME,
-    instanceId: identity,
-    scheduledDelayMs: config.OTEL_BSP_SCHEDULE_DELAY,
-    logger,
-  });
-
-  const runnerInformer = new Informer(client.resource<Runner & KubeObject>(RUNNERS), {
-    namespace: operatorNs,
-    logger,
-  });
-  // Label-selected (Runner tokens, gateway CAs, identities) plus the gRPC token by name.
-  const operatorSecrets = operatorSecretCache<Secret>(
-    client,
-    operatorNs,
-    logger,
-    config.GRPC_AUTH_MODE === 'token' ? config.GRPC_TOKEN_SECRET : undefined,
-  );
-  const caches = new ShimCaches(client, workloadNs, logger);
+/** The controllers and what they report to, reading the operator's caches. */
+function wireControllers(
+  config: OperatorConfig,
+  client: KubeClient,
+  logger: Logger,
+  caches: OperatorCaches,
+  tracing: Tracing,
+) {
   const runnerController = new RunnerController({
     client,
-    namespace: operatorNs,
+    namespace: config.OPERATOR_NAMESPACE,
     logger,
-    informers: { runners: runnerInformer, secrets: operatorSecrets },
-    workloadCounts: (runner) => countWorkloads(caches.workloads.list(), runner),
+    informers: caches.runner,
+    workloadCounts: (runner) => countWorkloads(caches.workload.workloads.list(), runner),
   });
-  watchWorkloadCounts(caches.workloads, (runner) => runnerController.workloadsChanged(runner));
-  // The workload Namespace's labels (organization, Runners' acceptedNamespaces); not needed standalone.
-  const workloadNamespace = config.STANDALONE
-    ? undefined
-    : workloadNamespaceInformer(client, workloadNs, logger);
-  const directory = workloadNamespace
-    ? new RunnerRegistry({ runners: runnerInformer, namespaces: workloadNamespace, logger })
+  watchWorkloadCounts(caches.workload.workloads, (runner) =>
+    runnerController.workloadsChanged(runner),
+  );
+  const namespaces = caches.workloadNamespace;
+  const directory = namespaces
+    ? new RunnerRegistry({ runners: caches.runners, namespaces, logger })
     : new StaticRunnerDirectory({ ...DEFAULT_RUNNER_SETTINGS, name: '' });
   const reporter = new GatewayStateReporter({ targets: runnerController, logger });
-  const lifecycle = traceWorkloadLifecycle(tracing, reporter, caches.workloads);
+  const lifecycle = traceWorkloadLifecycle(tracing, reporter, caches.workload.workloads);
   const workloads = new WorkloadController({
     client,
     logger,
     runners: directory,
-    namespace: workloadNs,
+    namespace: config.WORKLOAD_NAMESPACE,
     workers: config.WORKERS,
     podAnnotationPrefixes: config.POD_ANNOTATION_PREFIXES,
     stateSink: lifecycle.sink,
-    informers: { workloads: caches.workloads, pods: caches.pods, pvcs: caches.pvcs },
+    caches: caches.workload,
   });
+  return { runnerController, workloads, reporter, lifecycle, directory };
+}
 
-  registerCacheMetrics({
-    workloads: caches.workloads,
-    runners: { cache: runnerInformer, enrolled: isRunnerEnrolled },
-  });
-  runnerInformer.start();
-  operatorSecrets.start();
-  workloadNamespace?.start();
-  caches.start();
-  const synced = Promise.all([
-    runnerInformer.waitForSync(),
-    operatorSecrets.waitForSync(),
-    workloadNamespace?.waitForSync(),
-    workloads.startInformers(),
-  ]);
-
-  let reconciling = false;
-  const startReconciling = async (): Promise<void> => {
-    await synced;
-    workloads.start();
-    await runnerController.start();
-    reconciling = true;
-  };
-  const stopReconciling = async (): Promise<void> => {
-    reconciling = false;
-    await Promise.all([workloads.stop(), runnerController.stop()]);
-    lifecycle.endAll('reconciling stopped');
-  };
-
-  const elector = config.LEADER_ELECTION
-    ? new LeaderElector({
-        client,
-        namespace: operatorNs,
-        name: config.LEADER_ELECTION_ID,
-        identity,
-        logger,
-        leaseDurationMs: config.LEADER_ELECTION_LEASE_DURATION_SECONDS * 1000,
-        renewDeadlineMs: config.LEADER_ELECTION_RENEW_DEADLINE_SECONDS * 1000,
-        retryPeriodMs: config.LEADER_ELECTION_RETRY_PERIOD_SECONDS * 1000,
-        onStartedLeading: startReconciling,
-        onStoppedLeading: stopReconciling,
-      })
-    : undefined;
-
-  const http = await startHttpServer({
-    host: config.HTTP_HOST,
-    port: config.HTTP_PORT,
-    logger,
-    ready: () => {
-      const cachesSynced =
-        runnerInformer.hasSynced() &&
-        operatorSecrets.hasSynced() &&
-        (workloadNamespace?.hasSynced() ?? true) &&
-        workloads.hasSynced();
-      if (!cachesSynced) return { ok: false, reason: 'caches not synced' };
-      const leading = elector ? elector.isLeader : true;
-      if (leading && !reconciling) return { ok: false, reason: 'controllers not running' };
-      return { ok: true, reason: 'ok' };
-    },
-  });
-
+async function startGrpc(
+  config: OperatorConfig,
+  client: KubeClient,
+  logger: Logger,
+  caches: OperatorCaches,
+  runners: RunnerDirectory,
+) {
   if (config.GRPC_AUTH_MODE === 'token' && config.GRPC_TOKEN_SECRET_CREATE) {
     await ensureGrpcTokenSecret(
       client.resource<Secret>(SECRETS),
-      operatorNs,
+      config.OPERATOR_NAMESPACE,
       config.GRPC_TOKEN_SECRET,
       logger,
     );
   }
-  const grpc = await startRunnerGrpcServer({
+  return startRunnerGrpcServer({
     host: config.GRPC_HOST,
     port: config.GRPC_PORT,
     kube: client,
-    caches,
-    workloadNamespace: workloadNs,
-    runners: directory,
-    auth: grpcAuth(config, operatorSecrets),
-    ready: () => caches.hasSynced() && operatorSecrets.hasSynced(),
+    caches: caches.shim,
+    workloadNamespace: config.WORKLOAD_NAMESPACE,
+    runners,
+    auth: grpcAuth(config, caches.operatorSecrets),
+    ready: () => caches.shim.hasSynced() && caches.operatorSecrets.hasSynced(),
     logger,
     maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
     limits: {
@@ -190,6 +112,58 @@ async function main(): Promise<void> {
       maxArchiveBytes: config.PUT_ARCHIVE_MAX_BYTES ?? config.GRPC_MAX_MESSAGE_BYTES,
     },
   });
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const logger = createLogger(config.LOG_LEVEL);
+  const client = await KubeClient.connect(config.KUBECONFIG, {
+    qps: config.KUBE_API_QPS,
+    burst: config.KUBE_API_BURST,
+    observeRequest: restClientRequestTimer,
+  });
+  const operatorNs = config.OPERATOR_NAMESPACE;
+  const workloadNs = config.WORKLOAD_NAMESPACE;
+  const identity = config.POD_NAME ?? `${os.hostname()}-${process.pid}`;
+  const tracing = await tracingOf(config, identity, logger);
+
+  // Every informer the process reads, with its transform and indexes (src/caches.ts).
+  const operatorCaches = createOperatorCaches(client, logger, {
+    operator: operatorNs,
+    workload: workloadNs,
+    grpcTokenSecret: config.GRPC_AUTH_MODE === 'token' ? config.GRPC_TOKEN_SECRET : undefined,
+    standalone: config.STANDALONE,
+  });
+  const { runnerController, workloads, reporter, lifecycle, directory } = wireControllers(
+    config,
+    client,
+    logger,
+    operatorCaches,
+    tracing,
+  );
+  registerCacheMetrics({
+    workloads: operatorCaches.workload.workloads,
+    runners: { cache: operatorCaches.runners, enrolled: isRunnerEnrolled },
+  });
+  operatorCaches.start();
+  const synced = operatorCaches.waitForSync();
+
+  const reconcilers = reconcilersOf(synced, workloads, runnerController, lifecycle);
+  const startReconciling = reconcilers.start;
+  const stopReconciling = reconcilers.stop;
+
+  const elector = config.LEADER_ELECTION
+    ? leaderElector(config, client, logger, identity, startReconciling, stopReconciling)
+    : undefined;
+
+  const http = await startHttpServer({
+    host: config.HTTP_HOST,
+    port: config.HTTP_PORT,
+    logger,
+    ready: () => readiness(operatorCaches, elector, reconcilers.running),
+  });
+
+  const grpc = await startGrpc(config, client, logger, operatorCaches, directory);
   logger.info(
     { grpcPort: grpc.port, httpPort: http.port, operatorNs, workloadNs, identity },
     'k8s-runner started',
@@ -207,13 +181,7 @@ async function main(): Promise<void> {
     await elector?.stop();
     await stopReconciling();
     await Promise.all([grpc.stop(), http.close(), reporter.stop()]);
-    await Promise.all([
-      runnerInformer.stop(),
-      operatorSecrets.stop(),
-      workloadNamespace?.stop(),
-      caches.stop(),
-      workloads.stopInformers(),
-    ]);
+    await operatorCaches.stop();
     client.close();
     await tracing.shutdown();
     process.exit(0);
@@ -225,6 +193,74 @@ async function main(): Promise<void> {
       { err: reason instanceof Error ? reason.message : String(reason) },
       'unhandled rejection',
     );
+  });
+}
+
+/** Reconciling starts (on leading, once the caches synced) and stops together. */
+function reconcilersOf(
+  synced: Promise<void>,
+  workloads: WorkloadController,
+  runnerController: RunnerController,
+  lifecycle: { endAll(reason: string): void },
+) {
+  const state = {
+    running: false,
+    start: async (): Promise<void> => {
+      await synced;
+      workloads.start();
+      await runnerController.start();
+      state.running = true;
+    },
+    stop: async (): Promise<void> => {
+      state.running = false;
+      await Promise.all([workloads.stop(), runnerController.stop()]);
+      lifecycle.endAll('reconciling stopped');
+    },
+  };
+  return state;
+}
+
+function tracingOf(config: OperatorConfig, identity: string, logger: Logger): Promise<Tracing> {
+  return startTracing({
+    endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+    serviceName: config.OTEL_SERVICE_NAME,
+    instanceId: identity,
+    scheduledDelayMs: config.OTEL_BSP_SCHEDULE_DELAY,
+    logger,
+  });
+}
+
+/** /readyz: caches synced, and a leader (or a replica without election) reconciling. */
+function readiness(
+  caches: OperatorCaches,
+  elector: LeaderElector | undefined,
+  reconciling: boolean,
+): { ok: boolean; reason: string } {
+  if (!caches.hasSynced()) return { ok: false, reason: 'caches not synced' };
+  const leading = elector ? elector.isLeader : true;
+  if (leading && !reconciling) return { ok: false, reason: 'controllers not running' };
+  return { ok: true, reason: 'ok' };
+}
+
+function leaderElector(
+  config: OperatorConfig,
+  client: KubeClient,
+  logger: Logger,
+  identity: string,
+  onStartedLeading: () => Promise<void>,
+  onStoppedLeading: () => Promise<void>,
+): LeaderElector {
+  return new LeaderElector({
+    client,
+    namespace: config.OPERATOR_NAMESPACE,
+    name: config.LEADER_ELECTION_ID,
+    identity,
+    logger,
+    leaseDurationMs: config.LEADER_ELECTION_LEASE_DURATION_SECONDS * 1000,
+    renewDeadlineMs: config.LEADER_ELECTION_RENEW_DEADLINE_SECONDS * 1000,
+    retryPeriodMs: config.LEADER_ELECTION_RETRY_PERIOD_SECONDS * 1000,
+    onStartedLeading,
+    onStoppedLeading,
   });
 }
 

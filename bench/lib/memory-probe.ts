@@ -12,11 +12,10 @@ import '../../src/observability/http.ts';
 import '../../src/runner/controller.ts';
 import '../../src/runner/registry.ts';
 import '../../src/runner/state-reporter.ts';
-import { LABELS, MANAGED_BY_VALUE } from '../../src/api/common.ts';
-import { ShimCaches } from '../../src/grpc/caches.ts';
+import { InformerCache } from '../../src/kube/cache.ts';
 import { KubeClient, type KubeObject } from '../../src/kube/client.ts';
-import { Informer } from '../../src/kube/informer.ts';
-import { SECRETS } from '../../src/kube/resources.ts';
+import type { Informer } from '../../src/kube/informer.ts';
+import { WorkloadCaches } from '../../src/workload/caches.ts';
 import '../../src/workload/controller.ts';
 
 interface Step {
@@ -57,21 +56,16 @@ async function main(): Promise<void> {
   if (namespace) {
     const logger = pino({ level: 'silent' });
     const kube = KubeClient.fromEnvironment(process.env.KUBECONFIG);
-    // The operator's caches as src/main.ts builds them: the shim's (shared with the workload
-    // controller, with their indexes) plus the controller's Secret informer.
-    const caches = new ShimCaches(kube, namespace, logger);
-    const secrets = new Informer<KubeObject>(kube.resource(SECRETS), {
-      namespace,
-      logger,
-      labelSelector: `${LABELS.managedBy}=${MANAGED_BY_VALUE}`,
-    });
+    // The workload namespace's caches as src/caches.ts declares them (shared by the shim
+    // and the workload controller, with their indexes).
+    const caches = new WorkloadCaches(new InformerCache(kube, logger), namespace);
     await record('client and informers created', 0);
     let total = 0;
     const kinds: Array<[string, Informer<KubeObject>]> = [
       ['agentworkloads', caches.workloads as unknown as Informer<KubeObject>],
       ['pods', caches.pods as unknown as Informer<KubeObject>],
       ['persistentvolumeclaims', caches.pvcs as unknown as Informer<KubeObject>],
-      ['secrets', secrets],
+      ['secrets', caches.secrets as unknown as Informer<KubeObject>],
     ];
     for (const [name, informer] of kinds) {
       const t0 = performance.now();

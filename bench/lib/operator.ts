@@ -1,5 +1,7 @@
 import { pino, type Logger } from 'pino';
 import { ShimCaches } from '../../src/grpc/caches.ts';
+import { InformerCache } from '../../src/kube/cache.ts';
+import { WorkloadCaches } from '../../src/workload/caches.ts';
 import { startRunnerGrpcServer } from '../../src/grpc/server.ts';
 import { KubeClient, type KubeClientOptions } from '../../src/kube/client.ts';
 import { WorkloadController } from '../../src/workload/controller.ts';
@@ -103,14 +105,15 @@ export async function startOperator(
     burst: options.burst,
   });
   const logger = operatorLogger();
-  const caches = new ShimCaches(client, namespace, logger);
+  const workloadCaches = new WorkloadCaches(new InformerCache(client, logger), namespace);
+  const caches = new ShimCaches(workloadCaches);
   const controller = new WorkloadController({
     client,
     logger,
     runners: new StaticRunnerDirectory(options.runner),
     namespace,
     workers: options.workers,
-    informers: { workloads: caches.workloads, pods: caches.pods, pvcs: caches.pvcs },
+    caches: workloadCaches,
   });
   const running = new Map<string, number>();
   const see = (w: { metadata: { name: string }; status?: { phase?: string } }): void => {

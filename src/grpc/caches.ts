@@ -1,41 +1,21 @@
-import type { Logger } from 'pino';
-import type { IPod } from 'kubernetes-models/v1/Pod';
-import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
-import type { AgentWorkload } from '../api/agentworkload.ts';
-import { LABELS, MANAGED_BY_VALUE } from '../api/common.ts';
-import type { KubeClient, KubeObject } from '../kube/client.ts';
-import { Informer } from '../kube/informer.ts';
-import { PODS, PVCS } from '../kube/resources.ts';
-import { AGENT_WORKLOADS } from '../api/resources.ts';
-import { workloadIdOf } from '../workload/identity.ts';
+import { InformerGroup } from '../kube/cache.ts';
+import type { Informer } from '../kube/informer.ts';
+import type { Pod, Pvc, Workload, WorkloadCaches } from '../workload/caches.ts';
 
-export type Pod = IPod & KubeObject;
-export type Pvc = IPersistentVolumeClaim & KubeObject;
-export type Workload = AgentWorkload & KubeObject;
-
-export const INDEX_WORKLOAD_ID = 'workloadId';
-export const INDEX_CLAIM = 'claimName';
+export {
+  INDEX_CLAIM,
+  INDEX_WORKLOAD_ID,
+  claimNamesOfPod,
+  claimNamesOfWorkload,
+  workloadIdOf,
+  type Pod,
+  type Pvc,
+  type Workload,
+} from '../workload/caches.ts';
 
 /** The Pod of a workload has the CR's name (status.podName mirrors it). */
 export function podNameOf(workload: Workload): string {
   return workload.status?.podName ?? workload.metadata.name;
-}
-
-export function claimNamesOfPod(pod: Pod): string[] {
-  const names = new Set<string>();
-  for (const volume of pod.spec?.volumes ?? []) {
-    const claim = volume.persistentVolumeClaim?.claimName;
-    if (claim) names.add(claim);
-  }
-  return [...names];
-}
-
-export function claimNamesOfWorkload(workload: Workload): string[] {
-  const names = new Set<string>();
-  for (const volume of workload.spec.volumes ?? []) {
-    if (volume.kind === 'Persistent') names.add(volume.persistentName ?? volume.name);
-  }
-  return [...names];
 }
 
 type Kind = 'pods' | 'workloads' | 'pvcs';
@@ -43,11 +23,11 @@ type ObjectOf<K extends Kind> = K extends 'pods' ? Pod : K extends 'workloads' ?
 type Listener<T> = (obj: T | undefined) => void;
 
 /**
- * The informer caches the shim reads (Pods of workloads, PersistentVolumeClaims and
- * AgentWorkloads in the workload namespace). They are configured like the workload
- * controller's, so one set can serve both.
+ * What the shim reads of the workload namespace's caches (Pods of workloads, claims and
+ * AgentWorkloads, from the process's cache owner), and a way to wait for changes of one object.
  */
-export class ShimCaches {
+export class ShimCaches extends InformerGroup {
+  readonly namespace: string;
   readonly pods: Informer<Pod>;
   readonly workloads: Informer<Workload>;
   readonly pvcs: Informer<Pvc>;
@@ -57,57 +37,16 @@ export class ShimCaches {
     pvcs: new Map(),
   };
 
-  constructor(
-    kube: KubeClient,
-    readonly namespace: string,
-    logger: Logger,
-  ) {
-    const managed = `${LABELS.managedBy}=${MANAGED_BY_VALUE}`;
-    this.pods = new Informer(kube.resource<Pod>(PODS), {
-      namespace,
-      logger,
-      labelSelector: managed,
-    });
-    this.workloads = new Informer(kube.resource<Workload>(AGENT_WORKLOADS), { namespace, logger });
-    this.pvcs = new Informer(kube.resource<Pvc>(PVCS), { namespace, logger });
-
-    this.workloads.addIndex(INDEX_WORKLOAD_ID, (w) => {
-      const ids = new Set([workloadIdOf(w), w.metadata.uid ?? '']);
-      ids.delete('');
-      return [...ids];
-    });
-    this.pods.addIndex(INDEX_WORKLOAD_ID, (p) => {
-      const id = p.metadata?.labels?.[LABELS.workloadId];
-      return id ? [id] : [];
-    });
-    this.pods.addIndex(INDEX_CLAIM, claimNamesOfPod);
-    this.workloads.addIndex(INDEX_CLAIM, claimNamesOfWorkload);
-
+  constructor(caches: WorkloadCaches) {
+    super([caches.pods, caches.workloads, caches.pvcs]);
+    if (caches.namespace === undefined) throw new Error('the shim serves one workload namespace');
+    this.namespace = caches.namespace;
+    this.pods = caches.pods;
+    this.workloads = caches.workloads;
+    this.pvcs = caches.pvcs;
     this.dispatchFrom('pods', this.pods);
     this.dispatchFrom('workloads', this.workloads);
     this.dispatchFrom('pvcs', this.pvcs);
-  }
-
-  start(): void {
-    this.pods.start();
-    this.workloads.start();
-    this.pvcs.start();
-  }
-
-  async waitForSync(): Promise<void> {
-    await Promise.all([
-      this.pods.waitForSync(),
-      this.workloads.waitForSync(),
-      this.pvcs.waitForSync(),
-    ]);
-  }
-
-  hasSynced(): boolean {
-    return this.pods.hasSynced() && this.workloads.hasSynced() && this.pvcs.hasSynced();
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all([this.pods.stop(), this.workloads.stop(), this.pvcs.stop()]);
   }
 
   pod(name: string): Pod | undefined {

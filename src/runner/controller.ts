@@ -9,16 +9,12 @@ import type { AddOptions } from '../kube/workqueue.ts';
 import { runnerEnrolledGauge } from '../observability/metrics.ts';
 import { Enrollment } from './enrollment.ts';
 import { GatewayClients, type GatewayFactory } from './gateway-clients.ts';
-import {
-  IdentityStore,
-  ownedByRunner,
-  readInputs,
-  runnerSecretRefs,
-  type Secret,
-} from './identity-store.ts';
+import { IdentityStore, ownedByRunner, readInputs, type Secret } from './identity-store.ts';
 import { classifyGatewayError, type BackoffOptions } from './runner-status.ts';
 import { runnerSpecOf } from './spec.ts';
-import { operatorSecretCache, type SecretCache } from './operator-secrets.ts';
+import type { SecretCache } from './operator-secrets.ts';
+import { RunnerCaches, SECRET_REF_INDEX } from './caches.ts';
+import { InformerCache } from '../kube/cache.ts';
 import type { ReportTargetLookup, ReportTargetSource } from './state-reporter.ts';
 import { RunnerStatusWriter } from './status-writer.ts';
 
@@ -33,11 +29,11 @@ export interface RunnerControllerOptions {
   logger: Logger;
   gatewayFactory?: GatewayFactory;
   /**
-   * Informers to share (Runners in `namespace`, Secrets in `namespace`). The controller
-   * creates, starts and stops those not given; given ones are started by start() but
-   * never stopped by it.
+   * The operator namespace's caches (from the process's cache owner, runner/caches.ts). The
+   * controller creates, starts and stops its own when not given; given ones are started by
+   * start() but never stopped by it.
    */
-  informers?: { runners?: Informer<Runner>; secrets?: SecretCache<Secret> };
+  informers?: { runners: Informer<Runner>; secrets: SecretCache<Secret> };
   /** Backoff of failed enrollments and catalog reports. Default 1 s doubling to 5 min. */
   backoff?: Partial<BackoffOptions>;
   workers?: number;
@@ -47,8 +43,6 @@ export interface RunnerControllerOptions {
   name?: string;
   now?: () => Date;
 }
-
-const SECRET_REF_INDEX = 'secretRefs';
 
 /**
  * Enrolls each Runner with the platform gateway, keeps its identity in a Secret it owns,
@@ -77,13 +71,12 @@ export class RunnerController implements ReportTargetSource {
     const now = options.now ?? (() => new Date());
     const runnersApi = options.client.resource<Runner>(RUNNERS);
     const secretsApi = options.client.resource<Secret>(SECRETS);
-    this.runnerInformer = this.informer(
-      options.informers?.runners,
-      () => new Informer<Runner>(runnersApi, { namespace: this.namespace, logger: options.logger }),
-    );
-    this.secretInformer = this.informer(options.informers?.secrets, () =>
-      operatorSecretCache<Secret>(options.client, this.namespace, options.logger),
-    );
+    const caches =
+      options.informers ??
+      new RunnerCaches(new InformerCache(options.client, options.logger), this.namespace);
+    this.runnerInformer = caches.runners;
+    this.secretInformer = caches.secrets;
+    if (!options.informers) this.ownedInformers.push(this.runnerInformer, this.secretInformer);
     this.gateways = new GatewayClients(options.gatewayFactory);
     this.enrollment = new Enrollment({
       identities: new IdentityStore(secretsApi, this.namespace),
@@ -187,16 +180,8 @@ export class RunnerController implements ReportTargetSource {
     this.enqueue(objectKey(runner));
   }
 
-  private informer<C extends { stop(): Promise<void> }>(given: C | undefined, make: () => C): C {
-    if (given) return given;
-    const made = make();
-    this.ownedInformers.push(made);
-    return made;
-  }
-
   /** The triggers: a Runner's changes, and changes of the Secrets it refers to or owns. */
   private watch(): void {
-    this.runnerInformer.addIndex(SECRET_REF_INDEX, runnerSecretRefs);
     this.runnerInformer.addHandler({
       onAdd: (r, initial) => this.enqueue(objectKey(r), { initial }),
       onUpdate: (old, r) => {

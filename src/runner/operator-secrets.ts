@@ -1,7 +1,7 @@
-import type { Logger } from 'pino';
 import { LABELS, MANAGED_BY_VALUE } from '../api/common.ts';
-import type { KubeClient, KubeObject } from '../kube/client.ts';
-import { Informer, type InformerHandler } from '../kube/informer.ts';
+import type { InformerCache } from '../kube/cache.ts';
+import type { KubeObject } from '../kube/client.ts';
+import type { Informer, InformerHandler } from '../kube/informer.ts';
 import { SECRETS } from '../kube/resources.ts';
 import { RUNNER_TOKEN_LABEL } from './token-rule.ts';
 
@@ -64,17 +64,17 @@ export class OperatorSecrets<T extends KubeObject> implements SecretCache<T> {
 }
 
 /**
- * The operator namespace's Secrets the operator needs: label-selected (OPERATOR_SECRET_SELECTORS)
- * and, with `grpcTokenSecret`, that one Secret by name (it may be one the installer made, unlabelled).
+ * The operator namespace's Secrets the operator needs, declared in the process's cache owner:
+ * label-selected (OPERATOR_SECRET_SELECTORS) and, with `grpcTokenSecret`, that one Secret by
+ * name (it may be one the installer made, unlabelled).
  */
 export function operatorSecretCache<T extends KubeObject>(
-  client: KubeClient,
+  cache: InformerCache,
   namespace: string,
-  logger: Logger,
   grpcTokenSecret?: string,
 ): OperatorSecrets<T> {
   const informer = (selector: { labelSelector?: string; fieldSelector?: string }) =>
-    new Informer<T>(client.resource<T>(SECRETS), { namespace, logger, ...selector });
+    cache.informer<T>({ resource: SECRETS, namespace, ...selector });
   const informers = Object.values(OPERATOR_SECRET_SELECTORS).map((labelSelector) =>
     informer({ labelSelector }),
   );

@@ -161,8 +161,17 @@ test('/healthz answers at once; /readyz is 503 until the caches sync, then 200',
 
   // The only replica leads, and /readyz said 200 only once its controllers ran.
   const became = await a.waitForLog((l) => l.msg === 'became leader', 'leadership');
+  // The runner controller starts last; its line may land in the log a moment after leadership's.
+  await a.waitForLog(
+    (l) => l.msg === 'controller started' && l.controller === 'runner',
+    'controllers started',
+  );
   const started = a.logs().filter((l) => l.msg === 'controller started');
-  expect(started.map((l) => l.controller).sort()).toEqual(['agentworkload', 'runner']);
+  expect(started.map((l) => l.controller).sort()).toEqual([
+    'agentworkload',
+    'orphan-secrets',
+    'runner',
+  ]);
   expect(became.time).toBeGreaterThanOrEqual(openedAt);
   expect(await leaseHolder()).toBe('ready-a');
 });

@@ -9,6 +9,7 @@ import type { ISecret } from 'kubernetes-models/v1/Secret';
 import type { KubeObject } from '../../src/kube/client.ts';
 import { SECRETS } from '../../src/kube/resources.ts';
 import { RunnerController } from '../../src/runner/controller.ts';
+import { InformerCache } from '../../src/kube/cache.ts';
 import { operatorSecretCache } from '../../src/runner/operator-secrets.ts';
 import {
   createTestNamespace,
@@ -75,7 +76,11 @@ describe('the operator namespace’s Secrets in the operator’s memory', () => 
   });
 
   test('the operator’s cache adds the gRPC token Secret by its name, and still no other Secret', async () => {
-    const cache = operatorSecretCache<Secret>(client, ns.name, testLogger, 'grpc-token');
+    const cache = operatorSecretCache<Secret>(
+      new InformerCache(client, testLogger),
+      ns.name,
+      'grpc-token',
+    );
     cache.start();
     try {
       await cache.waitForSync();

@@ -34,6 +34,8 @@ import {
   type DeepPartial,
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import { ShimCaches } from '../../src/grpc/caches.ts';
+import { InformerCache } from '../../src/kube/cache.ts';
+import { WorkloadCaches } from '../../src/workload/caches.ts';
 import { startRunnerGrpcServer, type RunnerGrpcServer } from '../../src/grpc/server.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 
@@ -440,7 +442,7 @@ beforeAll(async () => {
     currentContext: 'fake',
   });
   kube = new KubeClient(kc, { qps: 100_000, burst: 100_000 });
-  caches = new ShimCaches(kube, NS, logger);
+  caches = new ShimCaches(new WorkloadCaches(new InformerCache(kube, logger), NS));
   caches.start();
   await caches.waitForSync();
   server = await startRunnerGrpcServer({

@@ -25,6 +25,7 @@ import {
   EXAMPLE_VOLUME_KEY,
   EXAMPLE_WORKLOAD_ID,
   agentWorkloadExample,
+  minimalWorkloadSpec,
   runnerSettingsExample,
 } from '../fixtures/agent-workload-example.ts';
 
@@ -41,16 +42,7 @@ function minimalInput(
   edit: (workload: AgentWorkload, runner: RunnerSettings) => void = () => {},
 ): PodBuildInput {
   return makeInput((workload, runner) => {
-    workload.spec = {
-      main: { name: 'main', image: 'alpine:3.20' },
-      sidecars: [],
-      initContainers: [],
-      volumes: [],
-      capabilities: [],
-      stopped: false,
-      restartPolicy: 'Never',
-      deleteVolumesWithWorkload: false,
-    };
+    workload.spec = minimalWorkloadSpec();
     runner.pullSecrets = [];
     edit(workload, runner);
   });

@@ -1,0 +1,51 @@
+import type { IPod } from 'kubernetes-models/v1/Pod';
+import type { Pod, Pvc, Secret, Workload } from './caches.ts';
+import type { StatusFacts } from './desired-status.ts';
+import type { RunnerSettings } from './runner-settings.ts';
+import type { RunnerDirectory } from './seams.ts';
+import type { SecretAccess } from './secret-access.ts';
+
+/** What one reconcile knows of a workload (from the caches, and the controller's memory). */
+export interface WorkloadFacts {
+  workload: Workload;
+  /** The id the workload may use (claimed, unique in its namespace). */
+  workloadId: string;
+  pod?: Pod;
+  /** The cached claims of the spec's persistent volumes, by name. */
+  claims: ReadonlyMap<string, Pvc>;
+  /** The cached Secrets named after the workload (ownSecretNames), by name. */
+  secrets: ReadonlyMap<string, Secret>;
+  runners: Pick<RunnerDirectory, 'place' | 'settings' | 'notReadySince'>;
+  now: Date;
+  podAnnotationPrefixes: readonly string[];
+  /** When the Pod was first seen missing while it should run. */
+  podMissingSince?: Date;
+  /** When this controller created a Pod the cache does not show yet. */
+  podExpectedSince?: number;
+  /** Whether the referenced Secrets may be used; undefined until checked (see `needs`). */
+  secretAccess?: SecretAccess;
+}
+
+export type Action =
+  /** `why` is logged when given. */
+  | { kind: 'deletePod'; pod: Pod; why?: string }
+  | { kind: 'deleteWorkload' }
+  /**
+   * The Pod and its claims together: the scheduler waits for a claim created a moment
+   * later. `unstarted` is the status to build on should the API server refuse them.
+   */
+  | { kind: 'createPod'; pod: IPod; runner: RunnerSettings; unstarted: StatusFacts }
+  | { kind: 'ensureClaims'; runner: RunnerSettings }
+  | { kind: 'adoptSecret'; secret: Secret };
+
+export interface Decision {
+  status: StatusFacts;
+  requeueAfterMs?: number;
+  actions: Action[];
+  /** The reconcile needs this fact first: look it up and decide again. */
+  needs?: 'secretAccess';
+  /** New memory of the Pod's absence: a time to keep, null to forget, undefined to leave. */
+  podMissingSince?: Date | null;
+  /** Forget that a Pod was created and not yet seen. */
+  forgetExpectedPod?: boolean;
+}

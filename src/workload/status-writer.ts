@@ -1,0 +1,103 @@
+import type { AgentWorkloadStatus, WorkloadPhase } from '../api/agentworkload.ts';
+import { ANNOTATIONS, API_GROUP_VERSION } from '../api/common.ts';
+import { jsonEqual } from '../api/conditions.ts';
+import type { KubeClient, ResourceClient } from '../kube/client.ts';
+import { EventRecorder } from '../kube/events.ts';
+import type { WrittenAhead } from '../kube/written-ahead.ts';
+import { AGENT_WORKLOADS } from '../api/resources.ts';
+import type { Logger } from 'pino';
+import type { Workload } from './caches.ts';
+import { desiredStatus, type StatusFacts } from './desired-status.ts';
+import type { WorkloadStateSink } from './seams.ts';
+import { coalesceWindowMs } from './status-coalescing.ts';
+
+export const TOUCHED_AT_ANNOTATION = ANNOTATIONS.touchedAt;
+
+/** What the workload controller writes to an AgentWorkload (read-your-writes). */
+export interface WorkloadWrites {
+  finalizer: boolean;
+  /** The status last written. */
+  status: AgentWorkloadStatus;
+}
+
+export interface StatusWriterOptions {
+  client: KubeClient;
+  logger: Logger;
+  writtenAhead: WrittenAhead<WorkloadWrites>;
+  now: () => Date;
+  stateSink?: WorkloadStateSink;
+  /** Overrides both coalescing windows (status-coalescing.ts). */
+  coalesceMs?: number;
+}
+
+/**
+ * Writes a workload's status unless it is unchanged, records an Event on a new phase or
+ * reason, and tells the state sink. A change that may coalesce (container states while a
+ * Pod starts, a first Starting: coalesceWindowMs) waits for the next one, so a Pod that
+ * starts quickly costs one status write, not one per step.
+ */
+export class StatusWriter {
+  private readonly workloads: ResourceClient<Workload>;
+  private readonly recorder: EventRecorder;
+  /** Since when a same-phase status change has waited to be written. */
+  private readonly progressSince = new Map<string, number>();
+
+  constructor(private readonly options: StatusWriterOptions) {
+    this.workloads = options.client.resource(AGENT_WORKLOADS);
+    this.recorder = new EventRecorder(options.client, options.logger);
+  }
+
+  /** Returns how long a coalescing change waits, if it does. */
+  async write(key: string, aw: Workload, facts: StatusFacts): Promise<number | undefined> {
+    const now = this.options.now();
+    const next = desiredStatus(aw, facts, now);
+    const touchedAt = aw.metadata.annotations?.[TOUCHED_AT_ANNOTATION];
+    if (touchedAt) next.lastActivityTime = touchedAt;
+    const previous = aw.status ?? {};
+    if (jsonEqual(previous, next)) {
+      this.progressSince.delete(key);
+      return undefined;
+    }
+    const window = coalesceWindowMs(previous, next, this.options.coalesceMs);
+    if (window > 0) {
+      const since = this.progressSince.get(key) ?? now.getTime();
+      this.progressSince.set(key, since);
+      const leftMs = since + window - now.getTime();
+      if (leftMs > 0) return leftMs;
+    }
+    this.progressSince.delete(key);
+
+    const patch: Record<string, unknown> = { ...next };
+    for (const field of Object.keys(previous)) if (!(field in next)) patch[field] = null;
+    const written = await this.workloads.mergePatch(
+      aw.metadata.namespace,
+      aw.metadata.name,
+      { status: patch },
+      'status',
+    );
+    this.options.writtenAhead.note(key, aw, written, { status: next });
+    if (previous.phase !== next.phase || previous.reason !== next.reason) {
+      this.recordEvent(aw, next);
+    }
+    if (previous.phase !== next.phase || !jsonEqual(previous.containers, next.containers)) {
+      this.options.stateSink?.workloadChanged(aw, next);
+    }
+    return undefined;
+  }
+
+  forget(key: string): void {
+    this.progressSince.delete(key);
+  }
+
+  private recordEvent(aw: Workload, status: AgentWorkloadStatus): void {
+    const phase = status.phase as WorkloadPhase;
+    const warning = phase === 'Failed';
+    this.recorder.record(
+      { apiVersion: API_GROUP_VERSION, kind: 'AgentWorkload', metadata: aw.metadata },
+      warning ? 'Warning' : 'Normal',
+      warning ? (status.reason ?? 'Failed') : phase,
+      status.message ?? phase,
+      this.options.now(),
+    );
+  }
+}
