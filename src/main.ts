@@ -9,6 +9,7 @@ import { startRunnerGrpcServer } from './grpc/server.ts';
 import { ensureGrpcTokenSecret } from './grpc/token-secret.ts';
 import { KubeClient, type KubeObject } from './kube/client.ts';
 import { Informer } from './kube/informer.ts';
+import { exitOnLostLease } from './kube/fence.ts';
 import { LeaderElector } from './kube/leader-election.ts';
 import { RUNNERS, SECRETS } from './kube/resources.ts';
 import { registerCacheMetrics } from './observability/cache-metrics.ts';
@@ -100,6 +101,7 @@ async function main(): Promise<void> {
   ]);
 
   let reconciling = false;
+  let shuttingDown = false;
   const startReconciling = async (): Promise<void> => {
     await synced;
     workloads.start();
@@ -123,7 +125,12 @@ async function main(): Promise<void> {
         renewDeadlineMs: config.LEADER_ELECTION_RENEW_DEADLINE_SECONDS * 1000,
         retryPeriodMs: config.LEADER_ELECTION_RETRY_PERIOD_SECONDS * 1000,
         onStartedLeading: startReconciling,
-        onStoppedLeading: stopReconciling,
+        // Lost (not given up on shutdown): stop all work and exit non-zero, as controller-runtime does.
+        onStoppedLeading: () =>
+          shuttingDown
+            ? stopReconciling()
+            : exitOnLostLease({ fence: client.fence, stopWork: stopReconciling, logger }),
+        fence: client.fence,
       })
     : undefined;
 
@@ -173,7 +180,6 @@ async function main(): Promise<void> {
     'k8s-runner started',
   );
 
-  let shuttingDown = false;
   // Only a replica whose caches are synced campaigns: the leader starts reconciling at once.
   if (elector) void synced.then(() => !shuttingDown && elector.start());
   else await startReconciling();

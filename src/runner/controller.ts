@@ -435,7 +435,7 @@ export class RunnerController implements ReportTargetSource {
       );
       let enrolled: EnrollResult;
       try {
-        enrolled = await gateway.enroll(inputs.token);
+        enrolled = await gateway.enroll(inputs.token, signal);
       } catch (err) {
         const failure = classifyGatewayError(err);
         this.logger.warn(
@@ -459,11 +459,10 @@ export class RunnerController implements ReportTargetSource {
 
     // The identity is saved once, after the catalog report, unless that report fails.
     try {
-      await gateway.reportCatalog({
-        runnerId: identity.runnerId,
-        serviceToken: inputs.token,
-        ...catalog,
-      });
+      await gateway.reportCatalog(
+        { runnerId: identity.runnerId, serviceToken: inputs.token, ...catalog },
+        signal,
+      );
     } catch (err) {
       const failure = classifyGatewayError(err);
       if (unsaved) identity = await this.writeIdentity(runner, identity, inputs.tokenHash);

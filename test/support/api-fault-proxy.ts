@@ -166,6 +166,7 @@ class Client implements ProxyClient {
     };
     this.records.push(record);
     const body = await readAll(req);
+    if (record.write) record.body = body.subarray(0, 4096).toString('utf8');
     const faults = chooseFaults(this.rules, record, this.random);
     if (faults.delayMs > 0) await new Promise((r) => setTimeout(r, faults.delayMs));
     while (this.partitioned === 'blackhole' && this.healed) await this.healed.promise;

@@ -71,6 +71,8 @@ export interface RecordedRequest extends RequestInfo {
   forwardedAt?: number;
   /** The status the client got (from kube-apiserver or injected). */
   status?: number;
+  /** The body of a write (its first 4 KiB). */
+  body?: string;
 }
 
 export const isWatch = (url: URL): boolean =>
