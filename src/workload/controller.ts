@@ -299,6 +299,8 @@ export class WorkloadController {
       aw.metadata.finalizers?.includes(WORKLOAD_FINALIZER) || ahead?.finalizer
         ? undefined
         : this.addFinalizer(key, aw);
+    // Awaited below; handled now so that a failure while observe() runs is no unhandled rejection.
+    finalizerAdded?.catch(() => undefined);
     const log = this.logger.child({ workload: key, workloadId: this.idOf(aw) });
     let facts: { status: StatusFacts; requeueAfterMs?: number };
     try {
@@ -543,6 +545,10 @@ export class WorkloadController {
           wasRunning: current.phase === 'Running',
         });
         if (verdict.phase === 'Failed') this.podMissingSince.delete(key);
+        // A cache whose watch is down misses Pods created meanwhile: only the API server may say it is lost.
+        if (verdict.phase === 'Failed' && !pod && (await this.podExistsLive(aw))) {
+          return { status: base, requeueAfterMs: 1_000 };
+        }
         return {
           status: {
             ...base,
@@ -814,6 +820,16 @@ export class WorkloadController {
       this.stateSink?.workloadChanged(aw, next);
     }
     return undefined;
+  }
+
+  private async podExistsLive(aw: AgentWorkload & KubeObject): Promise<boolean> {
+    try {
+      const live = await this.pods.get(aw.metadata.namespace, aw.metadata.name);
+      return !live.metadata?.deletionTimestamp;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
   }
 
   private recordEvent(aw: AgentWorkload & KubeObject, status: AgentWorkloadStatus): void {
