@@ -44,10 +44,9 @@ import {
 import { startTestGateway, type TestGateway } from '../support/test-gateway.ts';
 import { SIM_ANNOTATION_PREFIXES, workloadManifest } from '../support/workloads.ts';
 
-jest.setTimeout(900_000);
-
 const WORKLOADS = sizeFromEnv('CHAOS_API_WORKLOADS', 60);
 const PARTITION_SECONDS = sizeFromEnv('CHAOS_API_PARTITION_SECONDS', 15);
+jest.setTimeout(600_000 + WORKLOADS * 1_500 + PARTITION_SECONDS * 1_000);
 /**
  * What the operator may send per second while it cannot reach the API server at all: its
  * informers back off (800 ms → 30 s) and failed reconciles share the work queue's bucket
