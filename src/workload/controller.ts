@@ -715,9 +715,10 @@ export class WorkloadController {
     // Its workload exists: that adopts it (or deletes it when it goes). The shim names its
     // Secrets after the workload, so look there first.
     const name = secret.metadata?.name ?? '';
-    const named = [pullSecretName(''), inlineFilesSecretName('')]
+    const workloadNames = [pullSecretName(''), inlineFilesSecretName('')]
       .filter((suffix) => name.endsWith(suffix))
-      .map((suffix) => this.informers.workloads.get(namespace, name.slice(0, -suffix.length)));
+      .map((suffix) => name.slice(0, -suffix.length));
+    const named = workloadNames.map((n) => this.informers.workloads.get(namespace, n));
     const mine = (aw: (AgentWorkload & KubeObject) | undefined): aw is AgentWorkload & KubeObject =>
       aw !== undefined && aw.metadata.namespace === namespace && this.idOf(aw) === id;
     const owner = named.find(mine) ?? this.informers.workloads.list().find(mine);
@@ -733,6 +734,14 @@ export class WorkloadController {
     if (left > 0) return { requeueAfterMs: left };
     // Only the shim's own Secrets are collected; one a user labelled for a workload stays.
     if (secret.metadata?.labels?.[LABELS.managedBy] !== MANAGED_BY_VALUE) return;
+    // A cache whose watch is down misses workloads: only the API server may say it does not exist.
+    for (const workloadName of workloadNames) {
+      const live = await this.workloads.get(namespace, workloadName).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      });
+      if (live && this.idOf(live) === id) return { requeueAfterMs: 1_000 };
+    }
     await this.deleteIgnoringMissing(this.secrets, secret);
     this.logger.info(
       { secret: key, workloadId: id },
