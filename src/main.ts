@@ -8,6 +8,7 @@ import type { AuthOptions } from './grpc/auth.ts';
 import { startRunnerGrpcServer } from './grpc/server.ts';
 import { ensureGrpcTokenSecret } from './grpc/token-secret.ts';
 import { KubeClient } from './kube/client.ts';
+import { exitOnLostLease } from './kube/fence.ts';
 import { restClientRequestTimer } from './observability/rest-client-metrics.ts';
 import { LeaderElector } from './kube/leader-election.ts';
 import { SECRETS } from './kube/resources.ts';
@@ -152,8 +153,14 @@ async function main(): Promise<void> {
   const startReconciling = reconcilers.start;
   const stopReconciling = reconcilers.stop;
 
+  let shuttingDown = false;
   const elector = config.LEADER_ELECTION
-    ? leaderElector(config, client, logger, identity, startReconciling, stopReconciling)
+    ? leaderElector(config, client, logger, identity, startReconciling, () =>
+        // Lost (not given up on shutdown): stop all work and exit non-zero, as controller-runtime does.
+        shuttingDown
+          ? stopReconciling()
+          : exitOnLostLease({ fence: client.fence, stopWork: stopReconciling, logger }),
+      )
     : undefined;
 
   const http = await startHttpServer({
@@ -169,7 +176,6 @@ async function main(): Promise<void> {
     'k8s-runner started',
   );
 
-  let shuttingDown = false;
   // Only a replica whose caches are synced campaigns: the leader starts reconciling at once.
   if (elector) void synced.then(() => !shuttingDown && elector.start());
   else await startReconciling();
@@ -261,6 +267,7 @@ function leaderElector(
     retryPeriodMs: config.LEADER_ELECTION_RETRY_PERIOD_SECONDS * 1000,
     onStartedLeading,
     onStoppedLeading,
+    fence: client.fence,
   });
 }
 

@@ -1,7 +1,10 @@
 import type { ShimCaches, Workload } from './caches.ts';
 
-/** Longer than any watch event takes to arrive; an entry the cache never confirms goes then. */
-const RECENT_TTL_MS = 30_000;
+/**
+ * Longer than a watch event takes to arrive, even through the informer's longest relist
+ * backoff (30 s + jitter) after API faults; an entry the cache never confirms goes then.
+ */
+const RECENT_TTL_MS = 120_000;
 
 /**
  * AgentWorkloads this process created that its cache may not show yet: a call right after

@@ -151,15 +151,24 @@ async function createStartSecret(
     return;
   } catch (err) {
     if (!isAlreadyExists(err)) throw err;
-    const existing = await secrets.get(shim.namespace, secret.metadata.name).catch(() => undefined);
-    const labels = existing?.metadata?.labels ?? {};
+    // A failed read is no answer (never ALREADY_EXISTS): it fails this attempt, to be retried.
+    const existing = await secrets.get(shim.namespace, secret.metadata.name).catch((getErr) => {
+      if (isNotFound(getErr)) return undefined;
+      throw getErr;
+    });
+    if (!existing) return void (await secrets.create(shim.namespace, secret));
+    const labels = existing.metadata?.labels ?? {};
     const leftover =
       labels[LABELS.managedBy] === MANAGED_BY_VALUE &&
       labels[LABELS.workloadId] === plan.workloadId &&
-      (existing?.metadata?.ownerReferences ?? []).length === 0;
-    if (!leftover || (await liveWorkload(shim, plan)) !== undefined) throw err;
+      (existing.metadata?.ownerReferences ?? []).length === 0;
+    if (!leftover) throw err;
+    const live = await liveWorkload(shim, plan);
+    if (live === 'unknown')
+      throw new RpcError(status.UNAVAILABLE, 'could not tell whether the workload exists');
+    if (live !== undefined) throw err;
     await secrets.delete(shim.namespace, secret.metadata.name, {
-      preconditions: { uid: existing?.metadata?.uid },
+      preconditions: { uid: existing.metadata?.uid },
     });
     await secrets.create(shim.namespace, secret);
   }

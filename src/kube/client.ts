@@ -4,6 +4,7 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
 import WebSocket from 'ws';
 import { KubeApiError } from './errors.ts';
+import { WriteFence } from './fence.ts';
 import type { ResourceType } from './resources.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { readBody, toApiError } from './response.ts';
@@ -102,6 +103,8 @@ export class KubeClient {
   private readonly observeRequest: RequestObserver;
   private authCache?: { at: number; opts: ConnectionOptions };
   readonly requestCounts = new Map<string, number>();
+  /** Closed when leadership is lost: no write leaves the process after that (see fence.ts). */
+  readonly fence = new WriteFence();
 
   constructor(connection: ClusterConnection | KubeConfig, options: KubeClientOptions = {}) {
     this.connection = 'requestOptions' in connection ? connection : fromKubeConfig(connection);
@@ -161,6 +164,7 @@ export class KubeClient {
     streaming: boolean,
   ): Promise<IncomingMessage> {
     await (options.limiter ?? this.limiter).take();
+    const signal = this.fence.guard(method, options.signal);
     const key = `${method} ${streaming ? 'stream' : 'request'}`;
     this.requestCounts.set(key, (this.requestCounts.get(key) ?? 0) + 1);
     const url = this.buildUrl(path, options.query);
@@ -194,7 +198,7 @@ export class KubeClient {
           key: auth.key,
           rejectUnauthorized: auth.rejectUnauthorized,
           servername: auth.servername,
-          signal: options.signal,
+          signal,
         },
         (res) => {
           observe(res.statusCode);

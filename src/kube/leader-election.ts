@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { leaderElectionMasterStatus } from '../observability/metrics.ts';
 import type { KubeClient, KubeObject, ResourceClient } from './client.ts';
 import { isAlreadyExists, isConflict, isNotFound } from './errors.ts';
+import type { WriteFence } from './fence.ts';
 import { LEASES } from './resources.ts';
 
 interface Lease extends KubeObject {
@@ -25,6 +26,11 @@ export interface LeaderElectionOptions {
   retryPeriodMs?: number;
   onStartedLeading: () => void | Promise<void>;
   onStoppedLeading: () => void | Promise<void>;
+  /**
+   * Closed the moment leadership is lost (not on stop()), before onStoppedLeading runs:
+   * nothing the deposed leader still has in flight may write.
+   */
+  fence?: WriteFence;
 }
 
 /**
@@ -155,8 +161,10 @@ export class LeaderElector {
     this.setLeading(true);
   }
 
+  /** Leadership lost (not given up by stop()). */
   private stepDown(): void {
     clearTimeout(this.deadline);
+    if (this.leading) this.options.fence?.close('leader election lost');
     this.setLeading(false);
   }
 

@@ -39,6 +39,11 @@ export class WrittenAhead<W extends object> {
     this.entries.set(key, entry);
   }
 
+  /** The resourceVersion this process's latest write to the object produced, while remembered. */
+  produced(key: string): string | undefined {
+    return this.entries.get(key)?.produced;
+  }
+
   forget(key: string): void {
     this.entries.delete(key);
   }

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Runner, RunnerSpec } from '../api/runner.ts';
-import type { EnrollResult, GatewayClient } from './gateway-client.ts';
+import type { CatalogReport, EnrollResult, GatewayClient } from './gateway-client.ts';
 import type { GatewayClients } from './gateway-clients.ts';
 import { catalogDigest, catalogOf, type RunnerCatalog } from './identity.ts';
 import {
@@ -198,15 +198,16 @@ export class Enrollment {
     const conflict = identitySecretConflict(runner, inputs.identitySecret);
     if (conflict) return this.failed(memo, { enrolled: false, failure: conflict }, fingerprint);
 
-    let gateway: GatewayClient;
+    let gateway: ReconcileGateway;
     try {
-      gateway = this.options.gateways.get({
+      const client = this.options.gateways.get({
         runnerName: runner.metadata.name,
         runnerUid: runner.metadata.uid ?? '',
         url: spec.gateway.url,
         caPem: inputs.caPem,
         caHash: inputs.caHash,
       });
+      gateway = boundTo(client, signal);
     } catch (err) {
       const failure = classifyGatewayError(err);
       return this.failed(memo, { enrolled: false, failure }, fingerprint);
@@ -221,7 +222,7 @@ export class Enrollment {
     runner: Runner,
     memo: Memo,
     inputs: EnrollmentInputs,
-    gateway: GatewayClient,
+    gateway: ReconcileGateway,
     fingerprint: string,
   ): Promise<StoredIdentity | EnrollmentOutcome> {
     const name = runner.metadata.name;
@@ -252,7 +253,7 @@ export class Enrollment {
     runner: Runner,
     memo: Memo,
     inputs: EnrollmentInputs,
-    gateway: GatewayClient,
+    gateway: ReconcileGateway,
     identity: StoredIdentity,
     unsaved: boolean,
     want: Catalog,
@@ -372,4 +373,17 @@ export class Enrollment {
   private timestamp(): string {
     return timestampOf(this.options.now());
   }
+}
+
+/** A Runner's gateway client with every call bound to one reconcile's abort signal. */
+interface ReconcileGateway {
+  enroll(serviceToken: string): ReturnType<GatewayClient['enroll']>;
+  reportCatalog(report: CatalogReport): ReturnType<GatewayClient['reportCatalog']>;
+}
+
+function boundTo(client: GatewayClient, signal: AbortSignal): ReconcileGateway {
+  return {
+    enroll: (serviceToken) => client.enroll(serviceToken, signal),
+    reportCatalog: (report) => client.reportCatalog(report, signal),
+  };
 }

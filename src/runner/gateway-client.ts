@@ -225,9 +225,12 @@ export class GatewayClient {
     });
   }
 
-  async enroll(serviceToken: string): Promise<EnrollResult> {
-    const res = await this.call<EnrollRunnerResponse>('EnrollRunner', serviceToken, (options, cb) =>
-      this.client.enrollRunner({ serviceToken }, new Metadata(), options, cb),
+  async enroll(serviceToken: string, signal?: AbortSignal): Promise<EnrollResult> {
+    const res = await this.call<EnrollRunnerResponse>(
+      'EnrollRunner',
+      serviceToken,
+      (options, cb) => this.client.enrollRunner({ serviceToken }, new Metadata(), options, cb),
+      signal,
     );
     if (res.identityJson.length === 0 || res.identityId === '') {
       const missing = res.identityJson.length === 0 ? 'identity_json' : 'identity_id';
@@ -240,7 +243,7 @@ export class GatewayClient {
     };
   }
 
-  async reportCatalog(report: CatalogReport): Promise<CatalogReportResult> {
+  async reportCatalog(report: CatalogReport, signal?: AbortSignal): Promise<CatalogReportResult> {
     const request = {
       runnerId: report.runnerId,
       serviceToken: report.serviceToken,
@@ -256,6 +259,7 @@ export class GatewayClient {
       'ReportRunnerCatalog',
       report.serviceToken,
       (options, cb) => this.client.reportRunnerCatalog(request, new Metadata(), options, cb),
+      signal,
     );
     return {
       flavorCount: res.flavorCount,
@@ -289,13 +293,19 @@ export class GatewayClient {
   private call<Res>(
     method: GatewayMethod,
     serviceToken: string,
-    invoke: (options: Partial<CallOptions>, cb: Callback<Res>) => void,
+    invoke: (options: Partial<CallOptions>, cb: Callback<Res>) => { cancel(): void },
+    signal?: AbortSignal,
   ): Promise<Res> {
     return new Promise((resolve, reject) => {
-      invoke({ deadline: Date.now() + this.timeoutMs }, (err, res) => {
+      const cancel = (): void => call.cancel();
+      const call = invoke({ deadline: Date.now() + this.timeoutMs }, (err, res) => {
+        signal?.removeEventListener('abort', cancel);
         if (err) reject(toGatewayError(method, err, serviceToken));
         else resolve(res);
       });
+      // Aborted (the reconcile was stopped): the call ends CANCELLED.
+      if (signal?.aborted) cancel();
+      else signal?.addEventListener('abort', cancel, { once: true });
     });
   }
 }

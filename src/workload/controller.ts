@@ -4,7 +4,8 @@ import { InformerCache } from '../kube/cache.ts';
 import type { KubeClient } from '../kube/client.ts';
 import type { ReconcileResult } from '../kube/controller.ts';
 import { objectKey } from '../kube/informer.ts';
-import { SECRETS } from '../kube/resources.ts';
+import { isNotFound } from '../kube/errors.ts';
+import { PODS, SECRETS } from '../kube/resources.ts';
 import {
   forKind,
   owns,
@@ -207,8 +208,11 @@ export class WorkloadController {
   private async decideAndApply(key: string, aw: Workload, pod: Pod | undefined) {
     const facts = this.factsOf(key, aw, pod);
     let decision = decide(facts);
-    if (decision.needs === 'secretAccess') {
-      facts.secretAccess = await this.access.secretAccess(aw, facts.workloadId);
+    for (let lookups = 0; decision.needs; lookups++) {
+      if (lookups === 2) throw new Error(`decide() still needs ${decision.needs}`);
+      if (decision.needs === 'secretAccess')
+        facts.secretAccess = await this.access.secretAccess(aw, facts.workloadId);
+      else facts.podLive = await this.podExistsLive(aw);
       decision = decide(facts);
     }
     this.remember(key, decision);
@@ -216,6 +220,18 @@ export class WorkloadController {
     const applied = await this.executor.apply(aw, facts.workloadId, decision, log);
     if (applied.podCreated) this.expectedPods.set(key, facts.now.getTime());
     return { status: applied.status, requeueAfterMs: decision.requeueAfterMs };
+  }
+
+  private async podExistsLive(aw: Workload): Promise<boolean> {
+    try {
+      const live = await this.client
+        .resource<Pod>(PODS)
+        .get(aw.metadata.namespace, aw.metadata.name);
+      return !live.metadata?.deletionTimestamp;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
   }
 
   private factsOf(key: string, aw: Workload, pod: Pod | undefined): WorkloadFacts {

@@ -148,6 +148,11 @@ function decideMissingPod(
       wasRunning: current.phase === 'Running',
     });
     const { phase, reason, message } = verdict;
+    // Only the API server may say a Pod the cache does not show is lost.
+    if (phase === 'Failed' && !pod) {
+      if (facts.podLive === undefined) return { status: base, actions: [], needs: 'podLive' };
+      if (facts.podLive) return { status: base, actions: [], requeueAfterMs: 1_000 };
+    }
     return {
       status: { ...base, phase, reason, message },
       requeueAfterMs: verdict.recheckAfterMs,

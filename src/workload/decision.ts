@@ -24,6 +24,11 @@ export interface WorkloadFacts {
   podExpectedSince?: number;
   /** Whether the referenced Secrets may be used; undefined until checked (see `needs`). */
   secretAccess?: SecretAccess;
+  /**
+   * Whether the API server (not the cache) has the workload's Pod, not being deleted;
+   * undefined until checked (see `needs`). A cache whose watch is down misses new Pods.
+   */
+  podLive?: boolean;
 }
 
 export type Action =
@@ -43,7 +48,7 @@ export interface Decision {
   requeueAfterMs?: number;
   actions: Action[];
   /** The reconcile needs this fact first: look it up and decide again. */
-  needs?: 'secretAccess';
+  needs?: 'secretAccess' | 'podLive';
   /** New memory of the Pod's absence: a time to keep, null to forget, undefined to leave. */
   podMissingSince?: Date | null;
   /** Forget that a Pod was created and not yet seen. */

@@ -7,7 +7,10 @@ import { objectKey } from '../kube/informer.ts';
 import { SECRETS } from '../kube/resources.ts';
 import { forKind, TriggeredController, watches } from '../kube/triggers.ts';
 import { childLogger } from '../observability/logging.ts';
-import { INDEX_WORKLOAD_ID, type Secret, type WorkloadCaches } from './caches.ts';
+import { AGENT_WORKLOADS } from '../api/resources.ts';
+import { isNotFound } from '../kube/errors.ts';
+import { INDEX_WORKLOAD_ID, type Secret, type Workload, type WorkloadCaches } from './caches.ts';
+import { inlineFilesSecretName, pullSecretName } from './pod-builder.ts';
 import { unadoptedSecretOwner, unadoptedWorkloadSecret } from './workload-secrets.ts';
 
 /**
@@ -70,10 +73,28 @@ export class OrphanSecretCollector {
     if (left > 0) return { requeueAfterMs: left };
     // Only the shim's own Secrets are collected; one a user labelled for a workload stays.
     if (secret.metadata?.labels?.[LABELS.managedBy] !== MANAGED_BY_VALUE) return;
+    // A cache whose watch is down misses workloads: only the API server may say none exists.
+    if (await this.workloadExistsLive(secret, id)) return { requeueAfterMs: 1_000 };
     await deleteIgnoringMissing(this.options.client.resource<Secret>(SECRETS), secret);
     this.logger.info(
       { secret: key, workloadId: id },
       'deleted a Secret whose workload does not exist',
     );
+  }
+
+  /** Whether the workload the Secret is named after exists on the API server with this id. */
+  private async workloadExistsLive(secret: Secret, id: string): Promise<boolean> {
+    const name = secret.metadata?.name ?? '';
+    const namespace = secret.metadata?.namespace ?? '';
+    const workloads = this.options.client.resource<Workload>(AGENT_WORKLOADS);
+    for (const suffix of [pullSecretName(''), inlineFilesSecretName('')]) {
+      if (!name.endsWith(suffix)) continue;
+      const live = await workloads.get(namespace, name.slice(0, -suffix.length)).catch((err) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      });
+      if (live && this.options.caches.claimedIdOf(live) === id) return true;
+    }
+    return false;
   }
 }

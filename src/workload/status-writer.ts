@@ -69,10 +69,12 @@ export class StatusWriter {
 
     const patch: Record<string, unknown> = { ...next };
     for (const field of Object.keys(previous)) if (!(field in next)) patch[field] = null;
+    // Pinned to the version the status was computed from: a stale writer (a deposed leader) gets a conflict.
+    const resourceVersion = this.options.writtenAhead.produced(key) ?? aw.metadata.resourceVersion;
     const written = await this.workloads.mergePatch(
       aw.metadata.namespace,
       aw.metadata.name,
-      { status: patch },
+      { metadata: { resourceVersion }, status: patch },
       'status',
     );
     this.options.writtenAhead.note(key, aw, written, { status: next });

@@ -102,6 +102,8 @@ interface Row {
   needs?: Decision['needs'];
 }
 
+/** Longer than the runner's runtime-lost grace. */
+const LOST_MS = RUNNER.health.runtimeLostGraceSeconds * 1000 + 1_000;
 const stoppedWorkload = workload((w) => (w.spec.stopped = true));
 const startedWorkload = workload(
   status({ phase: 'Running', startTime: ago(60_000).toISOString(), workloadId: ID, podName: 'wl' }),
@@ -245,6 +247,26 @@ const rows: Row[] = [
     requeueAfterMs: RUNNER.health.runtimeLostGraceSeconds * 1000 - 1_000,
   },
   {
+    name: 'Pod missing from the cache past the grace: ask the API server first',
+    facts: facts(startedWorkload, { podMissingSince: ago(LOST_MS) }),
+    actions: [],
+    needs: 'podLive',
+  },
+  {
+    name: 'Pod missing from the cache but live on the API server: no failure, look again',
+    facts: facts(startedWorkload, { podMissingSince: ago(LOST_MS), podLive: true }),
+    phase: 'Running',
+    actions: [],
+    requeueAfterMs: 1_000,
+  },
+  {
+    name: 'Pod gone on the API server past the grace: Failed runtime_lost',
+    facts: facts(startedWorkload, { podMissingSince: ago(LOST_MS), podLive: false }),
+    phase: 'Failed',
+    reason: 'runtime_lost',
+    actions: [],
+  },
+  {
     name: 'claim of another workload: Failed config_invalid',
     facts: facts(withClaim, { claims: new Map([['data', foreignClaim]]) }),
     phase: 'Failed',
@@ -344,7 +366,9 @@ describe('decide', () => {
   it('remembers when a Pod went missing, and forgets it once the workload failed', () => {
     const since = ago(1_000);
     expect(decide(facts(startedWorkload, { podMissingSince: since })).podMissingSince).toBe(since);
-    const failed = decide(facts(startedWorkload, { podMissingSince: ago(10 * 60_000) }));
+    const failed = decide(
+      facts(startedWorkload, { podMissingSince: ago(10 * 60_000), podLive: false }),
+    );
     expect(failed.status.phase).toBe('Failed');
     expect(failed.podMissingSince).toBeNull();
   });

@@ -305,6 +305,21 @@ describe('GatewayClient over plaintext', () => {
     },
   );
 
+  it('a call whose signal is aborted ends CANCELLED at once', async () => {
+    gateway.behaviour.delayMs = 2000;
+    const stop = new AbortController();
+    const enrolling = expectGatewayError(client.enroll(TOKEN, stop.signal));
+    setTimeout(() => stop.abort(), 50);
+    expect((await enrolling).code).toBe('CANCELLED');
+    const reporting = expectGatewayError(
+      client.reportCatalog(
+        { runnerId: 'r', serviceToken: TOKEN, flavors: [], storageClasses: [], capabilities: [] },
+        AbortSignal.abort(),
+      ),
+    );
+    expect((await reporting).code).toBe('CANCELLED');
+  });
+
   it('gives every call a deadline', async () => {
     gateway.behaviour.delayMs = 2000;
     const hasty = new GatewayClient({ url: gateway.url, timeoutMs: 150 });

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
 import type { KubeClient, KubeObject } from '../../src/kube/client.ts';
 import { KubeApiError } from '../../src/kube/errors.ts';
+import { WriteFence } from '../../src/kube/fence.ts';
 import { LeaderElector, validateLeaderElectionTimings } from '../../src/kube/leader-election.ts';
 import { metricsRegistry } from '../../src/observability/metrics.ts';
 
@@ -60,7 +61,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function replica(store: LeaseStore, identity: string, events: string[], name = 'lease') {
   const { client, state } = replicaClient(store);
+  const fence = new WriteFence();
   const elector = new LeaderElector({
+    fence,
     client,
     namespace: 'ns',
     name,
@@ -71,7 +74,7 @@ function replica(store: LeaseStore, identity: string, events: string[], name = '
     onStoppedLeading: () => void events.push(`${identity} stopped`),
   });
   electors.push(elector);
-  return { elector, state };
+  return { elector, state, fence };
 }
 
 async function until(check: () => boolean, timeoutMs = 5_000): Promise<number> {
@@ -91,7 +94,7 @@ describe('LeaderElector', () => {
   it('creates the Lease, leads, and releases the Lease on stop', async () => {
     const store = new LeaseStore();
     const events: string[] = [];
-    const { elector } = replica(store, 'a', events);
+    const { elector, fence } = replica(store, 'a', events);
     elector.start();
     await until(() => elector.isLeader);
     expect(store.lease?.spec?.holderIdentity).toBe('a');
@@ -101,6 +104,7 @@ describe('LeaderElector', () => {
     await elector.stop();
     expect(elector.isLeader).toBe(false);
     expect(events).toEqual(['a started', 'a stopped']);
+    expect(fence.closed).toBe(false);
     expect(store.lease?.spec).toMatchObject({ holderIdentity: '', leaseDurationSeconds: 1 });
   });
 
@@ -133,6 +137,8 @@ describe('LeaderElector', () => {
     a.state.partitioned = true;
     const cutAt = Date.now();
     const aStopped = await until(() => !a.elector.isLeader);
+    // Fenced the moment it stopped leading: nothing it still has in flight may write.
+    expect(a.fence.closed).toBe(true);
     const bLeads = await until(() => b.elector.isLeader);
     expect(aStopped - cutAt).toBeLessThanOrEqual(TIMINGS.renewDeadlineMs + 50);
     expect(bLeads).toBeGreaterThan(aStopped);
@@ -159,6 +165,7 @@ describe('LeaderElector', () => {
     });
     const seenAt = Date.now();
     await until(() => !a.elector.isLeader);
+    expect(a.fence.closed).toBe(true);
     expect(Date.now() - seenAt).toBeLessThan(TIMINGS.retryPeriodMs * 2 + 50);
     expect(events).toEqual(['a started', 'a stopped']);
   });

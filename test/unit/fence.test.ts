@@ -1,0 +1,53 @@
+import { expect, test } from '@jest/globals';
+import { pino } from 'pino';
+import { WriteFence, WriteFencedError, exitOnLostLease } from '../../src/kube/fence.ts';
+
+const logger = pino({ level: 'silent' });
+
+test('writes in flight are aborted when the fence closes and later writes are refused; reads go on', () => {
+  const fence = new WriteFence();
+  const caller = new AbortController();
+  expect(fence.guard('GET', caller.signal)).toBe(caller.signal);
+  const write = fence.guard('PATCH', caller.signal);
+  const bare = fence.guard('post');
+  expect(write?.aborted).toBe(false);
+  fence.close('leader election lost');
+  expect(write?.aborted).toBe(true);
+  expect(bare?.aborted).toBe(true);
+  expect(write?.reason).toBeInstanceOf(WriteFencedError);
+  for (const method of ['POST', 'PUT', 'PATCH', 'DELETE'])
+    expect(() => fence.guard(method)).toThrow('write refused: leader election lost');
+  expect(fence.guard('GET')).toBeUndefined();
+  expect(fence.guard('HEAD', caller.signal)).toBe(caller.signal);
+});
+
+test('the caller can still abort a write itself', () => {
+  const caller = new AbortController();
+  const signal = new WriteFence().guard('DELETE', caller.signal);
+  caller.abort();
+  expect(signal?.aborted).toBe(true);
+});
+
+test('a lost lease closes the fence before stopping the work, then exits 1', async () => {
+  const fence = new WriteFence();
+  const seen: string[] = [];
+  await exitOnLostLease({
+    fence,
+    logger,
+    stopWork: async () => void seen.push(`stop (fence closed: ${fence.closed})`),
+    exit: (code) => void seen.push(`exit ${code}`),
+  });
+  expect(seen).toEqual(['stop (fence closed: true)', 'exit 1']);
+});
+
+test('work that does not stop in time does not hold the exit back', async () => {
+  const seen: number[] = [];
+  await exitOnLostLease({
+    fence: new WriteFence(),
+    logger,
+    stopWork: () => new Promise(() => {}),
+    graceMs: 20,
+    exit: (code) => void seen.push(code),
+  });
+  expect(seen).toEqual([1]);
+});
