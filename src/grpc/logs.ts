@@ -6,10 +6,10 @@ import type {
   StreamWorkloadLogsRequest,
   StreamWorkloadLogsResponse,
 } from '../gen/agynio/api/runner/v1/runner.ts';
-import { podNameOf, type Pod } from './caches.ts';
+import type { Pod } from './caches.ts';
 import { RpcError, invalidArgument } from './errors.ts';
 import type { CallContext, ShimContext, StreamSink } from './rpc.ts';
-import { requireWorkloadId, resolveWorkload } from './workloads.ts';
+import { requireWorkloadId, resolvePod } from './workloads.ts';
 
 const MAX_CHUNK_BYTES = 64 * 1024;
 /** After the informer shows the container terminated, the log stream gets this long to end by itself. */
@@ -67,14 +67,7 @@ function logTarget(
   requireWorkloadId(req.workloadId);
   const container = req.containerName.trim();
   if (container === '') throw invalidArgument('container_name_required');
-  const workload = resolveWorkload(shim, req.workloadId);
-  const podName = podNameOf(workload);
-  const pod = shim.caches.pod(podName);
-  if (!pod)
-    throw new RpcError(
-      status.NOT_FOUND,
-      `resource not found: pods ${JSON.stringify(podName)} not found`,
-    );
+  const { podName, pod } = resolvePod(shim, req.workloadId);
   if (!containerNames(pod).includes(container))
     throw new RpcError(status.NOT_FOUND, 'container_not_found');
   return { podName, container };

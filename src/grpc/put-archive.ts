@@ -2,12 +2,11 @@ import { createGunzip } from 'node:zlib';
 import { status } from '@grpc/grpc-js';
 import { startExec, type ExecResult, type ExecSession } from '../kube/exec.ts';
 import type { PutArchiveRequest, PutArchiveResponse } from '../gen/agynio/api/runner/v1/runner.ts';
-import { podNameOf } from './caches.ts';
 import { RpcError, invalidArgument } from './errors.ts';
 import { TailBuffer } from './stream-buffers.ts';
 import type { CallContext, ShimContext } from './rpc.ts';
 import { ArchiveChecker, TarError } from './tar.ts';
-import { resolveWorkload } from './workloads.ts';
+import { resolvePod } from './workloads.ts';
 
 const PUT_ARCHIVE_TIMEOUT_MS = 5 * 60_000;
 const RAW_CHUNK_BYTES = 64 * 1024;
@@ -119,14 +118,7 @@ export async function putArchive(
   const id = req.workloadId.trim();
   const path = req.path.trim();
   if (id === '' || path === '') throw invalidArgument('workload_id_and_path_required');
-  const workload = resolveWorkload(shim, id);
-  const podName = podNameOf(workload);
-  const pod = shim.caches.pod(podName);
-  if (!pod)
-    throw new RpcError(
-      status.NOT_FOUND,
-      `resource not found: pods ${JSON.stringify(podName)} not found`,
-    );
+  const { podName, pod } = resolvePod(shim, id);
   const container = pod.spec?.containers[0]?.name;
   if (!container) throw new RpcError(status.INTERNAL, 'pod_missing_containers');
 

@@ -72,6 +72,14 @@ export function resolveWorkload(shim: ShimContext, rawId: string): Workload {
   return workload;
 }
 
+/** The cached Pod of a workload the contract still knows (NOT_FOUND for either, as upstream). */
+export function resolvePod(shim: ShimContext, rawId: string): { podName: string; pod: Pod } {
+  const podName = podNameOf(resolveWorkload(shim, rawId));
+  const pod = shim.caches.pod(podName);
+  if (!pod) throw resourceNotFound('pods', podName);
+  return { podName, pod };
+}
+
 /**
  * Stopped or removed, its Pod already gone: the workload no longer exists for the
  * contract, even while its finalizer still runs.
