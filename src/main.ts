@@ -128,13 +128,7 @@ async function main(): Promise<void> {
   const identity = config.POD_NAME ?? `${os.hostname()}-${process.pid}`;
   const tracing = await tracingOf(config, identity, logger);
 
-  // Every informer the process reads, with its transform and indexes (src/caches.ts).
-  const operatorCaches = createOperatorCaches(client, logger, {
-    operator: operatorNs,
-    workload: workloadNs,
-    grpcTokenSecret: config.GRPC_AUTH_MODE === 'token' ? config.GRPC_TOKEN_SECRET : undefined,
-    standalone: config.STANDALONE,
-  });
+  const operatorCaches = cachesOf(config, client, logger);
   const { runnerController, workloads, reporter, lifecycle, directory } = wireControllers(
     config,
     client,
@@ -142,10 +136,6 @@ async function main(): Promise<void> {
     operatorCaches,
     tracing,
   );
-  registerCacheMetrics({
-    workloads: operatorCaches.workload.workloads,
-    runners: { cache: operatorCaches.runners, enrolled: isRunnerEnrolled },
-  });
   operatorCaches.start();
   const synced = operatorCaches.waitForSync();
 
@@ -194,12 +184,31 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+  logUnhandledRejections(logger);
+}
+
+function logUnhandledRejections(logger: Logger): void {
   process.on('unhandledRejection', (reason) => {
     logger.error(
       { err: reason instanceof Error ? reason.message : String(reason) },
       'unhandled rejection',
     );
   });
+}
+
+/** Every informer the process reads, with its transform and indexes (src/caches.ts), and their metrics. */
+function cachesOf(config: OperatorConfig, client: KubeClient, logger: Logger): OperatorCaches {
+  const caches = createOperatorCaches(client, logger, {
+    operator: config.OPERATOR_NAMESPACE,
+    workload: config.WORKLOAD_NAMESPACE,
+    grpcTokenSecret: config.GRPC_AUTH_MODE === 'token' ? config.GRPC_TOKEN_SECRET : undefined,
+    standalone: config.STANDALONE,
+  });
+  registerCacheMetrics({
+    workloads: caches.workload.workloads,
+    runners: { cache: caches.runners, enrolled: isRunnerEnrolled },
+  });
+  return caches;
 }
 
 /** Reconciling starts (on leading, once the caches synced) and stops together. */
