@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { isConflict } from './errors.ts';
 import type { ControllerMetrics, ReconcileOutcome } from '../observability/metrics.ts';
 import { controllerMetricsFor } from '../observability/metrics.ts';
 import type { AddOptions, WorkQueueOptions } from './workqueue.ts';
@@ -116,9 +117,19 @@ export class Controller {
         this.logger.debug({ err, key }, 'reconcile ended by stop');
         return;
       }
+      queue.addRateLimited(key);
+      if (isConflict(err)) {
+        // Optimistic concurrency at work (a write based on a version someone replaced): retried
+        // from the newer version, as a requeue rather than a failure.
+        this.count('requeue');
+        this.logger.debug(
+          { key, retries: queue.numRequeues(key) },
+          'reconcile conflicted; retrying',
+        );
+        return;
+      }
       metrics.reconcileErrors.inc();
       this.count('error');
-      queue.addRateLimited(key);
       this.logger.error({ err, key, retries: queue.numRequeues(key) }, 'reconcile failed');
       return;
     } finally {

@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import type { ReconcileResult } from '../../src/kube/controller.ts';
 import { Controller } from '../../src/kube/controller.ts';
+import { KubeApiError } from '../../src/kube/errors.ts';
 import { WorkQueue } from '../../src/kube/workqueue.ts';
 import { metricsRegistry } from '../../src/observability/metrics.ts';
 
@@ -189,6 +190,23 @@ describe('Controller', () => {
       await sample('controller_runtime_reconcile_total', { ...labels, result: 'requeue' }),
     ).toBe(2);
     expect(await sample('controller_runtime_reconcile_errors_total', labels)).toBe(0);
+  });
+
+  it('retries a reconcile that lost an optimistic-concurrency race as a requeue, not an error', async () => {
+    let calls = 0;
+    const conflict = new KubeApiError(409, 'Conflict', 'the object has been modified');
+    const { c, lines } = controller(async () => {
+      if (++calls < 3) throw conflict;
+    });
+    c.start();
+    c.enqueue('raced');
+    await until(() => calls === 3);
+    const labels = { controller: c.name };
+    expect(
+      await sample('controller_runtime_reconcile_total', { ...labels, result: 'requeue' }),
+    ).toBe(2);
+    expect(await sample('controller_runtime_reconcile_errors_total', labels)).toBe(0);
+    expect(lines.filter((l) => l.level >= 40)).toEqual([]);
   });
 
   it('stop aborts in-flight reconciles, stops promptly and drops queued keys', async () => {
