@@ -20,18 +20,6 @@ export const LAYERS = {
   app: ['api', 'kube', 'observability', 'workload', 'runner', 'grpc', 'gen'],
 };
 
-/**
- * Imports still allowed although the table forbids them, per file. src/kube is to take the
- * app's metrics and CRD definitions from its callers (issue 18, item 5); delete each entry
- * once its import is gone.
- */
-export const PENDING_EXCEPTIONS = {
-  'src/kube/controller.ts': ['observability'],
-  'src/kube/events.ts': ['observability'],
-  'src/kube/leader-election.ts': ['observability'],
-  'src/kube/workqueue.ts': ['observability'],
-};
-
 function layerOf(file) {
   const rel = path.relative(SRC, file);
   if (rel.startsWith('..') || path.isAbsolute(rel)) return undefined;
@@ -49,12 +37,7 @@ const importLayers = {
     const file = context.filename;
     const from = layerOf(file);
     if (from === undefined) return {};
-    const relFile = path.relative(path.dirname(SRC), file).split(path.sep).join('/');
-    const allowed = new Set([
-      from,
-      ...(LAYERS[from] ?? []),
-      ...(PENDING_EXCEPTIONS[relFile] ?? []),
-    ]);
+    const allowed = new Set([from, ...(LAYERS[from] ?? [])]);
     const check = (node) => {
       const source = node.source;
       if (!source || typeof source.value !== 'string' || !source.value.startsWith('.')) return;

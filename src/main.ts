@@ -11,6 +11,8 @@ import { KubeClient } from './kube/client.ts';
 import { exitOnLostLease } from './kube/fence.ts';
 import { restClientRequestTimer } from './observability/rest-client-metrics.ts';
 import { LeaderElector } from './kube/leader-election.ts';
+import { setKubeMetrics } from './kube/metrics.ts';
+import { promKubeMetrics } from './observability/metrics.ts';
 import { SECRETS } from './kube/resources.ts';
 import { registerCacheMetrics } from './observability/cache-metrics.ts';
 import { startHttpServer } from './observability/http.ts';
@@ -118,6 +120,7 @@ async function startGrpc(
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const logger = createLogger(config.LOG_LEVEL);
+  setKubeMetrics(promKubeMetrics);
   const client = await KubeClient.connect(config.KUBECONFIG, {
     qps: config.KUBE_API_QPS,
     burst: config.KUBE_API_BURST,

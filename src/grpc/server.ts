@@ -34,7 +34,7 @@ import {
   startWorkload,
   touchWorkload,
 } from './workloads.ts';
-import { childLogger } from '../observability/logging.ts';
+import { childLogger } from '../kube/child-logger.ts';
 import { RecentStarts } from './recent-starts.ts';
 import type { RunnerDirectory } from '../workload/seams.ts';
 import { removeWorkload, stopWorkload } from './stop.ts';

@@ -1,10 +1,9 @@
 import type { Logger } from 'pino';
 import { isConflict } from './errors.ts';
-import type { ControllerMetrics, ReconcileOutcome } from '../observability/metrics.ts';
-import { controllerMetricsFor } from '../observability/metrics.ts';
+import { kubeMetrics, type ControllerMetrics, type ReconcileOutcome } from './metrics.ts';
 import type { AddOptions, WorkQueueOptions } from './workqueue.ts';
 import { WorkQueue } from './workqueue.ts';
-import { childLogger } from '../observability/logging.ts';
+import { childLogger } from './child-logger.ts';
 
 export interface ReconcileResult {
   /** Process the key again after this many milliseconds (its backoff is reset). */
@@ -58,7 +57,7 @@ export class Controller {
     }
     this.reconcile = options.reconcile;
     this.logger = childLogger(options.logger, { controller: this.name });
-    this.metrics = controllerMetricsFor(this.name);
+    this.metrics = kubeMetrics().controller(this.name);
   }
 
   start(): void {

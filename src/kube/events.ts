@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { KubeClient, KubeObject, ResourceClient } from './client.ts';
 import { EVENTS } from './resources.ts';
-import { randomHex } from '../observability/random-ids.ts';
+import { randomHex } from './random-ids.ts';
 import { TokenBucket } from './token-bucket.ts';
 
 /** Events have a budget of their own, so that a burst of them never delays reconciling. */

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { leaderElectionMasterStatus } from '../observability/metrics.ts';
+import { kubeMetrics } from './metrics.ts';
 import type { KubeClient, KubeObject, ResourceClient } from './client.ts';
 import { isAlreadyExists, isConflict, isNotFound } from './errors.ts';
 import type { WriteFence } from './fence.ts';
@@ -88,7 +88,7 @@ export class LeaderElector {
     this.renewDeadlineMs = options.renewDeadlineMs ?? DEFAULT_RENEW_DEADLINE_MS;
     this.retryPeriodMs = options.retryPeriodMs ?? DEFAULT_RETRY_PERIOD_MS;
     validateLeaderElectionTimings(this.leaseDurationMs, this.renewDeadlineMs, this.retryPeriodMs);
-    leaderElectionMasterStatus.set({ name: options.name }, 0);
+    kubeMetrics().leaderStatus(options.name, false);
   }
 
   get isLeader(): boolean {
@@ -187,7 +187,7 @@ export class LeaderElector {
   private setLeading(leading: boolean): void {
     if (this.leading === leading) return;
     this.leading = leading;
-    leaderElectionMasterStatus.set({ name: this.options.name }, leading ? 1 : 0);
+    kubeMetrics().leaderStatus(this.options.name, leading);
     const { identity, logger } = this.options;
     logger.info({ identity, leading }, leading ? 'became leader' : 'lost leadership');
     const callback = leading ? this.options.onStartedLeading : this.options.onStoppedLeading;

@@ -1,5 +1,4 @@
-import type { InFlightWork, WorkqueueMetrics } from '../observability/metrics.ts';
-import { trackInFlightWork, workqueueMetricsFor } from '../observability/metrics.ts';
+import { kubeMetrics, type InFlightWork, type WorkqueueMetrics } from './metrics.ts';
 import { TokenBucket } from './token-bucket.ts';
 
 /** Time source and timers of a queue; tests inject a manual one. `now()` is in milliseconds. */
@@ -215,8 +214,9 @@ export class WorkQueue<K extends string = string> {
     this.name = options.name;
     this.clock = options.clock ?? systemClock;
     this.limiter = new RateLimiter<K>(options.rateLimiter, this.clock);
-    this.metrics = workqueueMetricsFor(this.name);
-    this.untrackInFlight = trackInFlightWork(this.name, () => this.inFlight());
+    const metrics = kubeMetrics();
+    this.metrics = metrics.workqueue(this.name);
+    this.untrackInFlight = metrics.trackInFlightWork(this.name, () => this.inFlight());
   }
 
   add(key: K, options?: AddOptions): void {

@@ -1,4 +1,13 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import {
+  RECONCILE_OUTCOMES,
+  type ControllerMetrics,
+  type CounterSeries,
+  type InFlightWork,
+  type KubeMetrics,
+  type ReconcileOutcome,
+  type WorkqueueMetrics,
+} from '../kube/metrics.ts';
 
 /** The registry /metrics serves. Every metric below is created once, when this module loads. */
 export const metricsRegistry = new Registry();
@@ -14,14 +23,6 @@ const RECONCILE_TIME_BUCKETS = [
 
 /** client-go's workqueue duration buckets: 10 ns to 10 s in powers of ten. */
 const WORKQUEUE_DURATION_BUCKETS = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 1, 10];
-
-export type ReconcileOutcome = 'success' | 'error' | 'requeue' | 'requeue_after';
-export const RECONCILE_OUTCOMES: readonly ReconcileOutcome[] = [
-  'success',
-  'error',
-  'requeue',
-  'requeue_after',
-];
 
 export const reconcileTotal = new Counter<'controller' | 'result'>({
   name: 'controller_runtime_reconcile_total',
@@ -95,14 +96,6 @@ export const workqueueRetriesTotal = new Counter<'name'>({
   labelNames: ['name'],
   registers,
 });
-
-/** What a live queue reports at scrape time about the items its workers hold. */
-export interface InFlightWork {
-  /** Sum over the items being processed of how long each has been processed, in seconds. */
-  unfinishedSeconds: number;
-  /** How long the longest-running item has been processed, in seconds. */
-  longestSeconds: number;
-}
 
 const inFlightSources = new Map<string, { read: () => InFlightWork }>();
 
@@ -211,17 +204,9 @@ export const grpcServerHandlingSeconds = new Histogram<'grpc_service' | 'grpc_me
   registers,
 });
 
-export interface ControllerMetrics {
-  reconcileTotal: Readonly<Record<ReconcileOutcome, Counter.Internal>>;
-  reconcileErrors: Counter.Internal;
-  reconcileTime: Histogram.Internal<'controller'>;
-  activeWorkers: Gauge.Internal<'controller'>;
-  maxConcurrentReconciles: Gauge.Internal<'controller'>;
-}
-
 /** The controller_runtime_* series of one controller, created at zero so dashboards see them. */
 export function controllerMetricsFor(controller: string): ControllerMetrics {
-  const total = {} as Record<ReconcileOutcome, Counter.Internal>;
+  const total = {} as Record<ReconcileOutcome, CounterSeries>;
   for (const result of RECONCILE_OUTCOMES) {
     total[result] = reconcileTotal.labels({ controller, result });
     total[result].inc(0);
@@ -237,14 +222,6 @@ export function controllerMetricsFor(controller: string): ControllerMetrics {
   metrics.activeWorkers.inc(0);
   reconcileTimeSeconds.zero({ controller });
   return metrics;
-}
-
-export interface WorkqueueMetrics {
-  depth: Gauge.Internal<'name'>;
-  adds: Counter.Internal;
-  queueDuration: Histogram.Internal<'name'>;
-  workDuration: Histogram.Internal<'name'>;
-  retries: Counter.Internal;
 }
 
 /** The workqueue_* series of one queue, created at zero so dashboards see them. */
@@ -280,3 +257,11 @@ export function trackInFlightWork(name: string, read: () => InFlightWork): () =>
     workqueueLongestRunningProcessorSeconds.set({ name }, 0);
   };
 }
+
+/** The generic layer's metrics (src/kube/metrics.ts) as prom-client series of this registry. */
+export const promKubeMetrics: KubeMetrics = {
+  controller: controllerMetricsFor,
+  workqueue: workqueueMetricsFor,
+  trackInFlightWork,
+  leaderStatus: (name, leading) => leaderElectionMasterStatus.set({ name }, leading ? 1 : 0),
+};

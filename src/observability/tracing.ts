@@ -13,8 +13,8 @@ import {
 } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { AgentWorkload, AgentWorkloadStatus } from '../api/agentworkload.ts';
-import { randomHex } from './random-ids.ts';
-import { childLogger } from './logging.ts';
+import { randomHex } from '../kube/random-ids.ts';
+import { childLogger } from '../kube/child-logger.ts';
 
 export const TRACER_NAME = 'k8s-runner';
 

@@ -8,7 +8,7 @@ import type { PlacementDecision, RunnerDirectory } from '../workload/seams.ts';
 import { placeWorkload, type PlacementCandidate } from './placement.ts';
 import { RUNNER_CONDITIONS } from './runner-status.ts';
 import { runnerSpecOf } from './spec.ts';
-import { childLogger } from '../observability/logging.ts';
+import { childLogger } from '../kube/child-logger.ts';
 import { runnerSelectorOf } from './label-selector.ts';
 import type { Namespace } from './namespace-informer.ts';
 import { workloadOrganization } from './organization.ts';

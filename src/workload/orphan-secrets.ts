@@ -6,7 +6,7 @@ import { deleteIgnoringMissing } from '../kube/delete.ts';
 import { objectKey } from '../kube/informer.ts';
 import { SECRETS } from '../kube/resources.ts';
 import { forKind, TriggeredController, watches } from '../kube/triggers.ts';
-import { childLogger } from '../observability/logging.ts';
+import { childLogger } from '../kube/child-logger.ts';
 import { AGENT_WORKLOADS } from '../api/resources.ts';
 import { isNotFound } from '../kube/errors.ts';
 import { INDEX_WORKLOAD_ID, type Secret, type Workload, type WorkloadCaches } from './caches.ts';

@@ -3,7 +3,11 @@ import type { ReconcileResult } from '../../src/kube/controller.ts';
 import { Controller } from '../../src/kube/controller.ts';
 import { KubeApiError } from '../../src/kube/errors.ts';
 import { WorkQueue } from '../../src/kube/workqueue.ts';
-import { metricsRegistry } from '../../src/observability/metrics.ts';
+import { setKubeMetrics } from '../../src/kube/metrics.ts';
+import { metricsRegistry, promKubeMetrics } from '../../src/observability/metrics.ts';
+
+// The app's metrics, as main plugs them into the generic layer.
+setKubeMetrics(promKubeMetrics);
 
 interface LogLine {
   level: number;

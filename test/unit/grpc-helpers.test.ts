@@ -27,7 +27,7 @@ import {
 import { inspectWorkload, rfc3339Nano } from '../../src/grpc/workloads.ts';
 import type { Pod, Workload } from '../../src/grpc/caches.ts';
 import type { ShimContext } from '../../src/grpc/rpc.ts';
-import { randomHex } from '../../src/observability/random-ids.ts';
+import { randomHex } from '../../src/kube/random-ids.ts';
 import { RpcError } from '../../src/grpc/errors.ts';
 import { StreamWorkloadLogsRequest } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import { KubeApiError } from '../../src/kube/errors.ts';

@@ -4,7 +4,11 @@ import type { KubeClient, KubeObject } from '../../src/kube/client.ts';
 import { KubeApiError } from '../../src/kube/errors.ts';
 import { WriteFence } from '../../src/kube/fence.ts';
 import { LeaderElector, validateLeaderElectionTimings } from '../../src/kube/leader-election.ts';
-import { metricsRegistry } from '../../src/observability/metrics.ts';
+import { setKubeMetrics } from '../../src/kube/metrics.ts';
+import { metricsRegistry, promKubeMetrics } from '../../src/observability/metrics.ts';
+
+// The app's metrics, as main plugs them into the generic layer.
+setKubeMetrics(promKubeMetrics);
 
 type Lease = KubeObject & {
   spec?: { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number };

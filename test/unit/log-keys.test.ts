@@ -2,7 +2,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { Writable } from 'node:stream';
 import { Controller } from '../../src/kube/controller.ts';
-import { childLogger, createLogger } from '../../src/observability/logging.ts';
+import { childLogger } from '../../src/kube/child-logger.ts';
+import { createLogger } from '../../src/observability/logging.ts';
 import { duplicateKeys } from '../support/json-keys.ts';
 
 function capture(): { lines: string[]; stream: Writable } {

@@ -13,7 +13,11 @@ import {
   workloadSamples,
 } from '../../src/observability/cache-metrics.ts';
 import { createLogger } from '../../src/observability/logging.ts';
-import { metricsRegistry } from '../../src/observability/metrics.ts';
+import { setKubeMetrics } from '../../src/kube/metrics.ts';
+import { metricsRegistry, promKubeMetrics } from '../../src/observability/metrics.ts';
+
+// The app's metrics, as main plugs them into the generic layer.
+setKubeMetrics(promKubeMetrics);
 import {
   formatTraceparent,
   parseTraceparent,

@@ -1,6 +1,10 @@
 import type { QueueClock } from '../../src/kube/workqueue.ts';
 import { RateLimiter, WorkQueue } from '../../src/kube/workqueue.ts';
-import { metricsRegistry } from '../../src/observability/metrics.ts';
+import { setKubeMetrics } from '../../src/kube/metrics.ts';
+import { metricsRegistry, promKubeMetrics } from '../../src/observability/metrics.ts';
+
+// The app's metrics, as main plugs them into the generic layer.
+setKubeMetrics(promKubeMetrics);
 
 class ManualClock implements QueueClock {
   private time = 0;
