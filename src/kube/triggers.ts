@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { KubeObject } from './client.ts';
 import { Controller, type Reconcile } from './controller.ts';
+import type { WorkQueueOptions } from './workqueue.ts';
 import { objectKey, type Informer } from './informer.ts';
 
 /** Adds a key to a controller's queue; `initial` marks the start-up backlog. */
@@ -18,14 +19,20 @@ export type TriggerEvent = 'add' | 'update' | 'delete';
 /** The kind a controller reconciles: every change of one of its objects reconciles it. */
 export function forKind<T extends KubeObject>(
   informer: Informer<T>,
-  options: { filter?: (obj: T) => boolean; onDelete?: (obj: T) => void } = {},
+  options: {
+    filter?: (obj: T) => boolean;
+    /** Whether an update is worth a reconcile (controller-runtime's update predicates); default yes. */
+    changed?: (old: T, obj: T) => boolean;
+    onDelete?: (obj: T) => void;
+  } = {},
 ): Trigger {
   const wanted = options.filter ?? (() => true);
+  const changed = options.changed ?? (() => true);
   return {
     bind(enqueue) {
       informer.addHandler({
         onAdd: (obj, initial) => wanted(obj) && enqueue(objectKey(obj), initial),
-        onUpdate: (_old, obj) => wanted(obj) && enqueue(objectKey(obj), false),
+        onUpdate: (old, obj) => wanted(obj) && changed(old, obj) && enqueue(objectKey(obj), false),
         onDelete: (obj) => {
           options.onDelete?.(obj);
           if (wanted(obj)) enqueue(objectKey(obj), false);
@@ -64,7 +71,7 @@ export function owns<T extends KubeObject>(
 
 /** Any other kind: `map` names the keys a change of one of its objects must reconcile. */
 export function watches<T extends KubeObject>(
-  informer: Informer<T>,
+  informer: Pick<Informer<T>, 'addHandler'>,
   map: (obj: T, event: TriggerEvent) => Iterable<string>,
 ): Trigger {
   return {
@@ -97,9 +104,11 @@ export function watchesSignal(
 
 export interface TriggeredControllerOptions {
   name: string;
-  workers: number;
+  workers?: number;
   logger: Logger;
   reconcile: Reconcile;
+  /** The queue's options (e.g. its retry backoff). */
+  queue?: Partial<WorkQueueOptions>;
   /** Every reason to reconcile, in one place. */
   triggers: readonly Trigger[];
 }
@@ -124,8 +133,8 @@ export class TriggeredController {
   /** Starts reconciling (e.g. on gaining leadership), beginning with everything in the cache. */
   start(): void {
     if (this.controller) return;
-    const { name, workers, logger, reconcile } = this.options;
-    this.controller = new Controller({ name, workers, logger, reconcile });
+    const { name, workers, logger, reconcile, queue } = this.options;
+    this.controller = new Controller({ name, workers, logger, reconcile, queue });
     this.controller.start();
     for (const trigger of this.options.triggers) {
       for (const key of trigger.initialKeys?.() ?? []) this.enqueue(key, true);

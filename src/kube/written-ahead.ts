@@ -47,4 +47,8 @@ export class WrittenAhead<W extends object> {
   forget(key: string): void {
     this.entries.delete(key);
   }
+
+  clear(): void {
+    this.entries.clear();
+  }
 }

@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import type { Runner, RunnerStatus } from '../api/runner.ts';
 import type { KubeClient } from '../kube/client.ts';
-import { Controller, type ReconcileResult } from '../kube/controller.ts';
+import type { ReconcileResult } from '../kube/controller.ts';
+import { forKind, TriggeredController, watches, type Trigger } from '../kube/triggers.ts';
 import { Informer, objectKey } from '../kube/informer.ts';
 import { SECRETS } from '../kube/resources.ts';
 import { RUNNERS } from '../api/resources.ts';
-import type { AddOptions } from '../kube/workqueue.ts';
 import { runnerEnrolledGauge } from '../observability/metrics.ts';
 import { Enrollment } from './enrollment.ts';
 import { GatewayClients, type GatewayFactory } from './gateway-clients.ts';
@@ -62,7 +62,7 @@ export class RunnerController implements ReportTargetSource {
   private readonly gateways: GatewayClients;
   private readonly enrollment: Enrollment;
   private readonly status: RunnerStatusWriter;
-  private controller?: Controller;
+  private readonly controller: TriggeredController;
 
   constructor(private readonly options: RunnerControllerOptions) {
     this.namespace = options.namespace;
@@ -94,33 +94,27 @@ export class RunnerController implements ReportTargetSource {
       now,
       workloadCounts: options.workloadCounts,
     });
-    this.watch();
+    this.controller = new TriggeredController({
+      name: options.name ?? 'runner',
+      workers: options.workers,
+      reconcile: (key, signal) => this.reconcile(key, signal),
+      logger: this.logger,
+      queue: { rateLimiter: { baseDelayMs: 50, maxDelayMs: this.backoff.maxMs } },
+      triggers: this.triggers(),
+    });
   }
 
   /** Starts the informers, waits for their caches, then reconciles. Safe to call again after stop(). */
   async start(): Promise<void> {
-    if (this.controller) return;
     this.runnerInformer.start();
     this.secretInformer.start();
     await Promise.all([this.runnerInformer.waitForSync(), this.secretInformer.waitForSync()]);
-    if (this.controller) return;
-    const controller = new Controller({
-      name: this.options.name ?? 'runner',
-      workers: this.options.workers,
-      reconcile: (key, signal) => this.reconcile(key, signal),
-      logger: this.logger,
-      queue: { rateLimiter: { baseDelayMs: 50, maxDelayMs: this.backoff.maxMs } },
-    });
-    this.controller = controller;
-    controller.start();
-    for (const r of this.runnerInformer.list()) controller.enqueue(objectKey(r), { initial: true });
+    this.controller.start();
   }
 
   /** Stops reconciling (e.g. on loss of leadership) and the informers it created. */
   async stop(): Promise<void> {
-    const controller = this.controller;
-    this.controller = undefined;
-    await controller?.stop();
+    await this.controller.stop();
     await Promise.all(this.ownedInformers.map((i) => i.stop()));
     this.gateways.closeAll();
     this.enrollment.clear();
@@ -129,7 +123,7 @@ export class RunnerController implements ReportTargetSource {
 
   /** A workload placed on this Runner changed: recount soon (many changes, one status write). */
   workloadsChanged(runnerName: string): void {
-    this.controller?.queue.addAfter(`${this.namespace}/${runnerName}`, 2_000);
+    this.controller.queue?.addAfter(`${this.namespace}/${runnerName}`, 2_000);
   }
 
   /** Looks up what a state report for the named Runner needs (from the caches only). */
@@ -177,49 +171,30 @@ export class RunnerController implements ReportTargetSource {
       { runner: runnerName },
       'the platform rejected the identity on a report; enrolling again',
     );
-    this.enqueue(objectKey(runner));
+    this.controller.enqueue(objectKey(runner));
   }
 
   /** The triggers: a Runner's changes, and changes of the Secrets it refers to or owns. */
-  private watch(): void {
-    this.runnerInformer.addHandler({
-      onAdd: (r, initial) => this.enqueue(objectKey(r), { initial }),
-      onUpdate: (old, r) => {
-        this.status.observed(r.metadata.name);
-        const changed =
-          old.metadata.uid !== r.metadata.uid ||
-          old.metadata.generation !== r.metadata.generation ||
-          Boolean(old.metadata.deletionTimestamp) !== Boolean(r.metadata.deletionTimestamp) ||
-          r.status?.observedGeneration !== r.metadata.generation;
-        if (changed) this.enqueue(objectKey(r));
-      },
-      onDelete: (r) => this.enqueue(objectKey(r)),
-    });
-    this.secretInformer.addHandler({
-      onAdd: (s, initial) => this.secretChanged(s, { initial }),
-      onUpdate: (_old, s) => this.secretChanged(s),
-      onDelete: (s) => this.secretChanged(s),
-    });
+  private triggers(): Trigger[] {
+    return [
+      forKind(this.runnerInformer, { changed: runnerChanged }),
+      watches(this.secretInformer, (secret) => this.runnersOfSecret(secret)),
+    ];
   }
 
-  private enqueue(key: string, options?: AddOptions): void {
-    this.controller?.enqueue(key, options);
-  }
-
-  private secretChanged(secret: Secret, options?: AddOptions): void {
+  private runnersOfSecret(secret: Secret): string[] {
     const name = secret.metadata?.name;
-    if (!name) return;
-    for (const r of this.runnerInformer.byIndex(SECRET_REF_INDEX, name))
-      this.enqueue(objectKey(r), options);
+    if (!name) return [];
+    const keys = this.runnerInformer.byIndex(SECRET_REF_INDEX, name).map((r) => objectKey(r));
     const owner = ownedByRunner(secret);
-    if (owner && secret.metadata?.namespace)
-      this.enqueue(`${secret.metadata.namespace}/${owner}`, options);
+    if (owner && secret.metadata?.namespace) keys.push(`${secret.metadata.namespace}/${owner}`);
+    return keys;
   }
 
   private forget(name: string): void {
     this.gateways.close(name);
     this.enrollment.forget(name);
-    this.status.observed(name);
+    this.status.forget(name);
     runnerEnrolledGauge.remove({ runner: name });
   }
 
@@ -239,4 +214,14 @@ export class RunnerController implements ReportTargetSource {
     runnerEnrolledGauge.set({ runner: name }, outcome.facts.enrolled ? 1 : 0);
     return outcome.requeueAfterMs === undefined ? {} : { requeueAfterMs: outcome.requeueAfterMs };
   }
+}
+
+/** A Runner change worth a reconcile: not the status this controller writes itself. */
+function runnerChanged(old: Runner, runner: Runner): boolean {
+  return (
+    old.metadata.uid !== runner.metadata.uid ||
+    old.metadata.generation !== runner.metadata.generation ||
+    Boolean(old.metadata.deletionTimestamp) !== Boolean(runner.metadata.deletionTimestamp) ||
+    runner.status?.observedGeneration !== runner.metadata.generation
+  );
 }

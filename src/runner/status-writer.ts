@@ -5,6 +5,7 @@ import type { Runner, RunnerSpec, RunnerStatus } from '../api/runner.ts';
 import type { KubeClient, ResourceClient } from '../kube/client.ts';
 import { isNotFound } from '../kube/errors.ts';
 import { EventRecorder } from '../kube/events.ts';
+import { WrittenAhead } from '../kube/written-ahead.ts';
 import { scopeOf } from './identity.ts';
 import {
   RUNNER_CONDITIONS,
@@ -31,29 +32,29 @@ export interface RunnerStatusWriterOptions {
  */
 export class RunnerStatusWriter {
   private readonly recorder: EventRecorder;
-  /** Status last written, until the informer delivers the Runner again (read-your-writes). */
-  private readonly written = new Map<string, { uid: string; status: OwnedRunnerStatus }>();
+  /** Status written that the cache may not show yet (read-your-writes). */
+  private readonly writtenAhead = new WrittenAhead<{ status: OwnedRunnerStatus }>();
 
   constructor(private readonly options: RunnerStatusWriterOptions) {
     this.recorder = new EventRecorder(options.client, options.logger);
   }
 
-  /** The cache has caught up with what was written for this Runner. */
-  observed(runnerName: string): void {
-    this.written.delete(runnerName);
+  /** The Runner is gone. */
+  forget(runnerName: string): void {
+    this.writtenAhead.forget(runnerName);
   }
 
   /** Forgets every status written (reconciling stopped). */
   clear(): void {
-    this.written.clear();
+    this.writtenAhead.clear();
   }
 
   async write(runner: Runner, spec: RunnerSpec, facts: RunnerFacts): Promise<void> {
     const name = runner.metadata.name;
-    const uid = runner.metadata.uid ?? '';
-    const written = this.written.get(name);
-    const current: RunnerStatus | undefined =
-      written && written.uid === uid ? { ...runner.status, ...written.status } : runner.status;
+    const ahead = this.writtenAhead.of(name, runner);
+    const current: RunnerStatus | undefined = ahead?.status
+      ? { ...runner.status, ...ahead.status }
+      : runner.status;
     const now = this.options.now();
     const desired = desiredRunnerStatus(
       current,
@@ -66,18 +67,21 @@ export class RunnerStatusWriter {
     const counts = this.options.workloadCounts?.(name);
     if (counts && !jsonEqual(counts, current?.workloads)) patch = { ...patch, workloads: counts };
     if (!patch) return;
+    // Pinned to the version the status was computed from: a stale writer gets a conflict.
+    const resourceVersion = this.writtenAhead.produced(name) ?? runner.metadata.resourceVersion;
+    let written: Runner;
     try {
-      await this.options.runnersApi.mergePatch(
+      written = await this.options.runnersApi.mergePatch(
         this.options.namespace,
         name,
-        { status: patch },
+        { metadata: { resourceVersion }, status: patch },
         'status',
       );
     } catch (err) {
       if (isNotFound(err)) return;
       throw err;
     }
-    this.written.set(name, { uid, status: desired });
+    this.writtenAhead.note(name, runner, written, { status: desired });
     this.recordTransitions(current, runner, desired.conditions ?? []);
   }
 
