@@ -99,7 +99,7 @@ export class WorkloadController {
       name: 'agentworkload',
       workers: options.workers ?? DEFAULT_WORKLOAD_WORKERS,
       logger: this.logger,
-      reconcile: (key) => this.reconcile(key),
+      reconcile: (key, signal) => this.reconcile(key, signal),
       triggers: this.triggers(),
     });
   }
@@ -162,7 +162,8 @@ export class WorkloadController {
     return this.controller.queue;
   }
 
-  private async reconcile(key: string): Promise<ReconcileResult | void> {
+  /** `signal` aborts on stop: no action and no status write starts after it. */
+  private async reconcile(key: string, signal: AbortSignal): Promise<ReconcileResult | void> {
     let aw = this.informers.workloads.getByKey(key);
     if (!aw) return;
     const pod = this.informers.pods.get(aw.metadata.namespace, aw.metadata.name);
@@ -183,7 +184,7 @@ export class WorkloadController {
         : this.addFinalizer(key, aw);
     let applied;
     try {
-      applied = await this.decideAndApply(key, aw, pod);
+      applied = await this.decideAndApply(key, aw, pod, signal);
     } catch (err) {
       await finalizerAdded?.catch(() => undefined);
       throw err;
@@ -193,6 +194,7 @@ export class WorkloadController {
       const patched = await finalizerAdded;
       aw = ahead?.status ? { ...patched, status: ahead.status } : patched;
     }
+    signal.throwIfAborted();
     const deferredMs = await this.statusWriter.write(key, aw, applied.status);
     const requeueAfterMs = Math.min(applied.requeueAfterMs ?? Infinity, deferredMs ?? Infinity);
     if (requeueAfterMs !== Infinity) return { requeueAfterMs: Math.max(10, requeueAfterMs) };
@@ -205,28 +207,34 @@ export class WorkloadController {
   }
 
   /** decide(), with the Secret access check it may ask for, then the executor. */
-  private async decideAndApply(key: string, aw: Workload, pod: Pod | undefined) {
+  private async decideAndApply(
+    key: string,
+    aw: Workload,
+    pod: Pod | undefined,
+    signal: AbortSignal,
+  ) {
     const facts = this.factsOf(key, aw, pod);
     let decision = decide(facts);
     for (let lookups = 0; decision.needs; lookups++) {
       if (lookups === 2) throw new Error(`decide() still needs ${decision.needs}`);
       if (decision.needs === 'secretAccess')
         facts.secretAccess = await this.access.secretAccess(aw, facts.workloadId);
-      else facts.podLive = await this.podExistsLive(aw);
+      else facts.podLive = await this.podExistsLive(aw, signal);
       decision = decide(facts);
     }
     this.remember(key, decision);
     const log = this.logger.child({ workload: key, workloadId: facts.workloadId });
+    signal.throwIfAborted();
     const applied = await this.executor.apply(aw, facts.workloadId, decision, log);
     if (applied.podCreated) this.expectedPods.set(key, facts.now.getTime());
     return { status: applied.status, requeueAfterMs: decision.requeueAfterMs };
   }
 
-  private async podExistsLive(aw: Workload): Promise<boolean> {
+  private async podExistsLive(aw: Workload, signal: AbortSignal): Promise<boolean> {
     try {
       const live = await this.client
         .resource<Pod>(PODS)
-        .get(aw.metadata.namespace, aw.metadata.name);
+        .get(aw.metadata.namespace, aw.metadata.name, signal);
       return !live.metadata?.deletionTimestamp;
     } catch (err) {
       if (isNotFound(err)) return false;
