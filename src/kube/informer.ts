@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { KubeObject, ResourceClient } from './client.ts';
 import { Backoff, sleep, type Sleep } from './backoff.ts';
 import { KubeApiError, isGone } from './errors.ts';
+import { IndexedStore } from './indexed-store.ts';
 
 export interface InformerHandler<T> {
   /** `initial` is true for objects delivered by the first list (the start-up backlog). */
@@ -63,9 +64,7 @@ export function objectKey(obj: KubeObject): string {
  * failed or silent watch with capped backoff, and never stops on its own.
  */
 export class Informer<T extends KubeObject> {
-  private readonly store = new Map<string, T>();
-  private readonly indexers = new Map<string, (obj: T) => string[]>();
-  private readonly indices = new Map<string, Map<string, Set<string>>>();
+  private readonly store = new IndexedStore<T>();
   private readonly handlers: InformerHandler<T>[] = [];
   private readonly options: Required<
     Pick<InformerOptions<T>, 'idleTimeoutMs' | 'pageSize' | 'maxBackoffMs'>
@@ -111,10 +110,7 @@ export class Informer<T extends KubeObject> {
   }
 
   addIndex(name: string, fn: (obj: T) => string[]): void {
-    this.indexers.set(name, fn);
-    const index = new Map<string, Set<string>>();
-    this.indices.set(name, index);
-    for (const [key, obj] of this.store) this.indexObject(name, fn, key, obj);
+    this.store.addIndex(name, fn);
   }
 
   hasSynced(): boolean {
@@ -143,14 +139,7 @@ export class Informer<T extends KubeObject> {
   }
 
   byIndex(name: string, value: string): T[] {
-    const keys = this.indices.get(name)?.get(value);
-    if (!keys) return [];
-    const out: T[] = [];
-    for (const key of keys) {
-      const obj = this.store.get(key);
-      if (obj) out.push(obj);
-    }
-    return out;
+    return this.store.byIndex(name, value);
   }
 
   start(): void {
@@ -250,15 +239,15 @@ export class Informer<T extends KubeObject> {
 
     const initial = !this.synced;
     const notices: Array<(h: InformerHandler<T>) => void> = [];
-    for (const [key, old] of this.store) {
+    for (const [key, old] of this.store.entries()) {
       if (!fresh.has(key)) {
-        this.remove(key, old);
+        this.store.delete(key);
         notices.push((h) => h.onDelete?.(old));
       }
     }
     for (const [key, obj] of fresh) {
       const old = this.store.get(key);
-      this.put(key, obj, old);
+      this.store.set(key, obj);
       if (!old) notices.push((h) => h.onAdd?.(obj, initial));
       else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
         notices.push((h) => h.onUpdate?.(old, obj));
@@ -337,11 +326,8 @@ export class Informer<T extends KubeObject> {
     const old = this.store.get(key);
     // The store and the resource version move first: a handler that throws cannot make
     // the informer see this event again as "already known" and drop it.
-    if (event.type === 'DELETED') {
-      if (old) this.remove(key, old);
-    } else {
-      this.put(key, obj, old);
-    }
+    if (event.type === 'DELETED') this.store.delete(key);
+    else this.store.set(key, obj);
     if (rv) this.resourceVersion = rv;
     if (event.type === 'DELETED') this.notify((h) => h.onDelete?.(obj));
     else if (!old) this.notify((h) => h.onAdd?.(obj, false));
@@ -367,39 +353,6 @@ export class Informer<T extends KubeObject> {
   private prepare(obj: T): T {
     if (obj.metadata) delete obj.metadata.managedFields;
     return this.options.transform ? this.options.transform(obj) : obj;
-  }
-
-  private put(key: string, obj: T, old: T | undefined): void {
-    if (old) this.unindex(key, old);
-    this.store.set(key, obj);
-    for (const [name, fn] of this.indexers) this.indexObject(name, fn, key, obj);
-  }
-
-  private remove(key: string, old: T): void {
-    this.unindex(key, old);
-    this.store.delete(key);
-  }
-
-  private indexObject(name: string, fn: (obj: T) => string[], key: string, obj: T): void {
-    const index = this.indices.get(name);
-    if (!index) return;
-    for (const value of fn(obj)) {
-      let keys = index.get(value);
-      if (!keys) index.set(value, (keys = new Set()));
-      keys.add(key);
-    }
-  }
-
-  private unindex(key: string, obj: T): void {
-    for (const [name, fn] of this.indexers) {
-      const index = this.indices.get(name);
-      if (!index) continue;
-      for (const value of fn(obj)) {
-        const keys = index.get(value);
-        keys?.delete(key);
-        if (keys && keys.size === 0) index.delete(value);
-      }
-    }
   }
 }
 
