@@ -86,6 +86,7 @@ async function startGrpc(
   logger: Logger,
   caches: OperatorCaches,
   runners: RunnerDirectory,
+  workloads: WorkloadController,
 ) {
   if (config.GRPC_AUTH_MODE === 'token' && config.GRPC_TOKEN_SECRET_CREATE) {
     await ensureGrpcTokenSecret(
@@ -104,6 +105,8 @@ async function startGrpc(
     runners,
     auth: grpcAuth(config, caches.operatorSecrets),
     ready: () => caches.shim.hasSynced() && caches.operatorSecrets.hasSynced(),
+    // The controller shares this process: it need not wait for the watch to bring a new workload.
+    onWorkloadCreated: (workload) => workloads.handOff(workload),
     logger,
     maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
     limits: {
@@ -163,7 +166,7 @@ async function main(): Promise<void> {
     ready: () => readiness(operatorCaches, elector, reconcilers.running),
   });
 
-  const grpc = await startGrpc(config, client, logger, operatorCaches, directory);
+  const grpc = await startGrpc(config, client, logger, operatorCaches, directory, workloads);
   logger.info(
     { grpcPort: grpc.port, httpPort: http.port, operatorNs, workloadNs, identity },
     'k8s-runner started',

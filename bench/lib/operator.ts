@@ -7,6 +7,7 @@ import { KubeClient, type KubeClientOptions } from '../../src/kube/client.ts';
 import { WorkloadController } from '../../src/workload/controller.ts';
 import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
 import { StaticRunnerDirectory } from '../../src/workload/seams.ts';
+import { timeHandOff } from './handoff-timing.ts';
 
 /** The operator's own logger as in production (JSON at info), written to /dev/null. */
 export function operatorLogger(): Logger {
@@ -125,6 +126,7 @@ export async function startOperator(
     onUpdate: (_o, w) => see(w),
     onDelete: (w) => running.delete(w.metadata.name),
   });
+  const timing = process.env.BENCH_HANDOFF_TIMING === '1' ? timeHandOff(client, caches) : undefined;
   caches.start();
   await controller.startInformers();
   controller.start();
@@ -137,6 +139,9 @@ export async function startOperator(
     workloadNamespace: namespace,
     runnerName: options.runner.name,
     auth: { mode: 'insecure' },
+    // As src/main.ts; BENCH_HANDOFF=0 measures without it (new workloads wait for the watch).
+    onWorkloadCreated:
+      process.env.BENCH_HANDOFF === '0' ? undefined : (workload) => controller.handOff(workload),
     logger,
   });
   return {
@@ -152,6 +157,8 @@ export async function startOperator(
       await controller.stopInformers();
       await caches.stop();
       client.close();
+      if (timing) process.stderr.write(`[bench:handoff] ${timing.report()}\n`);
+      timing?.restore();
     },
   };
 }

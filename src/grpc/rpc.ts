@@ -11,7 +11,7 @@ import {
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { KubeClient } from '../kube/client.ts';
-import type { ShimCaches } from './caches.ts';
+import type { ShimCaches, Workload } from './caches.ts';
 import { RpcError, toRpcError, toServiceError } from './errors.ts';
 import type { ExecRegistry } from './exec-registry.ts';
 import type { ConcurrencyLimiter } from './limits.ts';
@@ -35,6 +35,8 @@ export interface ShimContext {
   maxArchiveBytes: number;
   /** Workloads StartWorkload created that the cache may not show yet. */
   recent?: RecentStarts;
+  /** Told of each AgentWorkload StartWorkload created (RunnerGrpcServerOptions). */
+  onWorkloadCreated?: (workload: Workload) => void;
 }
 
 export interface CallContext {

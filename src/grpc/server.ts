@@ -15,7 +15,7 @@ import {
   type RunnerServiceServer,
 } from '../gen/agynio/api/runner/v1/runner.ts';
 import { authProblem, serverCredentials, type AuthOptions } from './auth.ts';
-import type { ShimCaches } from './caches.ts';
+import type { ShimCaches, Workload } from './caches.ts';
 import { codeName } from './errors.ts';
 import { streamEvents } from './events.ts';
 import { cancelExecution, exec } from './exec.ts';
@@ -68,6 +68,8 @@ export interface RunnerGrpcServerOptions {
    * empty cache (NOT_FOUND for a workload that exists, UNAUTHENTICATED for a valid token).
    */
   ready?: () => boolean;
+  /** Told of each AgentWorkload StartWorkload created (e.g. a controller in this process). */
+  onWorkloadCreated?: (workload: Workload) => void;
 }
 
 export interface RunnerGrpcServer {
@@ -250,6 +252,7 @@ export async function startRunnerGrpcServer(
     putArchiveLimiter: putArchiveLimiter(limits.putArchive),
     maxArchiveBytes: limits.maxArchiveBytes,
     recent: new RecentStarts(options.caches),
+    onWorkloadCreated: options.onWorkloadCreated,
   };
   const server = new Server({
     'grpc.max_receive_message_length': maxMessageBytes,

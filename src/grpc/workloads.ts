@@ -234,6 +234,7 @@ export async function startWorkload(
   if (shim.logger.isLevelEnabled('debug'))
     ctx.logger.debug({ workloadId: plan.workloadId }, 'created AgentWorkload');
 
+  shim.onWorkloadCreated?.(workload);
   // Answered now (STARTING needs no cache); calls that follow find it among the recent ones.
   shim.recent?.note(workload);
   const { status: workloadStatus, failure } = workloadStatusOf(

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { KubeObject, ResourceClient } from './client.ts';
 import { Backoff, sleep, type Sleep } from './backoff.ts';
 import { KubeApiError, isGone } from './errors.ts';
-import { IndexedStore } from './indexed-store.ts';
+import { InformerStore, type StoreChange } from './informer-store.ts';
 
 export interface InformerHandler<T> {
   /** `initial` is true for objects delivered by the first list (the start-up backlog). */
@@ -64,7 +64,7 @@ export function objectKey(obj: KubeObject): string {
  * failed or silent watch with capped backoff, and never stops on its own.
  */
 export class Informer<T extends KubeObject> {
-  private readonly store = new IndexedStore<T>();
+  private readonly store = new InformerStore<T>();
   private readonly handlers: InformerHandler<T>[] = [];
   private readonly options: Required<
     Pick<InformerOptions<T>, 'idleTimeoutMs' | 'pageSize' | 'maxBackoffMs'>
@@ -161,6 +161,24 @@ export class Informer<T extends KubeObject> {
     this.currentStream?.destroy(new WatchIdleError('watch restart requested'));
   }
 
+  /**
+   * Records an object this process has just written (the API server's answer) before its
+   * watch event arrives: handlers hear of it now, and the event that brings the same version
+   * later changes nothing (client-go's MutationCache). Taken only while the informer runs,
+   * when newer than what it holds (InformerStore.write), and by an informer without selectors
+   * (it could not tell whether the object belongs). The object is the informer's from then on:
+   * the caller must not change it. Returns whether it was taken.
+   */
+  recordWrite(obj: T): boolean {
+    const { namespace, labelSelector, fieldSelector } = this.options;
+    if (this.stopped || labelSelector || fieldSelector) return false;
+    if (namespace !== undefined && obj.metadata?.namespace !== namespace) return false;
+    const prepared = this.prepare(obj);
+    const change = this.store.write(objectKey(prepared), prepared);
+    if (change) this.notify(noticeOf(change, false));
+    return change !== undefined;
+  }
+
   get lastResourceVersion(): string | undefined {
     return this.resourceVersion;
   }
@@ -238,20 +256,7 @@ export class Informer<T extends KubeObject> {
     } while (cont);
 
     const initial = !this.synced;
-    const notices: Array<(h: InformerHandler<T>) => void> = [];
-    for (const [key, old] of this.store.entries()) {
-      if (!fresh.has(key)) {
-        this.store.delete(key);
-        notices.push((h) => h.onDelete?.(old));
-      }
-    }
-    for (const [key, obj] of fresh) {
-      const old = this.store.get(key);
-      this.store.set(key, obj);
-      if (!old) notices.push((h) => h.onAdd?.(obj, initial));
-      else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
-        notices.push((h) => h.onUpdate?.(old, obj));
-    }
+    const notices = this.store.replace(fresh, rv).map((change) => noticeOf(change, initial));
     this.resourceVersion = rv;
     for (const notice of notices) this.notify(notice);
     if (!this.synced) {
@@ -322,17 +327,11 @@ export class Informer<T extends KubeObject> {
       return;
     }
     const obj = this.prepare(event.object);
-    const key = objectKey(obj);
-    const old = this.store.get(key);
     // The store and the resource version move first: a handler that throws cannot make
     // the informer see this event again as "already known" and drop it.
-    if (event.type === 'DELETED') this.store.delete(key);
-    else this.store.set(key, obj);
+    const change = this.store.event(event.type, objectKey(obj), obj);
     if (rv) this.resourceVersion = rv;
-    if (event.type === 'DELETED') this.notify((h) => h.onDelete?.(obj));
-    else if (!old) this.notify((h) => h.onAdd?.(obj, false));
-    else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
-      this.notify((h) => h.onUpdate?.(old, obj));
+    if (change) this.notify(noticeOf(change, false));
   }
 
   /** Runs one notification on every handler; a handler's failure is its own. */
@@ -354,6 +353,12 @@ export class Informer<T extends KubeObject> {
     if (obj.metadata) delete obj.metadata.managedFields;
     return this.options.transform ? this.options.transform(obj) : obj;
   }
+}
+
+function noticeOf<T>(change: StoreChange<T>, initial: boolean): (h: InformerHandler<T>) => void {
+  if (change.type === 'add') return (h) => h.onAdd?.(change.obj, initial);
+  if (change.type === 'update') return (h) => h.onUpdate?.(change.old, change.obj);
+  return (h) => h.onDelete?.(change.obj);
 }
 
 function errorMessage(err: unknown): string {

@@ -162,6 +162,15 @@ export class WorkloadController {
     return this.controller.queue;
   }
 
+  /**
+   * An AgentWorkload this process has just created (the API server's answer, e.g. the gRPC
+   * shim's): recorded in the cache at once, so its reconcile is queued now rather than when
+   * the watch brings it (the trigger hears of it; the watch event that follows is no change).
+   */
+  handOff(aw: Workload): void {
+    this.informers.workloads.recordWrite(aw);
+  }
+
   /** `signal` aborts on stop: no action and no status write starts after it. */
   private async reconcile(key: string, signal: AbortSignal): Promise<ReconcileResult | void> {
     let aw = this.informers.workloads.getByKey(key);
