@@ -2,6 +2,7 @@ import { pino, type Logger } from 'pino';
 import { ShimCaches } from '../../src/grpc/caches.ts';
 import { InformerCache } from '../../src/kube/cache.ts';
 import { WorkloadCaches } from '../../src/workload/caches.ts';
+import { createLogger } from '../../src/observability/logging.ts';
 import { startRunnerGrpcServer } from '../../src/grpc/server.ts';
 import { KubeClient, type KubeClientOptions } from '../../src/kube/client.ts';
 import { WorkloadController } from '../../src/workload/controller.ts';
@@ -11,10 +12,7 @@ import { timeHandOff } from './handoff-timing.ts';
 
 /** The operator's own logger as in production (JSON at info), written to /dev/null. */
 export function operatorLogger(): Logger {
-  return pino(
-    { level: 'info', base: { component: 'k8s-runner' } },
-    pino.destination({ dest: '/dev/null', sync: false }),
-  );
+  return createLogger('info', pino.destination({ dest: '/dev/null', sync: false }));
 }
 
 /**
