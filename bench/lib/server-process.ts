@@ -1,0 +1,82 @@
+/**
+ * A gRPC server of bench:grpc other than the operator, in a process of its own
+ * (bench/lib/bench-child.ts) so that its CPU and RSS are its own, configured by
+ * BENCH_SERVER (JSON):
+ * - `direct`: the direct runner (bench/lib/direct-runner.ts, the Go runner's path);
+ * - `bare`: a bare grpc-js server (generated service, every handler answers at once: the
+ *   library's floor), optionally holding a namespace's AgentWorkloads and Pods in memory
+ *   as plain objects, so that its RSS is the floor for a server with the same cache.
+ */
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
+import {
+  RunnerServiceService,
+  type RunnerServiceServer,
+} from '../../src/gen/agynio/api/runner/v1/runner.ts';
+import { KubeClient } from '../../src/kube/client.ts';
+import { PODS } from '../../src/kube/resources.ts';
+import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
+import { serveParent } from './child-ipc.ts';
+import { startDirectRunner } from './direct-runner.ts';
+
+export type ServerProcessConfig =
+  | {
+      kind: 'direct';
+      kubeconfig: string;
+      namespace: string;
+      qps: number;
+      burst: number;
+      runner: RunnerSettings;
+    }
+  | { kind: 'bare'; kubeconfig?: string; cacheNamespace?: string };
+
+/** Objects the bare server holds, as the operator's caches would (managedFields dropped). */
+async function cacheOf(kubeconfig: string, namespace: string): Promise<unknown[]> {
+  const client = KubeClient.fromEnvironment(kubeconfig);
+  try {
+    const lists = await Promise.all(
+      [AGENT_WORKLOADS, PODS].map((type) => client.resource(type).list(namespace)),
+    );
+    return lists.flatMap((l) =>
+      l.items.map((o) => {
+        delete o.metadata?.managedFields;
+        return o;
+      }),
+    );
+  } finally {
+    client.close();
+  }
+}
+
+async function startBareServer(): Promise<{ address: string; stop(): Promise<void> }> {
+  const server = new Server({ 'grpc.enable_channelz': 0 });
+  const answer = (_call: unknown, callback: (err: null, value: unknown) => void): void =>
+    callback(null, { status: 'ok' });
+  const impl = Object.fromEntries(Object.keys(RunnerServiceService).map((name) => [name, answer]));
+  server.addService(RunnerServiceService, impl as unknown as RunnerServiceServer);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, bound) =>
+      err ? reject(err) : resolve(bound),
+    ),
+  );
+  return {
+    address: `127.0.0.1:${port}`,
+    stop: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+  };
+}
+
+const config = JSON.parse(process.env.BENCH_SERVER ?? '{}') as ServerProcessConfig;
+let cached: unknown[] = [];
+if (config.kind === 'direct') {
+  const direct = await startDirectRunner(config.kubeconfig, config.namespace, config);
+  serveParent(
+    { counts: () => ({ byResource: [...direct.byResource] }), stop: () => direct.stop() },
+    { address: direct.address },
+  );
+} else {
+  if (config.kubeconfig && config.cacheNamespace)
+    cached = await cacheOf(config.kubeconfig, config.cacheNamespace);
+  const bare = await startBareServer();
+  serveParent({ stop: () => bare.stop() }, { address: bare.address, cached: cached.length });
+}
+process.on('SIGTERM', () => process.exit(0));
