@@ -55,7 +55,7 @@ import type { StartComparison } from './lib/start-report.ts';
 import { mib, nowMs, percentilesOf, seconds } from './lib/stats.ts';
 
 export { GRPC_TARGETS, grpcOptions, type GrpcBenchResult } from './lib/grpc-options.ts';
-export { grpcVerdicts, renderGrpcReport } from './lib/grpc-report.ts';
+export { grpcVerdicts, renderGrpcReport, rssVerdict } from './lib/grpc-report.ts';
 
 function log(message: string): void {
   process.stderr.write(`[bench:grpc] ${message}\n`);
@@ -199,7 +199,7 @@ export async function runGrpcBench(
     let lastIds: string[] = [];
     let started: ChildMemory | undefined;
     for (const n of opts.startNs) {
-      await op?.child.stop();
+      await op?.stop();
       if (ns) await deleteNamespace(kube, ns, 120_000);
       const phase = { n, concurrency: opts.startConcurrency, shape: opts.shape, loadgen };
       const d = await directPhase(kube, cluster.kubeconfig, opts, phase);
@@ -265,7 +265,7 @@ export async function runGrpcBench(
     };
   } finally {
     await bare?.stop();
-    await op?.child.stop();
+    await op?.stop();
     loadgen.close();
     kube.close();
     cluster.stop();

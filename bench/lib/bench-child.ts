@@ -18,6 +18,8 @@ export interface BenchChildOptions {
   /** Modules imported before the entry (`--import`), relative like `entry`. */
   preload?: string[];
   env?: Record<string, string>;
+  /** Node flags beyond the image's (experiments: BENCH_NODE_FLAGS adds to every child too). */
+  nodeFlags?: string[];
   /** Where the child's stdout goes (stderr is inherited). */
   stdout?: 'inherit' | 'ignore' | number;
   /** Resolves when the child is ready; by default its IPC `ready` message. */
@@ -61,6 +63,8 @@ export class BenchChild {
       execArgv: [
         '--expose-gc',
         ...(COMPILED ? [] : ['--import', 'tsx']),
+        ...(options.nodeFlags ?? []),
+        ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
         ...(options.preload ?? []).flatMap((p) => ['--import', benchModule(p)]),
         // BENCH_CPU_PROF=dir: each child writes a V8 CPU profile there when it exits.
         ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : []),

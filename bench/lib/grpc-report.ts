@@ -30,7 +30,7 @@ function renderMemory(r: GrpcBenchResult): string[] {
   const n = r.start.at(-1)?.n ?? 0;
   const v = rssVerdict(r);
   const breakdown = (x: { heapTotal: number; external: number; arrayBuffers: number }): string =>
-    `heap ${mib(x.heapTotal)} / external ${mib(x.external)} / arrayBuffers ${mib(x.arrayBuffers)}`;
+    `JS heap total ${mib(x.heapTotal)}, external ${mib(x.external)}, arrayBuffers ${mib(x.arrayBuffers)}`;
   return [
     '| Memory (RSS, MiB; operator: its own process, VmHWM for peaks) | Operator | Bare grpc-js server with the same objects (floor) | Target |',
     '|---|---:|---:|---|',
@@ -40,8 +40,8 @@ function renderMemory(r: GrpcBenchResult): string[] {
     `| Peak during the start phase (N = ${n}) | ${mib(m.startPeak)} | | |`,
     `| Peak during the unary load (Ready, Inspect; bare: its own load) | ${mib(m.loadPeak)} | ${mib(m.bare.loadPeak)} | |`,
     `| **Peak over the whole run** | **${mib(m.lifetimePeak)}** | | ≤ ${GRPC_TARGETS.rssPeakMiB} MiB at N = ${GRPC_TARGETS.rssAtN} — ${v.judged ? verdict(v.ok) : `not judged (N = ${n})`} |`,
-    `| Highest sampled during the unary load (every 250 ms): RSS / JS ${'heap total'} / external / arrayBuffers | ${mib(m.loadMax.rss)}: ${breakdown(m.loadMax)} | ${mib(m.bare.loadMax.rss)}: ${breakdown(m.bare.loadMax)} | |`,
-    `| JS heap used, idle after GC | ${mib(m.idleAfterGc.heapUsed)} | ${mib(m.bare.before.heapUsed)} | |`,
+    `| Highest of each, sampled every 250 ms during the unary load | ${mib(m.loadMax.rss)} (${breakdown(m.loadMax)}) | ${mib(m.bare.loadMax.rss)} (${breakdown(m.bare.loadMax)}) | |`,
+    `| Idle after GC: JS heap used | ${mib(m.idleAfterGc.heapUsed)} (${breakdown(m.idleAfterGc)}) | ${mib(m.bare.before.heapUsed)} (${breakdown(m.bare.before)}) | |`,
   ];
 }
 
@@ -87,9 +87,10 @@ export function renderGrpcReport(r: GrpcBenchResult): string {
       `(auth mode insecure). Unary load: the Go ` +
       `load generator (bench/grpc-load-go, one OS thread, ${o.concurrency} callers on separate HTTP/2 connections, ` +
       `pre-encoded requests), against three targets that alternate in ${o.rounds} rounds (${seconds(o.warmupMs, 0)} s ` +
-      `warm-up + ${seconds(o.durationMs / o.rounds, 1)} s measured each): a bare grpc-js server in this process ` +
-      `(generated service, handler answers at once: the library's floor), the shim's Ready (interceptor, auth, ` +
-      `metrics, trace context; no cache read) and the shim's InspectWorkload over the ${agents} workloads of the last N.`,
+      `warm-up + ${seconds(o.durationMs / o.rounds, 1)} s measured each): a bare grpc-js server in a process of its own ` +
+      `(generated service, handler answers at once: the library's floor; it holds the last N's AgentWorkloads and Pods ` +
+      `as plain objects, so its RSS is the floor for a Node server with the same data), the shim's Ready (interceptor, ` +
+      `auth, metrics, trace context; no cache read) and the shim's InspectWorkload over the ${agents} workloads of the last N.`,
   );
   lines.push('');
   lines.push(...renderStartComparison(r.start, o));

@@ -4,7 +4,7 @@
  * WorkloadController sharing their caches), insecure gRPC on a free loopback port, no
  * leader election. bench/lib/operator-probe.ts rides along to answer the parent.
  */
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BenchChild } from './bench-child.ts';
@@ -29,6 +29,8 @@ export interface OperatorChild {
   address: string;
   httpPort: number;
   logFile: string;
+  /** Stops the operator (main.ts's SIGTERM shutdown) and removes its log. */
+  stop(): Promise<void>;
 }
 
 /** The operator's configuration (src/config.ts) for the benchmark. */
@@ -98,7 +100,16 @@ export async function startOperatorChild(
     },
   }).finally(() => closeSync(fd));
   const { grpcPort, httpPort } = child.info as { grpcPort: number; httpPort: number };
-  return { child, address: `127.0.0.1:${grpcPort}`, httpPort, logFile };
+  return {
+    child,
+    address: `127.0.0.1:${grpcPort}`,
+    httpPort,
+    logFile,
+    async stop() {
+      await child.stop();
+      rmSync(logFile, { force: true });
+    },
+  };
 }
 
 async function readyz(port: number): Promise<boolean> {

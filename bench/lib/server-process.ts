@@ -17,7 +17,6 @@ import { KubeClient } from '../../src/kube/client.ts';
 import { PODS } from '../../src/kube/resources.ts';
 import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
 import { serveParent } from './child-ipc.ts';
-import { startDirectRunner } from './direct-runner.ts';
 
 export type ServerProcessConfig =
   | {
@@ -68,6 +67,9 @@ async function startBareServer(): Promise<{ address: string; stop(): Promise<voi
 const config = JSON.parse(process.env.BENCH_SERVER ?? '{}') as ServerProcessConfig;
 let cached: unknown[] = [];
 if (config.kind === 'direct') {
+  // Imported only here: the bare server loads no more than grpc-js, the generated service
+  // and the API client.
+  const { startDirectRunner } = await import('./direct-runner.ts');
   const direct = await startDirectRunner(config.kubeconfig, config.namespace, config);
   serveParent(
     { counts: () => ({ byResource: [...direct.byResource] }), stop: () => direct.stop() },

@@ -1,0 +1,124 @@
+/** Pure helpers of the benchmarks (bench/lib): parsing the image's settings, main.ts's log, tallies. */
+import { describe, expect, it } from '@jest/globals';
+import { dockerfileEnv } from '../../bench/lib/deployed-env.ts';
+import { emptyMax, foldMax } from '../../bench/lib/memory-poller.ts';
+import { startedLine } from '../../bench/lib/operator-child.ts';
+import { resourceOf, tallyRequests } from '../../bench/lib/request-tally.ts';
+import type { ChildMemory } from '../../bench/lib/child-ipc.ts';
+
+describe('dockerfileEnv', () => {
+  it('reads the last stage only, later lines winning', () => {
+    const text = [
+      'FROM node:24 AS build',
+      'ENV NODE_OPTIONS=--build-only',
+      'FROM distroless',
+      'ENV NODE_ENV=production',
+      'ENV NODE_OPTIONS=--max-semi-space-size=8',
+      'ENV NODE_OPTIONS=--max-semi-space-size=4',
+    ].join('\n');
+    expect(dockerfileEnv(text)).toEqual({
+      NODE_ENV: 'production',
+      NODE_OPTIONS: '--max-semi-space-size=4',
+    });
+  });
+
+  it('parses several pairs, quotes, the legacy form and continuations', () => {
+    const text = [
+      'ENV A=1 B="two words" C=\'single quoted\'',
+      'ENV LEGACY value with spaces',
+      'ENV D="--a --b" \\',
+      '    E=5',
+      'env lower=case',
+    ].join('\n');
+    expect(dockerfileEnv(text)).toEqual({
+      A: '1',
+      B: 'two words',
+      C: 'single quoted',
+      LEGACY: 'value with spaces',
+      D: '--a --b',
+      E: '5',
+      lower: 'case',
+    });
+  });
+
+  it('ignores comments and other instructions', () => {
+    expect(dockerfileEnv('# ENV X=1\nRUN ENV=2 true\nARG Y=3')).toEqual({});
+  });
+});
+
+describe('startedLine', () => {
+  it('finds main.ts\'s "k8s-runner started" line and its ports', () => {
+    const log = [
+      '{"level":30,"msg":"cache synced"}',
+      'not json',
+      '{"level":30,"grpcPort":41234,"httpPort":41235,"msg":"k8s-runner started"}',
+    ].join('\n');
+    expect(startedLine(log)).toEqual({ grpcPort: 41234, httpPort: 41235 });
+  });
+
+  it('waits for a whole line with both ports', () => {
+    expect(startedLine('{"level":30,"grpcPort":41234,"msg":"k8s-runner started"}')).toBeUndefined();
+    expect(
+      startedLine('{"level":30,"grpcPort":41234,"httpPort":5,"msg":"k8s-runner sta'),
+    ).toBeUndefined();
+    expect(
+      startedLine('{"msg":"about \\"k8s-runner started\\"","grpcPort":1,"httpPort":2}'),
+    ).toBeUndefined();
+  });
+});
+
+describe('foldMax', () => {
+  it('keeps the highest of each figure and counts the samples', () => {
+    const sample = (rss: number, heapTotal: number, external: number): ChildMemory => ({
+      type: 'memory',
+      rss,
+      peakRss: rss,
+      lifetimePeakRss: rss,
+      heapUsed: heapTotal / 2,
+      heapTotal,
+      external,
+      arrayBuffers: external / 2,
+      cpuMs: 0,
+    });
+    const max = [sample(100, 50, 9), sample(120, 40, 3)].reduce(foldMax, emptyMax());
+    expect(max).toEqual({
+      samples: 2,
+      rss: 120,
+      heapTotal: 50,
+      heapUsed: 25,
+      external: 9,
+      arrayBuffers: 4.5,
+    });
+  });
+});
+
+describe('request tally', () => {
+  it('names the resource and subresource of core, group, namespaced and cluster paths', () => {
+    expect(resourceOf('/api/v1/namespaces/ns/pods/p-1/status')).toBe('pods/status');
+    expect(resourceOf('/api/v1/namespaces/ns/pods?watch=1')).toBe('pods');
+    expect(resourceOf('/apis/agyn.io/v1alpha1/namespaces/ns/agentworkloads/w')).toBe(
+      'agentworkloads',
+    );
+    expect(resourceOf('/api/v1/namespaces/ns')).toBe('namespaces');
+    expect(resourceOf('/apis/coordination.k8s.io/v1/leases')).toBe('leases');
+  });
+
+  it('counts by verb and resource and still makes the request', async () => {
+    const calls: string[] = [];
+    const target = {
+      request<T>(method: string, path: string): Promise<T> {
+        calls.push(`${method} ${path}`);
+        return Promise.resolve(method as T);
+      },
+    };
+    const counts = tallyRequests(target as never);
+    await expect(target.request('POST', '/api/v1/namespaces/ns/pods')).resolves.toBe('POST');
+    await target.request('POST', '/api/v1/namespaces/ns/pods');
+    await target.request('PATCH', '/apis/agyn.io/v1alpha1/namespaces/ns/agentworkloads/w/status');
+    expect([...counts]).toEqual([
+      ['POST pods', 2],
+      ['PATCH agentworkloads/status', 1],
+    ]);
+    expect(calls).toHaveLength(3);
+  });
+});
