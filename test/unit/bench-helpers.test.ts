@@ -1,48 +1,48 @@
 /** Pure helpers of the benchmarks (bench/lib): parsing the image's settings, main.ts's log, tallies. */
 import { describe, expect, it } from '@jest/globals';
-import { dockerfileEnv } from '../../bench/lib/deployed-env.ts';
+import { runtimeEnv } from '../../bench/lib/deployed-env.ts';
 import { emptyMax, foldMax } from '../../bench/lib/memory-poller.ts';
 import { startedLine } from '../../bench/lib/operator-child.ts';
 import { resourceOf, tallyRequests } from '../../bench/lib/request-tally.ts';
 import type { ChildMemory } from '../../bench/lib/child-ipc.ts';
+import { parseDockerfile } from '../support/dockerfile.ts';
 
-describe('dockerfileEnv', () => {
-  it('reads the last stage only, later lines winning', () => {
+describe('runtimeEnv (the Dockerfile parser of test/support/dockerfile.ts)', () => {
+  it('reads the last stage only, later lines winning, runtime variables only', () => {
     const text = [
       'FROM node:24 AS build',
       'ENV NODE_OPTIONS=--build-only',
       'FROM distroless',
       'ENV NODE_ENV=production',
       'ENV NODE_OPTIONS=--max-semi-space-size=8',
-      'ENV NODE_OPTIONS=--max-semi-space-size=4',
+      'ENV NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=512"',
+      'ENV OTHER=1 MALLOC_ARENA_MAX=2',
     ].join('\n');
-    expect(dockerfileEnv(text)).toEqual({
+    expect(runtimeEnv(text)).toEqual({
       NODE_ENV: 'production',
-      NODE_OPTIONS: '--max-semi-space-size=4',
+      NODE_OPTIONS: '--max-semi-space-size=4 --max-old-space-size=512',
+      MALLOC_ARENA_MAX: '2',
     });
   });
 
   it('parses several pairs, quotes, the legacy form and continuations', () => {
     const text = [
-      'ENV A=1 B="two words" C=\'single quoted\'',
+      'FROM x',
+      'ENV A=1 B="two words" C=\'single quoted\' Q="a \\"quote\\""',
       'ENV LEGACY value with spaces',
       'ENV D="--a --b" \\',
       '    E=5',
-      'env lower=case',
+      '# ENV F=commented',
     ].join('\n');
-    expect(dockerfileEnv(text)).toEqual({
+    expect(parseDockerfile(text).env).toEqual({
       A: '1',
       B: 'two words',
       C: 'single quoted',
+      Q: 'a "quote"',
       LEGACY: 'value with spaces',
       D: '--a --b',
       E: '5',
-      lower: 'case',
     });
-  });
-
-  it('ignores comments and other instructions', () => {
-    expect(dockerfileEnv('# ENV X=1\nRUN ENV=2 true\nARG Y=3')).toEqual({});
   });
 });
 
