@@ -6,6 +6,8 @@ import { startedLine } from '../../bench/lib/operator-child.ts';
 import { resourceOf, tallyRequests } from '../../bench/lib/request-tally.ts';
 import type { ChildMemory } from '../../bench/lib/child-ipc.ts';
 import { parseDockerfile } from '../support/dockerfile.ts';
+import type { GrpcBenchResult } from '../../bench/lib/grpc-options.ts';
+import { rssVerdict } from '../../bench/lib/grpc-report.ts';
 
 describe('runtimeEnv (the Dockerfile parser of test/support/dockerfile.ts)', () => {
   it('reads the last stage only, later lines winning, runtime variables only', () => {
@@ -120,5 +122,19 @@ describe('request tally', () => {
       ['PATCH agentworkloads/status', 1],
     ]);
     expect(calls).toHaveLength(3);
+  });
+});
+
+describe('rssVerdict', () => {
+  const result = (n: number, peakMiB: number): GrpcBenchResult =>
+    ({
+      start: [{ n }],
+      memory: { lifetimePeak: peakMiB * 1024 * 1024 },
+    }) as unknown as GrpcBenchResult;
+
+  it('judges the whole run’s peak against 120 MiB, only from N = 500 on', () => {
+    expect(rssVerdict(result(500, 120))).toEqual({ ok: true, judged: true });
+    expect(rssVerdict(result(500, 120.5))).toEqual({ ok: false, judged: true });
+    expect(rssVerdict(result(200, 100))).toEqual({ ok: true, judged: false });
   });
 });
