@@ -15,7 +15,12 @@
  * its peak over the whole run. Uses KUBECONFIG when set, else a dedicated loopback cluster
  * in a temp dir.
  */
+import { rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { AGENT_WORKLOADS } from '../src/api/resources.ts';
+import { PODS } from '../src/kube/resources.ts';
 import {
   InspectWorkloadRequest,
   ReadyRequest,
@@ -97,6 +102,26 @@ async function directPhase(
     await direct.stop();
     await deleteNamespace(kube, namespace, 120_000);
   }
+}
+
+/**
+ * The namespace's AgentWorkloads and Pods as the operator caches them (managedFields
+ * dropped), in a JSON file for the bare server to hold; removed when this process exits.
+ */
+async function writeObjects(kube: KubeClient, namespace: string): Promise<string> {
+  const lists = await Promise.all(
+    [AGENT_WORKLOADS, PODS].map((type) => kube.resource(type).list(namespace)),
+  );
+  const objects = lists.flatMap((l) =>
+    l.items.map((o) => {
+      delete o.metadata?.managedFields;
+      return o;
+    }),
+  );
+  const file = path.join(os.tmpdir(), `k8s-runner-bench-objects-${process.pid}.json`);
+  writeFileSync(file, JSON.stringify(objects));
+  process.once('exit', () => rmSync(file, { force: true }));
+  return file;
 }
 
 interface LoadTargets {
@@ -228,8 +253,7 @@ export async function runGrpcBench(
     goLoadBinary();
     const bareConfig: ServerProcessConfig = {
       kind: 'bare',
-      kubeconfig: cluster.kubeconfig,
-      cacheNamespace: ns,
+      objectsFile: await writeObjects(kube, ns),
     };
     bare = await BenchChild.start({
       entry: 'server-process',

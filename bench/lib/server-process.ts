@@ -4,17 +4,16 @@
  * BENCH_SERVER (JSON):
  * - `direct`: the direct runner (bench/lib/direct-runner.ts, the Go runner's path);
  * - `bare`: a bare grpc-js server (generated service, every handler answers at once: the
- *   library's floor), optionally holding a namespace's AgentWorkloads and Pods in memory
- *   as plain objects, so that its RSS is the floor for a server with the same cache.
+ *   library's floor), optionally holding objects (a JSON file of AgentWorkloads and Pods)
+ *   in memory, so that its RSS is the floor for a Node server with the same data. It loads
+ *   nothing but grpc-js and the generated service.
  */
+import { readFileSync } from 'node:fs';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
 import {
   RunnerServiceService,
   type RunnerServiceServer,
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
-import { KubeClient } from '../../src/kube/client.ts';
-import { PODS } from '../../src/kube/resources.ts';
 import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
 import { serveParent } from './child-ipc.ts';
 
@@ -27,25 +26,8 @@ export type ServerProcessConfig =
       burst: number;
       runner: RunnerSettings;
     }
-  | { kind: 'bare'; kubeconfig?: string; cacheNamespace?: string };
-
-/** Objects the bare server holds, as the operator's caches would (managedFields dropped). */
-async function cacheOf(kubeconfig: string, namespace: string): Promise<unknown[]> {
-  const client = KubeClient.fromEnvironment(kubeconfig);
-  try {
-    const lists = await Promise.all(
-      [AGENT_WORKLOADS, PODS].map((type) => client.resource(type).list(namespace)),
-    );
-    return lists.flatMap((l) =>
-      l.items.map((o) => {
-        delete o.metadata?.managedFields;
-        return o;
-      }),
-    );
-  } finally {
-    client.close();
-  }
-}
+  /** `objectsFile`: a JSON array the server keeps in memory. */
+  | { kind: 'bare'; objectsFile?: string };
 
 async function startBareServer(): Promise<{ address: string; stop(): Promise<void> }> {
   const server = new Server({ 'grpc.enable_channelz': 0 });
@@ -76,8 +58,8 @@ if (config.kind === 'direct') {
     { address: direct.address },
   );
 } else {
-  if (config.kubeconfig && config.cacheNamespace)
-    cached = await cacheOf(config.kubeconfig, config.cacheNamespace);
+  if (config.objectsFile)
+    cached = JSON.parse(readFileSync(config.objectsFile, 'utf8')) as unknown[];
   const bare = await startBareServer();
   serveParent({ stop: () => bare.stop() }, { address: bare.address, cached: cached.length });
 }
