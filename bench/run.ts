@@ -18,12 +18,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from './lib/args.ts';
 import { ROOT } from './lib/cluster.ts';
+import { START_TARGETS } from './lib/start-report.ts';
 import { MiB, fixed, mib, seconds } from './lib/stats.ts';
 import {
   GRPC_TARGETS,
   grpcVerdicts,
   grpcOptions,
   renderGrpcReport,
+  rssVerdict,
   runGrpcBench,
   type GrpcBenchResult,
 } from './grpc.ts';
@@ -113,12 +115,15 @@ await step(
   () => runGrpcBench(gOpts, kubeconfig),
   renderGrpcReport,
   (r: GrpcBenchResult) => {
-    const shimRows = r.start.map(
-      ({ n, direct, shim }) =>
-        `| gRPC: first StartWorkload → all Pods Running, shim ÷ direct (N=${n}) | ${fixed(shim.allRunningMs / direct.allRunningMs)}× (${fixed(shim.allRunningMs / 1000)} s vs ${fixed(direct.allRunningMs / 1000)} s; ${fixed(shim.writesPerWorkload)} writes/workload) | ≤ 1.5× at N=500 | |`,
-    );
+    const shimRows = r.start.flatMap(({ n, direct, shim }) => [
+      `| gRPC: first StartWorkload → all Pods Running, shim ÷ direct (N=${n}) | ${fixed(shim.allRunningMs / direct.allRunningMs)}× (${fixed(shim.allRunningMs / 1000)} s vs ${fixed(direct.allRunningMs / 1000)} s; ${fixed(shim.writesPerWorkload)} writes/workload) | ≤ ${START_TARGETS.allRunningRatio}× at N=500 | ${n >= 500 ? mark(shim.allRunningMs <= START_TARGETS.allRunningRatio * direct.allRunningMs) : ''} |`,
+      `| gRPC: process CPU per started workload, operator ÷ direct (N=${n}) | ${fixed(shim.cpuMs / n)} ÷ ${fixed(direct.cpuMs / n)} ms = ${fixed(shim.cpuMs / direct.cpuMs)}× | ≤ ${START_TARGETS.cpuRatio}× | ${mark(shim.cpuMs <= START_TARGETS.cpuRatio * direct.cpuMs)} |`,
+    ]);
+    const m = r.memory;
+    const rss = rssVerdict(r);
     summary.push(
       ...shimRows,
+      `| gRPC: operator RSS (its own process, N=${r.start.at(-1)?.n ?? 0}): peak over the whole run incl. the unary load | ${mib(m.lifetimePeak)} MiB (modules loaded ${mib(m.modulesLoaded)}, started ${mib(m.started.rss)}, idle with the workloads ${mib(m.idle.rss)}; bare grpc-js with the same objects: ${mib(m.bare.loadPeak)} peak) | ≤ ${GRPC_TARGETS.rssPeakMiB} MiB at N=${GRPC_TARGETS.rssAtN} | ${rss.judged ? mark(rss.ok) : 'not judged'} |`,
       `| gRPC: InspectWorkload req/s, ${r.options.concurrency} closed-loop callers | ${fixed(r.load.inspect.closed.rps, 0)} (bare grpc-js: ${fixed(r.load.bare.closed.rps, 0)}, ${fixed(r.load.inspect.closed.rps / r.load.bare.closed.rps)}×) | ≥ ${GRPC_TARGETS.inspectRps} | ${mark(grpcVerdicts(r).rps)} |`,
       `| gRPC: InspectWorkload p99 at ${r.options.rate} req/s (open loop, ${r.options.concurrency} callers) | ${fixed(r.load.inspect.open.p99, 2)} ms (bare grpc-js: ${fixed(r.load.bare.open.p99, 2)} ms) | ≤ ${GRPC_TARGETS.inspectP99Ms} ms | ${mark(grpcVerdicts(r).p99)} |`,
     );

@@ -32,7 +32,8 @@ import {
   benchRunner,
   rawObjectsFor,
 } from './lib/shapes.ts';
-import { ControllerChild } from './lib/controller-child.ts';
+import { BenchChild } from './lib/bench-child.ts';
+import type { ControllerProcessConfig } from './lib/controller-process.ts';
 import { runMemoryProbe } from './lib/compiled.ts';
 import {
   LagMonitor,
@@ -325,15 +326,19 @@ export async function runWorkloadBench(
     const pods = new Tracker(kube, PODS, ns, 'Running');
     const workloads = new Tracker(kube, AGENT_WORKLOADS, ns, 'Running');
     await Promise.all([pods.start(), workloads.start()]);
-    const controller = await ControllerChild.start({
+    const config: ControllerProcessConfig = {
       kubeconfig: cluster.kubeconfig,
       namespace: ns,
       workers: opts.workers,
       qps: opts.qps,
       burst: opts.burst,
+    };
+    const controller = await BenchChild.start({
+      entry: 'controller-process',
+      env: { BENCH_CONTROLLER: JSON.stringify(config) },
     });
     // Its informers are synced (on an empty namespace): the operator process before any work.
-    const before = await controller.memory(true);
+    const before = await controller.memory({ gc: true });
     const start = await controller.counts();
     const countsStart = start.requestCounts;
     const byResourceStart = start.byResource;
@@ -341,7 +346,7 @@ export async function runWorkloadBench(
     log(
       `operator: creating ${opts.n} AgentWorkloads at concurrency ${opts.concurrency} (workers ${opts.workers}, qps ${opts.qps})`,
     );
-    const startMemory = await controller.memory(false);
+    const startMemory = await controller.memory();
     const lag = new LagMonitor().start();
     const cpu0 = process.cpuUsage();
     const t0 = nowMs();
@@ -380,7 +385,7 @@ export async function runWorkloadBench(
     const convergedCounts = await controller.counts();
     const countsConverged = convergedCounts.requestCounts;
     const byResourceConverged = convergedCounts.byResource;
-    const convergedMemory = await controller.memory(false);
+    const convergedMemory = await controller.memory();
     const converged = convergedMemory.rss;
     const controllerCpu = (convergedMemory.cpuMs - startMemory.cpuMs) / Math.max(1, nowMs() - t0);
     const perWorkload = (m: Map<string, number>): Array<[string, number]> =>
@@ -419,7 +424,7 @@ export async function runWorkloadBench(
     const idleByResource = diff(idleEnd.byResource, idleByResourceStart);
     const idleWrites = writesIn(idleUsed);
 
-    const after = await controller.memory(true);
+    const after = await controller.memory({ gc: true });
     await Promise.all([pods.stop(), workloads.stop()]);
     await controller.stop();
     if (!cluster.dedicated) await deleteNamespace(kube, ns);

@@ -75,7 +75,7 @@ write_config() {
       User: "65532:65532", WorkingDir: "/app",
       Entrypoint: ["/nodejs/bin/node"], Cmd: ["dist/main.js"],
       Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
-            "NODE_ENV=production", "NODE_OPTIONS=--max-semi-space-size=8"],
+            "NODE_ENV=production", "NODE_OPTIONS=--max-semi-space-size=8 --max-old-space-size=512"],
       ExposedPorts: {"50051/tcp": {}, "8080/tcp": {}}
     },
     rootfs: {type: "layers", diff_ids: $diff}

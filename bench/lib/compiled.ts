@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COMPILED, ROOT } from './cluster.ts';
+import { deployedNodeEnv } from './deployed-env.ts';
 
 let built: string | undefined;
 
@@ -58,8 +59,9 @@ export interface ProbeStep {
 }
 
 /**
- * Runs the memory probe (compiled, plain node, --expose-gc) and returns its steps: the
- * empty operator process, then each informer cache synced in `namespace` (when given).
+ * Runs the memory probe (compiled, plain node, --expose-gc, the image's environment) and
+ * returns its steps: the empty operator process, then each informer cache synced in
+ * `namespace` (when given).
  */
 export function runMemoryProbe(kubeconfig: string, namespace?: string): ProbeStep[] {
   const dir = compiledOperator();
@@ -67,7 +69,12 @@ export function runMemoryProbe(kubeconfig: string, namespace?: string): ProbeSte
     process.execPath,
     ['--expose-gc', path.join(dir, 'bench/lib/memory-probe.js')],
     {
-      env: { ...process.env, KUBECONFIG: kubeconfig, BENCH_NAMESPACE: namespace ?? '' },
+      env: {
+        ...process.env,
+        ...deployedNodeEnv(),
+        KUBECONFIG: kubeconfig,
+        BENCH_NAMESPACE: namespace ?? '',
+      },
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
       maxBuffer: 16 * 1024 * 1024,

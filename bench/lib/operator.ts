@@ -9,6 +9,9 @@ import { WorkloadController } from '../../src/workload/controller.ts';
 import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
 import { StaticRunnerDirectory } from '../../src/workload/seams.ts';
 import { timeHandOff } from './handoff-timing.ts';
+import { tallyRequests } from './request-tally.ts';
+
+export { diff, snapshot, sortedEntries, writesIn } from './request-tally.ts';
 
 /** The operator's own logger as in production (JSON at info), written to /dev/null. */
 export function operatorLogger(): Logger {
@@ -27,55 +30,7 @@ export function operatorClient(
   byResource: Map<string, number>;
 } {
   const client = KubeClient.fromEnvironment(kubeconfig, options);
-  const byResource = new Map<string, number>();
-  const original = client.request.bind(client);
-  const counted = <T>(
-    method: string,
-    path: string,
-    opts?: Parameters<KubeClient['request']>[2],
-  ): Promise<T> => {
-    const key = `${method} ${resourceOf(path)}`;
-    byResource.set(key, (byResource.get(key) ?? 0) + 1);
-    return original<T>(method, path, opts);
-  };
-  client.request = counted;
-  return { client, byResource };
-}
-
-/** `/api/v1/namespaces/ns/pods/name/status` → `pods/status`; collection or object alike. */
-function resourceOf(path: string): string {
-  const parts = path.split('?')[0]?.split('/').filter(Boolean) ?? [];
-  const start = parts[0] === 'api' ? 2 : 3;
-  let rest = parts.slice(start);
-  if (rest[0] === 'namespaces' && rest.length >= 3) rest = rest.slice(2);
-  const plural = rest[0] ?? '?';
-  const sub = rest[2];
-  return sub ? `${plural}/${sub}` : plural;
-}
-
-export function snapshot(counts: Map<string, number>): Map<string, number> {
-  return new Map(counts);
-}
-
-export function diff(after: Map<string, number>, before: Map<string, number>): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const [k, v] of after) {
-    const d = v - (before.get(k) ?? 0);
-    if (d !== 0) out.set(k, d);
-  }
-  return out;
-}
-
-const WRITE_VERBS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-
-export function writesIn(counts: Map<string, number>): number {
-  let n = 0;
-  for (const [k, v] of counts) if (WRITE_VERBS.has(k.split(' ')[0] ?? '')) n += v;
-  return n;
-}
-
-export function sortedEntries(counts: Map<string, number>): Array<[string, number]> {
-  return [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  return { client, byResource: tallyRequests(client) };
 }
 
 export interface InProcessOperator {

@@ -10,7 +10,10 @@ import {
 import type { Secret } from '../../src/grpc/translate-secrets.ts';
 import { translateStartRequest } from '../../src/grpc/translate-start.ts';
 import { buildPersistentVolumeClaim, buildPod } from '../../src/workload/pod-builder.ts';
-import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
+import {
+  DEFAULT_RUNNER_SETTINGS,
+  type RunnerSettings,
+} from '../../src/workload/runner-settings.ts';
 import {
   EXAMPLE_AGENT_ID,
   EXAMPLE_THREAD_ID,
@@ -222,3 +225,12 @@ export function simpleStartRequest(id: string = randomUUID()): StartWorkloadRequ
 
 export const START_SHAPES = { simple: simpleStartRequest, agent: agentStartRequest } as const;
 export type StartShape = keyof typeof START_SHAPES;
+
+/**
+ * The Runner settings the operator places workloads with in standalone mode without Runners
+ * (src/main.ts: the namespace defaults, no Runner name): bench:grpc's operator runs so, and
+ * its direct phase builds the same Pods.
+ */
+export function standaloneRunner(): RunnerSettings {
+  return { ...DEFAULT_RUNNER_SETTINGS, name: '' };
+}

@@ -1,16 +1,19 @@
 /**
  * One StartWorkload phase of bench:grpc: N StartWorkload calls from the forked load
- * generator against a target (the direct runner, or the shim with its controller), the
- * same observer informer on the namespace's Pods, and the target process's API requests,
- * CPU and RSS over the phase.
+ * generator against a target process (the direct runner, or the operator: shim and
+ * controller), the same observer informer on the namespace's Pods (and, for the operator,
+ * on its AgentWorkloads' status), and the target process's API requests, CPU and RSS
+ * (VmHWM) over the phase.
  */
+import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { PODS } from '../../src/kube/resources.ts';
+import type { BenchChild } from './bench-child.ts';
 import type { StartResult } from './grpc-load.ts';
 import type { LoadGenerator } from './load-client.ts';
-import { diff, snapshot, sortedEntries, writesIn } from './operator.ts';
+import { diff, sortedEntries, writesIn } from './request-tally.ts';
 import type { StartShape } from './shapes.ts';
-import { MemorySampler, nowMs, sleep } from './stats.ts';
+import { nowMs, sleep } from './stats.ts';
 import { Tracker } from './tracker.ts';
 
 export type StartTarget = 'direct' | 'shim';
@@ -28,9 +31,11 @@ export interface StartPhase {
   requestsPerWorkload: number;
   writesPerWorkload: number;
   byResource: Array<[string, number]>;
-  /** CPU of this process from the first call until everything was Running. */
+  /** CPU of the target process from the first call until everything was Running. */
   cpuMs: number;
+  /** The target process's peak RSS (VmHWM) during the phase, and its RSS when it ended. */
   rssPeak: number;
+  rssEnd: number;
 }
 
 /** After everything is Running, writes that follow (a coalesced status, an Event) still count. */
@@ -43,21 +48,23 @@ export interface StartPhaseOptions {
   shape: StartShape;
   loadgen: LoadGenerator;
   address: string;
-  /** The target's per-resource request tally. */
-  counts: Map<string, number>;
+  /** The target's process: its request tally, CPU and memory. */
+  process: BenchChild;
   observer: KubeClient;
   namespace: string;
-  /** Shim only: workload name → when its status was first seen Running. */
-  statusRunning?: Map<string, number>;
+  /** Shim only: also wait for every AgentWorkload's status Running. */
+  statusRunning?: boolean;
   log: (message: string) => void;
 }
 
 export async function runStartPhase(o: StartPhaseOptions): Promise<StartPhase> {
   const pods = new Tracker(o.observer, PODS, o.namespace, 'Running');
-  await pods.start();
-  const before = snapshot(o.counts);
-  const sampler = new MemorySampler(200).start();
-  const cpu0 = process.cpuUsage();
+  const workloads = o.statusRunning
+    ? new Tracker(o.observer, AGENT_WORKLOADS, o.namespace, 'Running')
+    : undefined;
+  await Promise.all([pods.start(), workloads?.start()]);
+  const before = (await o.process.counts()).byResource;
+  const m0 = await o.process.memory({ resetPeak: true });
   o.log(`${o.target}: ${o.n} StartWorkloads (${o.shape}) at concurrency ${o.concurrency}`);
   const t0 = nowMs();
   const rpc = await o.loadgen.run<StartResult>({
@@ -74,18 +81,18 @@ export async function runStartPhase(o: StartPhaseOptions): Promise<StartPhase> {
     .catch((err: Error) => o.log(err.message));
   const allRunningMs = Math.max(0, ...pods.reachedPhase.values()) - t0;
   let statusRunningMs: number | undefined;
-  const statusRunning = o.statusRunning;
-  if (statusRunning) {
-    await pods
+  if (workloads) {
+    const statusRunning = workloads.reachedPhase;
+    await workloads
       .until(() => statusRunning.size >= expected, timeoutMs, 'the AgentWorkloads Running')
       .catch((err: Error) => o.log(err.message));
     statusRunningMs = Math.max(0, ...statusRunning.values()) - t0;
   }
-  const cpu = process.cpuUsage(cpu0);
+  const m1 = await o.process.memory();
   await sleep(SETTLE_MS);
-  const counts = diff(snapshot(o.counts), before);
-  sampler.stop();
-  await pods.stop();
+  const counts = diff((await o.process.counts()).byResource, before);
+  const m2 = await o.process.memory();
+  await Promise.all([pods.stop(), workloads?.stop()]);
   let requests = 0;
   for (const v of counts.values()) requests += v;
   const started = Math.max(1, expected);
@@ -102,7 +109,8 @@ export async function runStartPhase(o: StartPhaseOptions): Promise<StartPhase> {
     requestsPerWorkload: requests / started,
     writesPerWorkload: writesIn(counts) / started,
     byResource: sortedEntries(counts),
-    cpuMs: (cpu.user + cpu.system) / 1000,
-    rssPeak: sampler.peakRss,
+    cpuMs: m1.cpuMs - m0.cpuMs,
+    rssPeak: m2.peakRss,
+    rssEnd: m2.rss,
   };
 }

@@ -33,12 +33,14 @@ export function renderStartComparison(
   );
   lines.push('');
   lines.push(
-    `Per N, first the direct phase (bench/lib/direct-runner.ts: a grpc-js server in this process doing what the ` +
+    `Per N, first the direct phase (bench/lib/direct-runner.ts: a grpc-js server in a process of its own doing what the ` +
       `Go runner does per StartWorkload — a pull Secret when the request has credentials, a PVC GET/POST per named ` +
-      `volume, one Pod POST — and answering STARTING), then the shim with its controller in this process; ` +
-      `both with an API client of ${o.qps} qps / burst ${o.burst}, the same ${o.startConcurrency} grpc-js callers in ` +
-      `the forked load generator, and the same observer informer on the namespace's Pods. CPU is this process's ` +
-      `from the first call until everything was Running; API requests are the target's, counted until 2 s after.`,
+      `volume, one Pod POST — and answering STARTING, building the Pod as the standalone operator does), then the ` +
+      `operator in its own process (src/main.ts, standalone); both with an API client of ${o.qps} qps / burst ${o.burst}, ` +
+      `the same ${o.startConcurrency} grpc-js callers in the forked load generator, and the same observer informer on ` +
+      `the namespace's Pods (and AgentWorkloads) in the benchmark's process. CPU is the target process's own from the ` +
+      `first call until everything was Running; RSS peak is its VmHWM over the phase; API requests are the target's, ` +
+      `counted until 2 s after.`,
   );
   lines.push('');
   lines.push('| N | Figure | Direct | Shim | Shim ÷ direct | Target |');
@@ -83,7 +85,12 @@ export function renderStartComparison(
       ratio(s.cpuMs, d.cpuMs),
       `≤ ${START_TARGETS.cpuRatio}× — ${verdict(s.cpuMs <= START_TARGETS.cpuRatio * d.cpuMs)}`,
     );
-    row('RSS peak of the process', `${mib(d.rssPeak)} MiB`, `${mib(s.rssPeak)} MiB`, '');
+    row(
+      'RSS of the process: peak during the phase / at its end',
+      `${mib(d.rssPeak)} / ${mib(d.rssEnd)} MiB`,
+      `${mib(s.rssPeak)} / ${mib(s.rssEnd)} MiB`,
+      '',
+    );
     row(
       'Errors',
       `${d.rpc.errors} (${d.podsRunning} Running)`,

@@ -61,11 +61,9 @@ function applyInstruction(image: DockerfileImage, instr: string, rest: string[])
     case 'WORKDIR':
       image.workdir = value;
       break;
-    case 'ENV': {
-      const eq = value.indexOf('=');
-      image.env[value.slice(0, eq)] = value.slice(eq + 1);
+    case 'ENV':
+      Object.assign(image.env, envPairs(value));
       break;
-    }
     case 'USER':
       image.user = value;
       break;
@@ -82,4 +80,24 @@ function applyInstruction(image: DockerfileImage, instr: string, rest: string[])
       break;
     }
   }
+}
+
+/** `K=V [K2=V2 ...]` (values double- or single-quoted or bare) or the legacy `K V`. */
+export function envPairs(value: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(value)) {
+    const [key = '', ...rest] = value.split(/\s+/);
+    env[key] = unquote(rest.join(' '));
+    return env;
+  }
+  for (const pair of value.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|'[^']*'|\S*)/g))
+    env[pair[1] ?? ''] = unquote(pair[2] ?? '');
+  return env;
+}
+
+function unquote(value: string): string {
+  if (value.length >= 2 && value.startsWith('"') && value.endsWith('"'))
+    return value.slice(1, -1).replace(/\\(.)/g, '$1');
+  if (value.length >= 2 && value.startsWith("'") && value.endsWith("'")) return value.slice(1, -1);
+  return value;
 }

@@ -1,0 +1,140 @@
+/** Pure helpers of the benchmarks (bench/lib): parsing the image's settings, main.ts's log, tallies. */
+import { describe, expect, it } from '@jest/globals';
+import { runtimeEnv } from '../../bench/lib/deployed-env.ts';
+import { emptyMax, foldMax } from '../../bench/lib/memory-poller.ts';
+import { startedLine } from '../../bench/lib/operator-child.ts';
+import { resourceOf, tallyRequests } from '../../bench/lib/request-tally.ts';
+import type { ChildMemory } from '../../bench/lib/child-ipc.ts';
+import { parseDockerfile } from '../support/dockerfile.ts';
+import type { GrpcBenchResult } from '../../bench/lib/grpc-options.ts';
+import { rssVerdict } from '../../bench/lib/grpc-report.ts';
+
+describe('runtimeEnv (the Dockerfile parser of test/support/dockerfile.ts)', () => {
+  it('reads the last stage only, later lines winning, runtime variables only', () => {
+    const text = [
+      'FROM node:24 AS build',
+      'ENV NODE_OPTIONS=--build-only',
+      'FROM distroless',
+      'ENV NODE_ENV=production',
+      'ENV NODE_OPTIONS=--max-semi-space-size=8',
+      'ENV NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=512"',
+      'ENV OTHER=1 MALLOC_ARENA_MAX=2',
+    ].join('\n');
+    expect(runtimeEnv(text)).toEqual({
+      NODE_ENV: 'production',
+      NODE_OPTIONS: '--max-semi-space-size=4 --max-old-space-size=512',
+      MALLOC_ARENA_MAX: '2',
+    });
+  });
+
+  it('parses several pairs, quotes, the legacy form and continuations', () => {
+    const text = [
+      'FROM x',
+      'ENV A=1 B="two words" C=\'single quoted\' Q="a \\"quote\\""',
+      'ENV LEGACY value with spaces',
+      'ENV D="--a --b" \\',
+      '    E=5',
+      '# ENV F=commented',
+    ].join('\n');
+    expect(parseDockerfile(text).env).toEqual({
+      A: '1',
+      B: 'two words',
+      C: 'single quoted',
+      Q: 'a "quote"',
+      LEGACY: 'value with spaces',
+      D: '--a --b',
+      E: '5',
+    });
+  });
+});
+
+describe('startedLine', () => {
+  it('finds main.ts\'s "k8s-runner started" line and its ports', () => {
+    const log = [
+      '{"level":30,"msg":"cache synced"}',
+      'not json',
+      '{"level":30,"grpcPort":41234,"httpPort":41235,"msg":"k8s-runner started"}',
+    ].join('\n');
+    expect(startedLine(log)).toEqual({ grpcPort: 41234, httpPort: 41235 });
+  });
+
+  it('waits for a whole line with both ports', () => {
+    expect(startedLine('{"level":30,"grpcPort":41234,"msg":"k8s-runner started"}')).toBeUndefined();
+    expect(
+      startedLine('{"level":30,"grpcPort":41234,"httpPort":5,"msg":"k8s-runner sta'),
+    ).toBeUndefined();
+    expect(
+      startedLine('{"msg":"about \\"k8s-runner started\\"","grpcPort":1,"httpPort":2}'),
+    ).toBeUndefined();
+  });
+});
+
+describe('foldMax', () => {
+  it('keeps the highest of each figure and counts the samples', () => {
+    const sample = (rss: number, heapTotal: number, external: number): ChildMemory => ({
+      type: 'memory',
+      rss,
+      peakRss: rss,
+      lifetimePeakRss: rss,
+      heapUsed: heapTotal / 2,
+      heapTotal,
+      external,
+      arrayBuffers: external / 2,
+      cpuMs: 0,
+    });
+    const max = [sample(100, 50, 9), sample(120, 40, 3)].reduce(foldMax, emptyMax());
+    expect(max).toEqual({
+      samples: 2,
+      rss: 120,
+      heapTotal: 50,
+      heapUsed: 25,
+      external: 9,
+      arrayBuffers: 4.5,
+    });
+  });
+});
+
+describe('request tally', () => {
+  it('names the resource and subresource of core, group, namespaced and cluster paths', () => {
+    expect(resourceOf('/api/v1/namespaces/ns/pods/p-1/status')).toBe('pods/status');
+    expect(resourceOf('/api/v1/namespaces/ns/pods?watch=1')).toBe('pods');
+    expect(resourceOf('/apis/agyn.io/v1alpha1/namespaces/ns/agentworkloads/w')).toBe(
+      'agentworkloads',
+    );
+    expect(resourceOf('/api/v1/namespaces/ns')).toBe('namespaces');
+    expect(resourceOf('/apis/coordination.k8s.io/v1/leases')).toBe('leases');
+  });
+
+  it('counts by verb and resource and still makes the request', async () => {
+    const calls: string[] = [];
+    const target = {
+      request<T>(method: string, path: string): Promise<T> {
+        calls.push(`${method} ${path}`);
+        return Promise.resolve(method as T);
+      },
+    };
+    const counts = tallyRequests(target as never);
+    await expect(target.request('POST', '/api/v1/namespaces/ns/pods')).resolves.toBe('POST');
+    await target.request('POST', '/api/v1/namespaces/ns/pods');
+    await target.request('PATCH', '/apis/agyn.io/v1alpha1/namespaces/ns/agentworkloads/w/status');
+    expect([...counts]).toEqual([
+      ['POST pods', 2],
+      ['PATCH agentworkloads/status', 1],
+    ]);
+    expect(calls).toHaveLength(3);
+  });
+});
+
+describe('rssVerdict', () => {
+  const result = (n: number, peakMiB: number): GrpcBenchResult =>
+    ({
+      start: [{ n }],
+      memory: { lifetimePeak: peakMiB * 1024 * 1024 },
+    }) as unknown as GrpcBenchResult;
+
+  it('judges the whole run’s peak against 120 MiB, only from N = 500 on', () => {
+    expect(rssVerdict(result(500, 120))).toEqual({ ok: true, judged: true });
+    expect(rssVerdict(result(500, 120.5))).toEqual({ ok: false, judged: true });
+    expect(rssVerdict(result(200, 100))).toEqual({ ok: true, judged: false });
+  });
+});
