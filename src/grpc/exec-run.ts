@@ -15,6 +15,7 @@ import {
   errorEvent,
   exitOutcome,
 } from './exec-protocol.ts';
+import { malformedReason } from './exec-decode.ts';
 import type { CancellableExec } from './exec-registry.ts';
 import type { CallContext, ShimContext } from './rpc.ts';
 import { Delay, TailBuffer } from './stream-buffers.ts';
@@ -260,6 +261,16 @@ export class ExecRun implements CancellableExec {
   }
 
   private onMessage(request: ExecRequest): void {
+    const undecodable = malformedReason(request);
+    if (undecodable !== undefined) {
+      // Upstream's "another Recv error" (§6.4).
+      this.ctx.logger.info(
+        { executionId: this.executionId, error: undecodable },
+        'an ExecRequest does not decode',
+      );
+      this.terminate(ExecExitReason.EXEC_EXIT_REASON_RUNNER_ERROR, false);
+      return;
+    }
     this.touchIdle();
     const msg = request.msg;
     switch (msg?.$case) {

@@ -10,6 +10,7 @@ import type {
 } from '../gen/agynio/api/runner/v1/runner.ts';
 import { podNameOf, type Pod } from './caches.ts';
 import { RpcError, invalidArgument, mapKubeError } from './errors.ts';
+import { malformedReason } from './exec-decode.ts';
 import { ExecStartError, buildExecCommand, errorEvent } from './exec-protocol.ts';
 import { ExecRun } from './exec-run.ts';
 import type { CallContext, ShimContext } from './rpc.ts';
@@ -99,6 +100,14 @@ export async function exec(
   const first = await firstMessage(call, ctx.signal);
   if (first.kind !== 'message') return;
   try {
+    const undecodable = malformedReason(first.message);
+    if (undecodable !== undefined) {
+      throw new ExecStartError(
+        'invalid_request',
+        `the ExecRequest does not decode: ${undecodable}`,
+        status.INVALID_ARGUMENT,
+      );
+    }
     const msg = first.message.msg;
     if (msg?.$case !== 'start') {
       throw new ExecStartError(

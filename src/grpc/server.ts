@@ -19,6 +19,7 @@ import type { ShimCaches, Workload } from './caches.ts';
 import { codeName } from './errors.ts';
 import { streamEvents } from './events.ts';
 import { cancelExecution, exec } from './exec.ts';
+import { withTolerantExecDecoding } from './exec-decode.ts';
 import { ExecRegistry } from './exec-registry.ts';
 import { DEFAULT_LIMITS, execLimiter, putArchiveLimiter, type ShimLimits } from './limits.ts';
 import { putArchive } from './put-archive.ts';
@@ -261,7 +262,10 @@ export async function startRunnerGrpcServer(
     'grpc.enable_channelz': 0,
     interceptors: [shimInterceptor(options.auth, logger, options.ready ?? (() => true))],
   });
-  server.addService(withMemoizedAnswers(RunnerServiceService), createRunnerService(shim));
+  server.addService(
+    withTolerantExecDecoding(withMemoizedAnswers(RunnerServiceService)),
+    createRunnerService(shim),
+  );
   const address = `${options.host ?? '0.0.0.0'}:${options.port ?? DEFAULT_GRPC_PORT}`;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(address, serverCredentials(options.auth), (err, bound) =>

@@ -1,4 +1,4 @@
-import http from 'node:http';
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it, jest } from '@jest/globals';
 import {
@@ -11,10 +11,11 @@ import {
 } from '@grpc/grpc-js';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { WebSocketServer } from 'ws';
 import {
   CancelExecutionRequest,
+  ExecExitReason,
   ExecRequest,
+  ExecResponse,
   FindWorkloadsByLabelsRequest,
   GetWorkloadLabelsRequest,
   InspectWorkloadRequest,
@@ -38,12 +39,11 @@ import { InformerCache } from '../../src/kube/cache.ts';
 import { WorkloadCaches } from '../../src/workload/caches.ts';
 import { startRunnerGrpcServer, type RunnerGrpcServer } from '../../src/grpc/server.ts';
 import { KubeClient } from '../../src/kube/client.ts';
+import { ID, NS, POD, fakeApi } from './grpc-fuzz-api.ts';
+import { CallTimings, summarize } from './grpc-fuzz-timings.ts';
 
 jest.setTimeout(120_000);
 
-const NS = 'fuzz';
-const ID = '0f0f0f0f-1111-4222-8333-444444444444';
-const POD = `workload-${ID}`;
 const TOTAL_CALLS = 10_500;
 const CONCURRENCY = 48;
 const MAX_MESSAGE_BYTES = 256 * 1024;
@@ -59,6 +59,8 @@ function mulberry32(seed: number): () => number {
   };
 }
 
+// FUZZ_SEED repeats a run's inputs (not their interleaving); FUZZ_METHODS=Exec,PutArchive
+// fuzzes only those; FUZZ_TIMINGS=1 prints every method's slowest calls (a failure always does).
 const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
 const rnd = mulberry32(seed);
 const chance = (p: number): boolean => rnd() < p;
@@ -270,152 +272,6 @@ function mutate(bytes: Uint8Array): Buffer {
   }
 }
 
-// ---------------------------------------------------------------- a fake API server
-
-const labels = {
-  'app.kubernetes.io/managed-by': 'k8s-runner',
-  'agyn.io/workload-id': ID,
-  workload_key: 'k',
-};
-const objects: Record<string, unknown> = {
-  pods: {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: POD, namespace: NS, uid: 'pod-uid', resourceVersion: '1', labels },
-    spec: {
-      containers: [{ name: 'main', image: 'alpine' }],
-      volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }],
-    },
-    status: {
-      phase: 'Running',
-      containerStatuses: [
-        { name: 'main', image: 'alpine', restartCount: 0, state: { running: {} } },
-      ],
-    },
-  },
-  agentworkloads: {
-    apiVersion: 'agyn.io/v1alpha1',
-    kind: 'AgentWorkload',
-    metadata: { name: POD, namespace: NS, uid: 'aw-uid', resourceVersion: '1', labels },
-    spec: {
-      workloadId: ID,
-      main: { name: 'main', image: 'alpine', mounts: [{ volume: 'data', mountPath: '/d' }] },
-      sidecars: [],
-      initContainers: [],
-      volumes: [{ name: 'data', kind: 'Persistent', persistentName: 'data' }],
-      capabilities: [],
-      stopped: false,
-      restartPolicy: 'Never',
-      deleteVolumesWithWorkload: false,
-      labels: { workload_key: 'k' },
-    },
-    status: { phase: 'Running', podName: POD },
-  },
-  persistentvolumeclaims: {
-    apiVersion: 'v1',
-    kind: 'PersistentVolumeClaim',
-    metadata: {
-      name: 'data',
-      namespace: NS,
-      resourceVersion: '1',
-      labels: { 'app.kubernetes.io/managed-by': 'k8s-runner', volume_key: 'v' },
-    },
-  },
-};
-
-const STATUSES: Array<[number, string]> = [
-  [404, 'NotFound'],
-  [409, 'AlreadyExists'],
-  [409, 'Conflict'],
-  [422, 'Invalid'],
-  [401, 'Unauthorized'],
-  [403, 'Forbidden'],
-  [400, 'BadRequest'],
-  [500, 'InternalError'],
-];
-
-function fakeApi(): http.Server {
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const parts = url.pathname.split('/').filter(Boolean);
-    const nsIndex = parts.indexOf('namespaces');
-    const plural = parts[nsIndex + 2] ?? '';
-    const name = parts[nsIndex + 3];
-    const sub = parts[nsIndex + 4];
-    const json = (code: number, body: unknown): void => {
-      res.writeHead(code, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    const fail = (): void => {
-      const [code, reason] = pick(STATUSES);
-      json(code, { kind: 'Status', status: 'Failure', reason, code, message: `fake ${reason}` });
-    };
-    req.resume();
-    if (url.searchParams.get('watch')) {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      if (plural !== 'events') return; // informer watches stay open
-      const event = {
-        metadata: { name: 'e', namespace: NS },
-        involvedObject: { kind: 'Pod', name: POD },
-        reason: 'Started',
-        type: 'Normal',
-      };
-      res.write(`${JSON.stringify({ type: 'ADDED', object: event })}\n`);
-      if (chance(0.2)) res.write('{garbage\n');
-      if (chance(0.2))
-        res.write(`${JSON.stringify({ type: 'ERROR', object: { code: 410, message: 'gone' } })}\n`);
-      setTimeout(() => res.end(), 20);
-      return;
-    }
-    if (req.method === 'GET' && name === undefined) {
-      const obj = objects[plural];
-      json(200, { metadata: { resourceVersion: '1' }, items: obj ? [obj] : [] });
-      return;
-    }
-    if (sub === 'log') {
-      if (chance(0.3)) return fail();
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.write('line 1\n');
-      setTimeout(() => res.end('line 2\n'), 5);
-      return;
-    }
-    if (chance(0.5)) {
-      const obj = objects[plural] ?? { metadata: { name, namespace: NS } };
-      json(req.method === 'POST' ? 201 : 200, obj);
-      return;
-    }
-    fail();
-  });
-  const wss = new WebSocketServer({ noServer: true, handleProtocols: () => 'v5.channel.k8s.io' });
-  server.on('upgrade', (req, socket, head) => {
-    if (chance(0.2)) {
-      socket.destroy();
-      return;
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.on('message', (raw: Buffer) => {
-        if (raw[0] === 0) ws.send(Buffer.concat([Buffer.from([1]), raw.subarray(1)]));
-        if (raw[0] === 255) {
-          ws.send(
-            Buffer.concat([
-              Buffer.from([3]),
-              Buffer.from(
-                JSON.stringify({
-                  status: chance(0.5) ? 'Success' : 'Failure',
-                  message: 'exit status 3',
-                }),
-              ),
-            ]),
-          );
-          ws.close();
-        }
-      });
-      ws.on('error', () => {});
-    });
-  });
-  return server;
-}
-
 // ---------------------------------------------------------------- the test
 
 let api: http.Server;
@@ -426,7 +282,7 @@ let client: Client;
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
 beforeAll(async () => {
-  api = fakeApi();
+  api = fakeApi(rnd);
   await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
   const kc = new KubeConfig();
   kc.loadFromOptions({
@@ -516,14 +372,96 @@ function bidiCall(path: string, payloads: Buffer[]): Promise<number> {
   });
 }
 
+const execPath = RunnerServiceService.exec.path;
+const execRequest = (m: DeepPartial<ExecRequest>): Buffer =>
+  Buffer.from(ExecRequest.encode(ExecRequest.fromPartial(m)).finish());
+const startCat = execRequest({
+  msg: { $case: 'start', start: { targetId: POD, commandArgv: ['cat'] } },
+});
+/** An ExecRequest cut short: it does not decode. */
+const undecodable = startCat.subarray(0, 9);
+
+/** An Exec that never half-closes: `first` at once, `afterStarted` once `started` came. */
+function execExchange(
+  first: Buffer[],
+  afterStarted: Buffer[] = [],
+): Promise<{ events: ExecResponse['event'][]; code: number }> {
+  return new Promise((resolve) => {
+    const events: ExecResponse['event'][] = [];
+    const call = client.makeBidiStreamRequest(
+      execPath,
+      identity,
+      (b: Buffer) => ExecResponse.decode(b),
+      new Metadata(),
+      { deadline: deadlineFor(execPath) },
+    );
+    call.on('data', (response: ExecResponse) => {
+      events.push(response.event);
+      if (response.event?.$case === 'started') for (const p of afterStarted) call.write(p);
+    });
+    call.on('error', () => {});
+    call.on('status', (s: StatusObject) => resolve({ events, code: s.code }));
+    for (const p of first) call.write(p);
+  });
+}
+
+it('answers an Exec whose first message does not decode with INVALID_ARGUMENT', async () => {
+  const { events, code } = await execExchange([undecodable]);
+  expect(events).toEqual([
+    { $case: 'error', error: expect.objectContaining({ code: 'invalid_request' }) },
+  ]);
+  expect(code).toBe(status.INVALID_ARGUMENT);
+});
+
+it('ends an Exec session on a message that does not decode: exit RUNNER_ERROR, then OK', async () => {
+  // Several sessions: the fake API refuses some exec connections, which end the same way.
+  for (let i = 0; i < 5; i++) {
+    const { events, code } = await execExchange([startCat], [undecodable]);
+    expect(events.map((e) => e?.$case)).toEqual(['started', 'exit']);
+    const exit = events[1]?.$case === 'exit' ? events[1].exit : undefined;
+    expect(exit?.reason).toBe(ExecExitReason.EXEC_EXIT_REASON_RUNNER_ERROR);
+    expect(code).toBe(status.OK);
+  }
+});
+
+it('answers every Exec whose undecodable message comes with an event being written', async () => {
+  // The fuzz test's stall: grpc-js ended such a call itself while the handler wrote
+  // `exec_already_started`, and the status never went out (exec-decode.ts).
+  const messages = [
+    execRequest({
+      msg: {
+        $case: 'start',
+        start: {
+          targetId: POD,
+          commandArgv: ['x'],
+          options: { tty: true, timeoutMs: 5, idleTimeoutMs: 100, killOnTimeout: true },
+        },
+      },
+    }),
+    execRequest({ msg: { $case: 'start', start: { targetId: POD, commandArgv: ['x'] } } }),
+    undecodable,
+  ];
+  const codes: number[] = [];
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (codes.length < 1_000) codes.push(await bidiCall(execPath, messages));
+    }),
+  );
+  expect(codes.filter((c) => c === status.DEADLINE_EXCEEDED)).toEqual([]);
+});
+
 it(`answers ${TOTAL_CALLS} random and malformed requests with a status, without crashing`, async () => {
-  const methods = Object.values(RunnerServiceService);
+  const only = process.env.FUZZ_METHODS?.split(',');
+  const methods = Object.values(RunnerServiceService).filter(
+    (m) => !only || only.includes(m.path.split('/').pop() ?? ''),
+  );
   const codes = new Map<number, number>();
   const perMethod = new Map<string, number>();
   // StopWorkload waits for a Pod that never goes until just before its short deadline; on a
   // loaded machine the client's own deadline may fire first. Any other method must answer.
   let stopDeadlines = 0;
   let next = 0;
+  const timings = new CallTimings();
   const worker = async (): Promise<void> => {
     while (next < TOTAL_CALLS) {
       next++;
@@ -531,18 +469,23 @@ it(`answers ${TOTAL_CALLS} random and malformed requests with a status, without 
       const name = method.path.split('/').pop() ?? '';
       perMethod.set(name, (perMethod.get(name) ?? 0) + 1);
       let code: number;
+      const startedAt = performance.now();
+      let describe: () => string;
       if (method.requestStream) {
         const messages = execMessages().map((m) => (chance(0.15) ? mutate(m) : Buffer.from(m)));
+        describe = () => messages.map((m) => summarize(method, m)).join(' | ');
         code = await bidiCall(method.path, messages);
       } else {
         const generate = REQUESTS[name];
         if (!generate) throw new Error(`no generator for ${name}`);
         const bytes = generate();
         const payload = chance(0.25) ? mutate(bytes) : Buffer.from(bytes);
+        describe = () => summarize(method, payload);
         code = method.responseStream
           ? await serverStreamCall(method.path, payload)
           : await unaryCall(method.path, payload);
       }
+      timings.record(name, performance.now() - startedAt, code, describe);
       codes.set(code, (codes.get(code) ?? 0) + 1);
       if (name === 'StopWorkload' && code === status.DEADLINE_EXCEEDED) stopDeadlines++;
     }
@@ -554,6 +497,8 @@ it(`answers ${TOTAL_CALLS} random and malformed requests with a status, without 
     `fuzz seed ${seed}: ${JSON.stringify(summary)} across ${JSON.stringify(Object.fromEntries(perMethod))}`,
   );
   const answered = [...codes.values()].reduce((a, b) => a + b, 0);
+  if ((codes.get(status.DEADLINE_EXCEEDED) ?? 0) > stopDeadlines || process.env.FUZZ_TIMINGS)
+    console.log(timings.report());
   expect(answered).toBe(TOTAL_CALLS);
   expect((codes.get(status.DEADLINE_EXCEEDED) ?? 0) - stopDeadlines).toBe(0);
   expect(codes.get(status.UNKNOWN) ?? 0).toBe(0);
