@@ -8,6 +8,7 @@ import type { ChildMemory } from '../../bench/lib/child-ipc.ts';
 import { parseDockerfile } from '../support/dockerfile.ts';
 import type { GrpcBenchResult } from '../../bench/lib/grpc-options.ts';
 import { rssVerdict } from '../../bench/lib/grpc-report.ts';
+import { floorRatios, floorVerdict, type WorkloadBenchResult } from '../../bench/workloads.ts';
 
 describe('runtimeEnv (the Dockerfile parser of test/support/dockerfile.ts)', () => {
   it('reads the last stage only, later lines winning, runtime variables only', () => {
@@ -136,5 +137,29 @@ describe('rssVerdict', () => {
     expect(rssVerdict(result(500, 120))).toEqual({ ok: true, judged: true });
     expect(rssVerdict(result(500, 120.5))).toEqual({ ok: false, judged: true });
     expect(rssVerdict(result(200, 100))).toEqual({ ok: true, judged: false });
+  });
+});
+
+describe('floorRatios (the kubectl path against its no-controller floor)', () => {
+  const result = (n: number, op: [number, number], floor: [number, number]): WorkloadBenchResult =>
+    ({
+      options: { n },
+      operator: { allExistMs: op[0], allRunningMs: op[1] },
+      floor: { allExistMs: floor[0], allRunningMs: floor[1] },
+    }) as unknown as WorkloadBenchResult;
+
+  it('divides the operator by the floor and judges each against 1.2×', () => {
+    const r = result(1000, [12_000, 130_000], [10_000, 100_000]);
+    const f = floorRatios(r);
+    expect(f.exist).toBeCloseTo(1.2);
+    expect(f.running).toBeCloseTo(1.3);
+    expect([f.existOk, f.runningOk, f.judged]).toEqual([true, false, true]);
+    expect(floorVerdict(f.runningOk, r)).toBe('**misses**');
+  });
+
+  it('says at which N a smaller run was measured', () => {
+    const r = result(300, [10_000, 100_000], [10_000, 100_000]);
+    expect(floorRatios(r).judged).toBe(false);
+    expect(floorVerdict(true, r)).toBe('meets (measured at N=300)');
   });
 });
