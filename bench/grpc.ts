@@ -54,6 +54,7 @@ import { LoadGenerator } from './lib/load-client.ts';
 import { MemoryPoller, emptyMax } from './lib/memory-poller.ts';
 import { startOperatorChild, type OperatorChild } from './lib/operator-child.ts';
 import type { ServerProcessConfig } from './lib/server-process.ts';
+import type { DirectMode } from './lib/direct-runner.ts';
 import { standaloneRunner } from './lib/shapes.ts';
 import { runStartPhase, type StartPhase } from './lib/start-phase.ts';
 import type { StartComparison } from './lib/start-report.ts';
@@ -68,16 +69,24 @@ function log(message: string): void {
 
 type Phase = Pick<Parameters<typeof runStartPhase>[0], 'n' | 'concurrency' | 'shape' | 'loadgen'>;
 
-/** The direct phase: the direct runner in a process of its own, in a fresh namespace. */
+/**
+ * The direct phase (the Go runner's path) or the CR design's floor: the direct runner in a
+ * process of its own, in a fresh namespace.
+ */
 async function directPhase(
   kube: KubeClient,
   kubeconfig: string,
   opts: GrpcBenchOptions,
   phase: Phase,
+  mode: DirectMode = 'go',
 ): Promise<StartPhase> {
-  const namespace = await createNamespace(kube, 'bench-grpc-direct');
+  const namespace = await createNamespace(
+    kube,
+    `bench-grpc-${mode === 'go' ? 'direct' : 'cr-floor'}`,
+  );
   const config: ServerProcessConfig = {
     kind: 'direct',
+    mode,
     kubeconfig,
     namespace,
     qps: opts.qps,
@@ -91,7 +100,7 @@ async function directPhase(
   try {
     return await runStartPhase({
       ...phase,
-      target: 'direct',
+      target: mode === 'go' ? 'direct' : 'crFloor',
       address: String(direct.info.address),
       process: direct,
       observer: kube,
@@ -228,6 +237,7 @@ export async function runGrpcBench(
       if (ns) await deleteNamespace(kube, ns, 120_000);
       const phase = { n, concurrency: opts.startConcurrency, shape: opts.shape, loadgen };
       const d = await directPhase(kube, cluster.kubeconfig, opts, phase);
+      const floor = await directPhase(kube, cluster.kubeconfig, opts, phase, 'cr');
       ns = await createNamespace(kube, 'bench-grpc');
       op = await startOperatorChild({ kubeconfig: cluster.kubeconfig, namespace: ns, ...opts });
       started = await op.child.memory();
@@ -242,7 +252,7 @@ export async function runGrpcBench(
         statusRunning: true,
         log,
       });
-      start.push({ n, direct: d, shim: s });
+      start.push({ n, direct: d, crFloor: floor, shim: s });
       lastIds = s.rpc.ids;
     }
     if (!op || !started) throw new Error('--start-n: at least one N');

@@ -13,11 +13,15 @@ import type { KubeObject } from '../../src/kube/client.ts';
 import { isNotFound } from '../../src/kube/errors.ts';
 import { PODS, PVCS, SECRETS } from '../../src/kube/resources.ts';
 import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
-import { operatorClient } from './operator.ts';
+import { crFloor } from './cr-floor.ts';
+import { operatorClient, operatorLogger } from './operator.ts';
 import { rawObjectsForStart } from './shapes.ts';
 
 type Pod = IPod & KubeObject;
 type Pvc = IPersistentVolumeClaim & KubeObject;
+
+/** `go`: the Go runner's path; `cr`: the CR design's floor (bench/lib/cr-floor.ts). */
+export type DirectMode = 'go' | 'cr';
 
 export interface DirectRunner {
   address: string;
@@ -35,13 +39,13 @@ export interface DirectRunner {
 export async function startDirectRunner(
   kubeconfig: string,
   namespace: string,
-  options: { qps: number; burst: number; runner: RunnerSettings },
+  options: { qps: number; burst: number; runner: RunnerSettings; mode?: DirectMode },
 ): Promise<DirectRunner> {
   const { client, byResource } = operatorClient(kubeconfig, {
     qps: options.qps,
     burst: options.burst,
   });
-  const start = async (req: StartWorkloadRequest): Promise<StartWorkloadResponse> => {
+  const goStart = async (req: StartWorkloadRequest): Promise<StartWorkloadResponse> => {
     const { secrets, pvcs, pod } = rawObjectsForStart(req, namespace, options.runner);
     for (const secret of secrets) await client.resource<Secret>(SECRETS).create(namespace, secret);
     for (const pvc of pvcs) {
@@ -60,6 +64,10 @@ export async function startDirectRunner(
       status: WorkloadStatus.WORKLOAD_STATUS_STARTING,
     };
   };
+  const start =
+    options.mode === 'cr'
+      ? crFloor(client, operatorLogger(), namespace, options.runner).start
+      : goStart;
   const server = new Server({ 'grpc.enable_channelz': 0 });
   const unimplemented = (_call: unknown, callback: (err: Partial<ServiceError>) => void): void =>
     callback({ code: status.UNIMPLEMENTED, details: 'direct runner: StartWorkload only' });

@@ -8,7 +8,7 @@ import {
   type Mode,
 } from './grpc-options.ts';
 import { deployedNodeEnv } from './deployed-env.ts';
-import { renderStartComparison } from './start-report.ts';
+import { renderCrFloor, renderStartComparison } from './start-report.ts';
 import { MiB, fixed, mib, seconds } from './stats.ts';
 
 function deployedSummary(): string {
@@ -94,6 +94,7 @@ export function renderGrpcReport(r: GrpcBenchResult): string {
   );
   lines.push('');
   lines.push(...renderStartComparison(r.start, o));
+  lines.push(...renderCrFloor(r.start));
   lines.push('');
   lines.push(
     `| Unary calls, ${o.concurrency} callers | Bare grpc-js (floor) | Shim Ready | Shim InspectWorkload | Inspect ÷ bare | Target (Inspect) |`,

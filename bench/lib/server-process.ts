@@ -16,10 +16,13 @@ import {
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
 import { serveParent } from './child-ipc.ts';
+import type { DirectMode } from './direct-runner.ts';
 
 export type ServerProcessConfig =
   | {
       kind: 'direct';
+      /** The Go runner's path (default) or the CR design's floor. */
+      mode?: DirectMode;
       kubeconfig: string;
       namespace: string;
       qps: number;

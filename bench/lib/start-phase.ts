@@ -16,7 +16,7 @@ import type { StartShape } from './shapes.ts';
 import { nowMs, sleep } from './stats.ts';
 import { Tracker } from './tracker.ts';
 
-export type StartTarget = 'direct' | 'shim';
+export type StartTarget = 'direct' | 'crFloor' | 'shim';
 
 export interface StartPhase {
   target: StartTarget;

@@ -4,7 +4,42 @@ import { fixed, mib, seconds } from './stats.ts';
 export interface StartComparison {
   n: number;
   direct: StartPhase;
+  /** The CR design's floor (bench/lib/cr-floor.ts): its writes with no controller logic. */
+  crFloor?: StartPhase;
   shim: StartPhase;
+}
+
+/**
+ * Where the shim's ratio to the direct phase comes from: the CR design itself (its floor ÷
+ * direct) and the operator's code (shim ÷ its floor).
+ */
+export function renderCrFloor(runs: StartComparison[]): string[] {
+  const withFloor = runs.filter((r) => r.crFloor);
+  if (withFloor.length === 0) return [];
+  const lines = [
+    '',
+    "The CR design's floor (bench/lib/cr-floor.ts, a process of its own like the direct runner): per " +
+      'StartWorkload the AgentWorkload POST (answered STARTING at once, as the shim does), then the Pod POST, one ' +
+      'status write and one Event, with no informer, queue or decision. Floor ÷ direct is what the design costs on ' +
+      "this cluster; shim ÷ floor is what the operator's code adds.",
+    '',
+    '| N | Figure | Direct | CR floor | Shim | Floor ÷ direct | Shim ÷ floor |',
+    '|---|---|---:|---:|---:|---:|---:|',
+  ];
+  for (const { n, direct: d, crFloor: f, shim: s } of withFloor) {
+    if (!f) continue;
+    const row = (figure: string, pick: (p: StartPhase) => number, unit: string): void => {
+      const v = (p: StartPhase): string => `${fixed(pick(p), unit === 's' ? 2 : 1)} ${unit}`;
+      lines.push(
+        `| ${n} | ${figure} | ${v(d)} | ${v(f)} | ${v(s)} | ${ratio(pick(f), pick(d))} | ${ratio(pick(s), pick(f))} |`,
+      );
+    };
+    row('First call → all Pods Running', (p) => p.allRunningMs / 1000, 's');
+    row('StartWorkload p50', (p) => p.rpc.p50, 'ms');
+    row('API writes per workload', (p) => p.writesPerWorkload, '');
+    row('Process CPU per workload', (p) => p.cpuMs / n, 'ms');
+  }
+  return lines;
 }
 
 /** The issue's targets for the start path, as ratios shim ÷ direct in one run. */

@@ -1,0 +1,94 @@
+/**
+ * The CR design's floor for StartWorkload: the API writes the card's design needs per
+ * workload, made with no controller logic at all (no informer, queue, decision, coalescing
+ * or Pod hash). The AgentWorkload POST (finalizer in it, as the shim creates it), answered
+ * STARTING at once as the shim does; then, as a controller must, the Pod POST, one status
+ * write and one Event. Beside the direct phase (the Go runner's one Pod POST) it shows what
+ * the design itself costs on this cluster; beside the shim, what the operator's code adds.
+ */
+import type { IPod } from 'kubernetes-models/v1/Pod';
+import type { AgentWorkload } from '../../src/api/agentworkload.ts';
+import { API_GROUP_VERSION, ownerReference } from '../../src/api/common.ts';
+import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
+import {
+  WorkloadStatus,
+  type StartWorkloadRequest,
+  type StartWorkloadResponse,
+} from '../../src/gen/agynio/api/runner/v1/runner.ts';
+import type { Secret } from '../../src/grpc/translate-secrets.ts';
+import { translateStartRequest } from '../../src/grpc/translate-start.ts';
+import type { KubeClient, KubeObject } from '../../src/kube/client.ts';
+import { EventRecorder } from '../../src/kube/events.ts';
+import { PODS, SECRETS } from '../../src/kube/resources.ts';
+import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
+import type { Logger } from 'pino';
+import { randomUUID } from 'node:crypto';
+import { rawObjectsFor } from './shapes.ts';
+
+type Workload = AgentWorkload & KubeObject;
+
+export interface CrFloor {
+  start(req: StartWorkloadRequest): Promise<StartWorkloadResponse>;
+  /** Follow-up writes that failed (they run after the answer). */
+  readonly failures: number;
+}
+
+export function crFloor(
+  client: KubeClient,
+  logger: Logger,
+  namespace: string,
+  runner: RunnerSettings,
+): CrFloor {
+  const recorder = new EventRecorder(client, logger);
+  let failures = 0;
+  const materialize = async (created: Workload): Promise<void> => {
+    const { pod } = rawObjectsFor(created, runner);
+    const meta = created.metadata;
+    const owner = ownerReference('AgentWorkload', created, {
+      controller: true,
+      blockOwnerDeletion: true,
+    });
+    pod.metadata = { ...pod.metadata, ownerReferences: [owner] };
+    await client.resource<IPod & KubeObject>(PODS).create(namespace, pod as IPod & KubeObject);
+    await client
+      .resource<Workload>(AGENT_WORKLOADS)
+      .mergePatch(
+        namespace,
+        meta.name,
+        { status: { phase: 'Running', podName: meta.name, observedGeneration: meta.generation } },
+        'status',
+      );
+    recorder.record(
+      { apiVersion: API_GROUP_VERSION, kind: 'AgentWorkload', metadata: meta },
+      'Normal',
+      'Running',
+      'Running',
+    );
+  };
+  return {
+    get failures() {
+      return failures;
+    },
+    async start(req) {
+      const plan = translateStartRequest(req, {
+        namespace,
+        runnerName: runner.name,
+        newId: randomUUID,
+      });
+      for (const secret of plan.secrets)
+        await client.resource<Secret>(SECRETS).create(namespace, secret);
+      const created = await client
+        .resource<Workload>(AGENT_WORKLOADS)
+        .create(namespace, {
+          ...plan.workload,
+          metadata: { ...plan.workload.metadata, namespace },
+        });
+      materialize(created).catch(() => (failures += 1));
+      return {
+        id: plan.workloadId,
+        containers: { main: created.metadata.name, sidecars: [] },
+        status: WorkloadStatus.WORKLOAD_STATUS_STARTING,
+      };
+    },
+  };
+}
