@@ -16,21 +16,17 @@ import {
   type StartWorkloadResponse,
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import type { Secret } from '../../src/grpc/translate-secrets.ts';
-import { translateStartRequest } from '../../src/grpc/translate-start.ts';
 import type { KubeClient, KubeObject } from '../../src/kube/client.ts';
 import { EventRecorder } from '../../src/kube/events.ts';
 import { PODS, SECRETS } from '../../src/kube/resources.ts';
 import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
 import type { Logger } from 'pino';
-import { randomUUID } from 'node:crypto';
-import { rawObjectsFor } from './shapes.ts';
+import { rawObjectsFor, startPlanIn } from './shapes.ts';
 
 type Workload = AgentWorkload & KubeObject;
 
 export interface CrFloor {
   start(req: StartWorkloadRequest): Promise<StartWorkloadResponse>;
-  /** Follow-up writes that failed (they run after the answer). */
-  readonly failures: number;
 }
 
 export function crFloor(
@@ -40,7 +36,6 @@ export function crFloor(
   runner: RunnerSettings,
 ): CrFloor {
   const recorder = new EventRecorder(client, logger);
-  let failures = 0;
   const materialize = async (created: Workload): Promise<void> => {
     const { pod } = rawObjectsFor(created, runner);
     const meta = created.metadata;
@@ -66,24 +61,15 @@ export function crFloor(
     );
   };
   return {
-    get failures() {
-      return failures;
-    },
     async start(req) {
-      const plan = translateStartRequest(req, {
-        namespace,
-        runnerName: runner.name,
-        newId: randomUUID,
-      });
+      const plan = startPlanIn(req, namespace, runner);
       for (const secret of plan.secrets)
         await client.resource<Secret>(SECRETS).create(namespace, secret);
       const created = await client
         .resource<Workload>(AGENT_WORKLOADS)
-        .create(namespace, {
-          ...plan.workload,
-          metadata: { ...plan.workload.metadata, namespace },
-        });
-      materialize(created).catch(() => (failures += 1));
+        .create(namespace, plan.workload as Workload);
+      // A failed follow-up shows in the phase's result as a Pod that never runs.
+      materialize(created).catch(() => undefined);
       return {
         id: plan.workloadId,
         containers: { main: created.metadata.name, sidecars: [] },

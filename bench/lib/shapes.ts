@@ -8,7 +8,7 @@ import {
   type DeepPartial,
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import type { Secret } from '../../src/grpc/translate-secrets.ts';
-import { translateStartRequest } from '../../src/grpc/translate-start.ts';
+import { translateStartRequest, type StartPlan } from '../../src/grpc/translate-start.ts';
 import { buildPersistentVolumeClaim, buildPod } from '../../src/workload/pod-builder.ts';
 import {
   DEFAULT_RUNNER_SETTINGS,
@@ -195,14 +195,26 @@ export function rawObjectsForStart(
   namespace: string,
   runner: RunnerSettings,
 ): { secrets: Secret[]; pvcs: IPersistentVolumeClaim[]; pod: IPod } {
+  const plan = startPlanIn(req, namespace, runner);
+  const { pvcs, pod } = rawObjectsFor(plan.workload, runner);
+  return { secrets: plan.secrets, pvcs, pod };
+}
+
+/** The shim's translation of a StartWorkload request, its AgentWorkload in `namespace`. */
+export function startPlanIn(
+  req: StartWorkloadRequest,
+  namespace: string,
+  runner: RunnerSettings,
+): StartPlan {
   const plan = translateStartRequest(req, {
     namespace,
     runnerName: runner.name,
     newId: randomUUID,
   });
-  const workload = { ...plan.workload, metadata: { ...plan.workload.metadata, namespace } };
-  const { pvcs, pod } = rawObjectsFor(workload, runner);
-  return { secrets: plan.secrets, pvcs, pod };
+  return {
+    ...plan,
+    workload: { ...plan.workload, metadata: { ...plan.workload.metadata, namespace } },
+  };
 }
 
 /**
