@@ -378,6 +378,11 @@ describe('the operator process', () => {
     operators.push(op);
     const address = `127.0.0.1:${op.grpcPort}`;
     const tls = () => credentials.createSsl(pki.ca.cert);
+    // "started" is logged before the caches sync; until then every call is UNAVAILABLE.
+    await eventually(
+      async () => (await callEveryRpc(address, tls(), new Metadata())).ready !== 'UNAVAILABLE',
+      { what: 'the caches synced' },
+    );
     // Without the token Secret there is no valid token at all, not even an empty one.
     expect(await callEveryRpc(address, tls(), bearer(GOOD_TOKEN))).toEqual(allRefused());
     expect(await callEveryRpc(address, tls(), new Metadata())).toEqual(allRefused());

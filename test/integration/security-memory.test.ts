@@ -64,6 +64,10 @@ beforeAll(async () => {
     },
   });
   grpc = new RunnerServiceClient(`127.0.0.1:${operator.grpcPort}`, credentials.createInsecure());
+  // "started" is logged before the caches sync; until then every call is UNAVAILABLE.
+  await eventually(async () => (await codeOf(call(grpc, 'ready', {}))).code === 0, {
+    what: 'the shim serving',
+  });
 });
 
 afterAll(async () => {
