@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { AgentWorkload } from '../api/agentworkload.ts';
-import type { Runner } from '../api/runner.ts';
+import type { Runner, RunnerSpec } from '../api/runner.ts';
 import { objectKey, type Informer } from '../kube/informer.ts';
 import type { RunnerSettings } from '../workload/runner-settings.ts';
 import { runnerSettingsFromSpec } from '../workload/runner-settings.ts';
@@ -97,6 +97,8 @@ export class RunnerRegistry implements RunnerDirectory {
   /** Since when each known not-Ready (or vanished) Runner has not been Ready. */
   private readonly notReady = new Map<string, Date>();
   private readonly listeners: Array<() => void> = [];
+  /** One settings object per Runner spec, so that callers may compare settings by identity. */
+  private readonly settingsBySpec = new WeakMap<RunnerSpec, RunnerSettings>();
   /** Runners never seen are taken as not Ready since the registry began watching. */
   private readonly startedAt: Date;
 
@@ -164,7 +166,14 @@ export class RunnerRegistry implements RunnerDirectory {
 
   settings(name: string): RunnerSettings | undefined {
     const runner = this.find(name);
-    return runner ? runnerSettingsFromSpec(name, runnerSpecOf(runner)) : undefined;
+    if (!runner) return undefined;
+    const spec = runnerSpecOf(runner);
+    let settings = this.settingsBySpec.get(spec);
+    if (settings?.name !== name) {
+      settings = runnerSettingsFromSpec(name, spec);
+      this.settingsBySpec.set(spec, settings);
+    }
+    return settings;
   }
 
   notReadySince(name: string): Date | undefined {

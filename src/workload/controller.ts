@@ -19,6 +19,7 @@ import { AccessGate } from './access-gate.ts';
 import { WorkloadCaches, type Pod, type Pvc, type Secret, type Workload } from './caches.ts';
 import { decide, type Decision, type WorkloadFacts } from './decide.ts';
 import { POD_ANNOTATION_PREFIXES } from './desired-pod.ts';
+import { DesiredPodHashes } from './desired-pod-hashes.ts';
 import { WorkloadExecutor } from './executor.ts';
 import { addFinalizer, finalizeWorkload } from './finalizer.ts';
 import { OrphanSecretCollector } from './orphan-secrets.ts';
@@ -70,6 +71,7 @@ export class WorkloadController {
   private readonly podMissingSince = new Map<string, Date>();
   /** Pods created but not yet seen in the cache (controller-runtime's "expectations"). */
   private readonly expectedPods = new Map<string, number>();
+  private readonly desiredPodHashes = new DesiredPodHashes();
 
   constructor(private readonly options: WorkloadControllerOptions) {
     this.client = options.client;
@@ -125,6 +127,7 @@ export class WorkloadController {
   private forget(key: string): void {
     this.podMissingSince.delete(key);
     this.expectedPods.delete(key);
+    this.desiredPodHashes.forget(key);
     this.writtenAhead.forget(key);
     this.statusWriter.forget(key);
   }
@@ -273,6 +276,7 @@ export class WorkloadController {
       runners: placingOnce(this.options.runners),
       now: this.now(),
       podAnnotationPrefixes: this.options.podAnnotationPrefixes ?? POD_ANNOTATION_PREFIXES,
+      desiredPodHashes: this.desiredPodHashes,
       podMissingSince: this.podMissingSince.get(key),
       podExpectedSince: this.expectedPods.get(key),
     };

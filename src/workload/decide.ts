@@ -61,9 +61,9 @@ function decideLifecycle(facts: WorkloadFacts, base: StatusFacts): Decision {
   const placement = resolveRunner(facts, base);
   if ('decision' in placement) return placement.decision;
   const { runner, placed } = placement;
-  let desired: IPod;
+  let desired: DesiredPod;
   try {
-    desired = buildDesiredPod(aw, runner, facts.workloadId, facts.podAnnotationPrefixes);
+    desired = desiredPodOf(facts, runner);
   } catch (err) {
     if (!(err instanceof WorkloadConfigError)) throw err;
     const message = `${err.message} (${err.field})`;
@@ -78,10 +78,37 @@ function decideLifecycle(facts: WorkloadFacts, base: StatusFacts): Decision {
   if (!pod && expectedSince !== undefined && now - expectedSince < EXPECTED_POD_WAIT_MS) {
     return { status: base, requeueAfterMs: 1_000, actions: [] };
   }
-  const next = livePod(pod)
-    ? decideLivePod(facts, { ...base, placed }, runner, desired)
-    : decideMissingPod(facts, { ...base, placed }, runner, desired);
+  // Without a live Pod, desiredPodOf built one.
+  const next =
+    desired.pod && !livePod(pod)
+      ? decideMissingPod(facts, { ...base, placed }, runner, desired.pod)
+      : decideLivePod(facts, { ...base, placed }, runner, desired.hash);
   return { ...next, forgetExpectedPod: true };
+}
+
+/** The desired Pod's spec hash, and the Pod itself unless a live Pod only needs the hash. */
+interface DesiredPod {
+  hash: string | undefined;
+  pod?: IPod;
+}
+
+function desiredPodOf(facts: WorkloadFacts, runner: RunnerSettings): DesiredPod {
+  const inputs = {
+    workload: facts.workload,
+    runner,
+    workloadId: facts.workloadId,
+    annotationPrefixes: facts.podAnnotationPrefixes,
+  };
+  const known = livePod(facts.pod) ? facts.desiredPodHashes?.known(inputs) : undefined;
+  if (known !== undefined) return { hash: known };
+  const pod = buildDesiredPod(
+    inputs.workload,
+    runner,
+    inputs.workloadId,
+    inputs.annotationPrefixes,
+  );
+  facts.desiredPodHashes?.remember(inputs, pod);
+  return { hash: pod.metadata?.annotations?.[POD_SPEC_HASH_ANNOTATION], pod };
 }
 
 function decideStopped(facts: WorkloadFacts, base: StatusFacts): Decision {
@@ -204,7 +231,7 @@ function decideLivePod(
   facts: WorkloadFacts,
   base: StatusFacts,
   runner: RunnerSettings,
-  desired: IPod,
+  specHash: string | undefined,
 ): Decision {
   const { workload: aw, now } = facts;
   const pod = facts.pod as Pod;
@@ -212,7 +239,6 @@ function decideLivePod(
   // A claim whose creation failed beside its Pod's (or was deleted since) is created
   // again while the Pod waits for it: unscheduled.
   if (!pod.spec?.nodeName) actions.push({ kind: 'ensureClaims', runner });
-  const specHash = desired.metadata?.annotations?.[POD_SPEC_HASH_ANNOTATION];
   if (pod.metadata?.annotations?.[POD_SPEC_HASH_ANNOTATION] !== specHash) {
     actions.push({ kind: 'deletePod', pod, why: 'spec changed; replacing the Pod' });
     const message = 'replacing the Pod after a spec change';

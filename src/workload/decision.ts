@@ -1,5 +1,6 @@
 import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { Pod, Pvc, Secret, Workload } from './caches.ts';
+import type { DesiredPodHashes } from './desired-pod-hashes.ts';
 import type { StatusFacts } from './desired-status.ts';
 import type { RunnerSettings } from './runner-settings.ts';
 import type { RunnerDirectory } from './seams.ts';
@@ -18,6 +19,8 @@ export interface WorkloadFacts {
   runners: Pick<RunnerDirectory, 'place' | 'settings' | 'notReadySince'>;
   now: Date;
   podAnnotationPrefixes: readonly string[];
+  /** The hashes of Pods built before: a live Pod is compared without building it again. */
+  desiredPodHashes?: DesiredPodHashes;
   /** When the Pod was first seen missing while it should run. */
   podMissingSince?: Date;
   /** When this controller created a Pod the cache does not show yet. */

@@ -12,6 +12,12 @@ import type { WorkloadStateSink } from './seams.ts';
 import { coalesceWindowMs } from './status-coalescing.ts';
 
 export const TOUCHED_AT_ANNOTATION = ANNOTATIONS.touchedAt;
+/**
+ * Phases the controller only passes through get no Event: the Pod's own Events tell how it
+ * starts or stops, and the status tells the rest. Pending (waiting on something a person may
+ * need to fix), Running, Stopped and Failed are recorded.
+ */
+export const PHASES_WITHOUT_EVENTS: ReadonlySet<WorkloadPhase> = new Set(['Starting', 'Stopping']);
 
 /** What the workload controller writes to an AgentWorkload (read-your-writes). */
 export interface WorkloadWrites {
@@ -32,7 +38,7 @@ export interface StatusWriterOptions {
 
 /**
  * Writes a workload's status unless it is unchanged, records an Event on a new phase or
- * reason, and tells the state sink. A change that may coalesce (container states while a
+ * reason (PHASES_WITHOUT_EVENTS aside), and tells the state sink. A change that may coalesce (container states while a
  * Pod starts, a first Starting: coalesceWindowMs) waits for the next one, so a Pod that
  * starts quickly costs one status write, not one per step.
  */
@@ -78,7 +84,8 @@ export class StatusWriter {
       'status',
     );
     this.options.writtenAhead.note(key, aw, written, { status: next });
-    if (previous.phase !== next.phase || previous.reason !== next.reason) {
+    const transition = previous.phase !== next.phase || previous.reason !== next.reason;
+    if (transition && !PHASES_WITHOUT_EVENTS.has(next.phase as WorkloadPhase)) {
       this.recordEvent(aw, next);
     }
     if (previous.phase !== next.phase || !jsonEqual(previous.containers, next.containers)) {
