@@ -295,6 +295,8 @@ export class KubeClient {
       key: auth.key,
       rejectUnauthorized: auth.rejectUnauthorized,
       servername: auth.servername,
+      // An upgrade the server never answers is an error, like any request that times out.
+      handshakeTimeout: this.requestTimeoutMs,
     };
     const ws = new WebSocket(url, protocols, wsOptions);
     return new Promise<WebSocket>((resolve, reject) => {

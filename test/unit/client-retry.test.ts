@@ -157,3 +157,26 @@ test('401 runs the kubeconfig exec plugin again for a fresh credential (issue 17
   ]);
   c.close();
 });
+
+test('a WebSocket upgrade the server never answers fails after the request timeout', async () => {
+  const held: Array<import('node:stream').Duplex> = [];
+  const hold = (_req: unknown, socket: import('node:stream').Duplex): void =>
+    void held.push(socket);
+  server.on('upgrade', hold);
+  try {
+    const c = new KubeClient(
+      {
+        server: `https://127.0.0.1:${port}`,
+        requestOptions: () => Promise.resolve({ ca: pki.ca.cert }),
+      },
+      { requestTimeoutMs: 300 },
+    );
+    await expect(
+      c.webSocket('/api/v1/namespaces/ns/pods/p/exec', [], ['v5.channel.k8s.io']),
+    ).rejects.toThrow(/handshake has timed out/);
+    c.close();
+  } finally {
+    server.off('upgrade', hold);
+    for (const socket of held) socket.destroy();
+  }
+});
