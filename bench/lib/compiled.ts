@@ -35,7 +35,11 @@ export function compiledOperator(): string {
         declaration: false,
         typeRoots: [path.join(ROOT, 'node_modules/@types')],
       },
-      include: [path.join(ROOT, 'src'), path.join(ROOT, 'bench/lib/memory-probe.ts')],
+      include: [
+        path.join(ROOT, 'src'),
+        path.join(ROOT, 'bench/lib/memory-probe.ts'),
+        path.join(ROOT, 'bench/lib/module-memory-child.ts'),
+      ],
     }),
   );
   execFileSync(path.join(ROOT, 'node_modules/.bin/tsc'), ['-p', tsconfig], {

@@ -1,22 +1,19 @@
 /**
  * Run compiled by compiled.ts, never through tsx: a fresh process that loads what the
- * operator loads (src/main.ts's modules), reports its memory empty, then syncs the
- * operator's informer caches for BENCH_NAMESPACE one kind at a time and reports the memory
- * after each. Prints one JSON line (ProbeStep[]).
+ * operator loads (every module src/main.ts imports, without running it), reports its memory
+ * empty, then syncs the operator's informer caches for BENCH_NAMESPACE one kind at a time and
+ * reports the memory after each. Prints one JSON line (ProbeStep[]).
  */
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import '../../src/config.ts';
-import '../../src/grpc/server.ts';
-import '../../src/kube/leader-election.ts';
-import '../../src/observability/http.ts';
-import '../../src/runner/controller.ts';
-import '../../src/runner/registry.ts';
-import '../../src/runner/state-reporter.ts';
 import { InformerCache } from '../../src/kube/cache.ts';
 import { KubeClient, type KubeObject } from '../../src/kube/client.ts';
 import type { Informer } from '../../src/kube/informer.ts';
 import { WorkloadCaches } from '../../src/workload/caches.ts';
-import '../../src/workload/controller.ts';
+import { importEntryModules } from './operator-modules.ts';
+
+/** The compiled entry point beside this file's compiled tree (compiled.ts). */
+const COMPILED_MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
 
 interface Step {
   step: string;
@@ -51,6 +48,7 @@ async function main(): Promise<void> {
     const m = await settle();
     steps.push({ step, objects, rss: m.rss, heapUsed: m.heapUsed, external: m.external, ...extra });
   };
+  await importEntryModules(COMPILED_MAIN);
   await record('empty operator process (modules loaded)', 0);
   const namespace = process.env.BENCH_NAMESPACE;
   if (namespace) {

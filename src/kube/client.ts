@@ -2,7 +2,7 @@ import https from 'node:https';
 import http from 'node:http';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { KubeApiError } from './errors.ts';
 import { WriteFence } from './fence.ts';
 import type { ResourceType } from './resources.ts';
@@ -298,7 +298,9 @@ export class KubeClient {
       // An upgrade the server never answers is an error, like any request that times out.
       handshakeTimeout: this.requestTimeoutMs,
     };
-    const ws = new WebSocket(url, protocols, wsOptions);
+    // ws is loaded with the first exec or attach, not with the operator (~1 MiB of RSS).
+    const { default: Socket } = await import('ws');
+    const ws = new Socket(url, protocols, wsOptions);
     return new Promise<WebSocket>((resolve, reject) => {
       const onUnexpected = (_req: unknown, res: IncomingMessage): void => {
         readBody(res)

@@ -3,8 +3,6 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type https from 'node:https';
 import type { Authenticator } from '@kubernetes/client-node/dist/auth.js';
 import type { Cluster, User } from '@kubernetes/client-node/dist/config_types.js';
-import { ExecAuth } from '@kubernetes/client-node/dist/exec_auth.js';
-import { FileAuth } from '@kubernetes/client-node/dist/file_auth.js';
 
 /** TLS and auth settings for one request to the API server. */
 export type ConnectionOptions = Pick<
@@ -13,11 +11,16 @@ export type ConnectionOptions = Pick<
 > & { headers?: OutgoingHttpHeaders };
 
 /**
- * client-node's authenticator for the user, as KubeConfig picks it. Exec plugins and token
- * files are loaded with this module; OIDC, Azure and GCP only when a kubeconfig names them
- * (they bring openid-client and jsonpath-plus).
+ * client-node's authenticator for the user, as KubeConfig picks it, each loaded on the first
+ * connection that may need it (not with the operator's modules): exec plugins and token files
+ * always; OIDC, Azure and GCP only when a kubeconfig names them (they bring openid-client and
+ * jsonpath-plus).
  */
 async function authenticatorFor(user: User): Promise<Authenticator | undefined> {
+  const [{ ExecAuth }, { FileAuth }] = await Promise.all([
+    import('@kubernetes/client-node/dist/exec_auth.js'),
+    import('@kubernetes/client-node/dist/file_auth.js'),
+  ]);
   const candidates: Authenticator[] = [new ExecAuth(), new FileAuth()];
   const provider = (user.authProvider as { name?: string } | undefined)?.name;
   if (provider === 'oidc')

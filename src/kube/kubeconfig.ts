@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -9,7 +10,7 @@ import {
   type Context,
   type User,
 } from '@kubernetes/client-node/dist/config_types.js';
-import { parse } from 'yaml';
+import type { parse } from 'yaml';
 import { credentialSource, type ConnectionOptions } from './credentials.ts';
 import { checkSupportedFields, impersonationHeaders } from './kubeconfig-fields.ts';
 
@@ -47,9 +48,16 @@ function rawEntries(list: unknown, field: string): Array<{ name: string; raw: Ra
   return list.map((e: Raw) => ({ name: String(e.name), raw: (e[field] ?? {}) as Raw }));
 }
 
+/**
+ * The YAML parser, loaded with the first kubeconfig file read (synchronously, as this module's
+ * callers are): in a cluster the operator reads the service account and never needs it.
+ */
+const parseYaml = (text: string): unknown =>
+  (createRequire(import.meta.url)('yaml') as { parse: typeof parse }).parse(text);
+
 /** Adds one file: client-node parses the entries; paths are relative to the file's folder. */
 function addFile(merged: Merged, file: string): void {
-  const doc = (parse(readFileSync(file, 'utf8')) ?? {}) as Raw;
+  const doc = (parseYaml(readFileSync(file, 'utf8')) ?? {}) as Raw;
   const dir = path.dirname(file);
   merged.currentContext ||= (doc['current-context'] as string | undefined) || undefined;
   const clusters = newClusters(doc.clusters);
