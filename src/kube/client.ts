@@ -164,7 +164,6 @@ export class KubeClient {
     streaming: boolean,
   ): Promise<IncomingMessage> {
     await (options.limiter ?? this.limiter).take();
-    const signal = this.fence.guard(method, options.signal);
     const key = `${method} ${streaming ? 'stream' : 'request'}`;
     this.requestCounts.set(key, (this.requestCounts.get(key) ?? 0) + 1);
     const url = this.buildUrl(path, options.query);
@@ -185,6 +184,8 @@ export class KubeClient {
       headers['content-length'] = String(payload.length);
     }
     const transport = url.protocol === 'https:' ? https : http;
+    // Checked as late as possible: no write leaves once the fence is closed.
+    const { signal, release } = this.fence.guard(method, options.signal);
     const observe = this.observeRequest(method, url.host);
     return new Promise<IncomingMessage>((resolve, reject) => {
       const req = transport.request(
@@ -221,6 +222,7 @@ export class KubeClient {
           ),
         );
       }
+      req.once('close', release);
       req.on('error', (err) => {
         observe(undefined);
         reject(

@@ -10,29 +10,60 @@ export class WriteFencedError extends Error {
   }
 }
 
+/** One request's abort signal under the fence; `release` once the request has ended. */
+export interface FencedSignal {
+  signal: AbortSignal | undefined;
+  release: () => void;
+}
+
+const noRelease = (): void => undefined;
+
 /**
  * Fences off a process's writes once its leadership is lost: every mutating request checks the
- * fence before it is sent, and those in flight are aborted when it closes. Reads go on.
+ * fence before it is sent, and those in flight are aborted when it closes. Reads go on. Each
+ * write has a signal of its own (registered until released): one signal shared by every
+ * request in flight made each request's listener cost grow with their number.
  */
 export class WriteFence {
-  private readonly closing = new AbortController();
+  private readonly inFlight = new Set<AbortController>();
   private reason = '';
+  private isClosed = false;
 
   get closed(): boolean {
-    return this.closing.signal.aborted;
+    return this.isClosed;
   }
 
   close(reason: string): void {
-    if (this.closed) return;
+    if (this.isClosed) return;
+    this.isClosed = true;
     this.reason = reason;
-    this.closing.abort(new WriteFencedError(reason));
+    const error = new WriteFencedError(reason);
+    for (const write of this.inFlight) write.abort(error);
+    this.inFlight.clear();
   }
 
   /** The signal to send one request with; throws for a write once the fence is closed. */
-  guard(method: string, signal?: AbortSignal): AbortSignal | undefined {
-    if (READS.has(method.toUpperCase())) return signal;
-    if (this.closed) throw new WriteFencedError(this.reason);
-    return signal ? AbortSignal.any([signal, this.closing.signal]) : this.closing.signal;
+  guard(method: string, signal?: AbortSignal): FencedSignal {
+    if (READS.has(method.toUpperCase())) return { signal, release: noRelease };
+    if (this.isClosed) throw new WriteFencedError(this.reason);
+    const write = new AbortController();
+    this.inFlight.add(write);
+    if (!signal) return { signal: write.signal, release: () => this.inFlight.delete(write) };
+    const onCallerAbort = (): void => write.abort(signal.reason);
+    if (signal.aborted) onCallerAbort();
+    else signal.addEventListener('abort', onCallerAbort, { once: true });
+    return {
+      signal: write.signal,
+      release: () => {
+        this.inFlight.delete(write);
+        signal.removeEventListener('abort', onCallerAbort);
+      },
+    };
+  }
+
+  /** Writes registered and not yet released. */
+  get writesInFlight(): number {
+    return this.inFlight.size;
   }
 }
 

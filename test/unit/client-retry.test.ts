@@ -14,6 +14,8 @@ import { generateTestPki, type TestPki } from '../support/tls.ts';
 interface Answer {
   status: number;
   retryAfter?: string;
+  /** Never answered (until the client gives up). */
+  hold?: boolean;
 }
 
 let pki: TestPki;
@@ -28,6 +30,7 @@ beforeAll(async () => {
     seen.push({ method: req.method ?? '', auth: req.headers.authorization });
     req.resume();
     const answer = queued.shift() ?? { status: 200 };
+    if (answer.hold) return;
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (answer.retryAfter !== undefined) headers['retry-after'] = answer.retryAfter;
     res.writeHead(answer.status, headers);
@@ -42,6 +45,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
   await pki.cleanup();
 });
@@ -179,4 +183,26 @@ test('a WebSocket upgrade the server never answers fails after the request timeo
     server.off('upgrade', hold);
     for (const socket of held) socket.destroy();
   }
+});
+
+test('every write is released from the fence when it ends; closing the fence aborts one in flight', async () => {
+  const c = client();
+  const cms = c.resource(CONFIGMAPS);
+  await Promise.all([cms.create('ns', obj()), cms.create('ns', obj()), cms.get('ns', 'a')]);
+  queued.push({ status: 409 });
+  await expect(cms.create('ns', obj())).rejects.toThrow();
+  expect(c.fence.writesInFlight).toBe(0);
+  queued.push({ status: 200, hold: true });
+  const before = seen.length;
+  const held = cms.create('ns', obj());
+  await new Promise<void>((resolve) => {
+    const poll = (): void => (seen.length > before ? resolve() : void setTimeout(poll, 5));
+    poll();
+  });
+  expect(c.fence.writesInFlight).toBe(1);
+  c.fence.close('leader election lost');
+  await expect(held).rejects.toThrow();
+  expect(c.fence.writesInFlight).toBe(0);
+  await expect(cms.create('ns', obj())).rejects.toThrow('write refused: leader election lost');
+  c.close();
 });

@@ -7,9 +7,9 @@ const logger = pino({ level: 'silent' });
 test('writes in flight are aborted when the fence closes and later writes are refused; reads go on', () => {
   const fence = new WriteFence();
   const caller = new AbortController();
-  expect(fence.guard('GET', caller.signal)).toBe(caller.signal);
-  const write = fence.guard('PATCH', caller.signal);
-  const bare = fence.guard('post');
+  expect(fence.guard('GET', caller.signal).signal).toBe(caller.signal);
+  const write = fence.guard('PATCH', caller.signal).signal;
+  const bare = fence.guard('post').signal;
   expect(write?.aborted).toBe(false);
   fence.close('leader election lost');
   expect(write?.aborted).toBe(true);
@@ -17,15 +17,32 @@ test('writes in flight are aborted when the fence closes and later writes are re
   expect(write?.reason).toBeInstanceOf(WriteFencedError);
   for (const method of ['POST', 'PUT', 'PATCH', 'DELETE'])
     expect(() => fence.guard(method)).toThrow('write refused: leader election lost');
-  expect(fence.guard('GET')).toBeUndefined();
-  expect(fence.guard('HEAD', caller.signal)).toBe(caller.signal);
+  expect(fence.guard('GET').signal).toBeUndefined();
+  expect(fence.guard('HEAD', caller.signal).signal).toBe(caller.signal);
 });
 
-test('the caller can still abort a write itself', () => {
+test('the caller can still abort a write itself, before or after guarding it', () => {
   const caller = new AbortController();
-  const signal = new WriteFence().guard('DELETE', caller.signal);
+  const { signal } = new WriteFence().guard('DELETE', caller.signal);
   caller.abort();
   expect(signal?.aborted).toBe(true);
+  expect(new WriteFence().guard('POST', caller.signal).signal?.aborted).toBe(true);
+});
+
+test('each write has a signal of its own, released when its request ends', () => {
+  const fence = new WriteFence();
+  const caller = new AbortController();
+  const writes = Array.from({ length: 50 }, () => fence.guard('POST', caller.signal));
+  expect(new Set(writes.map((w) => w.signal)).size).toBe(50);
+  expect(fence.writesInFlight).toBe(50);
+  for (const w of writes.slice(0, 49)) w.release();
+  expect(fence.writesInFlight).toBe(1);
+  // A released write no longer follows the caller's signal or the fence.
+  caller.abort();
+  expect(writes[0]?.signal?.aborted).toBe(false);
+  expect(writes[49]?.signal?.aborted).toBe(true);
+  fence.close('lost');
+  expect(writes[1]?.signal?.aborted).toBe(false);
 });
 
 test('a lost lease closes the fence before stopping the work, then exits 1', async () => {
