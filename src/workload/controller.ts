@@ -235,7 +235,10 @@ export class WorkloadController {
       decision = decide(facts);
     }
     this.remember(key, decision);
-    const log = this.logger.child({ workload: key, workloadId: facts.workloadId });
+    // Made only when an action logs: most reconciles log nothing.
+    let child: Logger | undefined;
+    const log = (): Logger =>
+      (child ??= this.logger.child({ workload: key, workloadId: facts.workloadId }));
     signal.throwIfAborted();
     const applied = await this.executor.apply(aw, facts.workloadId, decision, log);
     if (applied.podCreated) this.expectedPods.set(key, facts.now.getTime());

@@ -42,7 +42,12 @@ export class WorkloadExecutor {
    * Secrets are adopted beside the rest (a workload stopped before its Pod was created has
    * Secrets too, and they must go with it); the other actions run in order.
    */
-  async apply(aw: Workload, workloadId: string, decision: Decision, log: Logger): Promise<Applied> {
+  async apply(
+    aw: Workload,
+    workloadId: string,
+    decision: Decision,
+    log: () => Logger,
+  ): Promise<Applied> {
     const adoptions = decision.actions.filter((a) => a.kind === 'adoptSecret');
     const others = decision.actions.filter((a) => a.kind !== 'adoptSecret');
     const [applied] = await Promise.all([
@@ -57,7 +62,7 @@ export class WorkloadExecutor {
     workloadId: string,
     status: StatusFacts,
     actions: Action[],
-    log: Logger,
+    log: () => Logger,
   ): Promise<Applied> {
     let applied: Applied = { status, podCreated: false };
     for (const action of actions) {
@@ -66,11 +71,11 @@ export class WorkloadExecutor {
           await this.ensureClaims(aw, workloadId, action.runner);
           break;
         case 'deletePod':
-          if (action.why) log.info({ pod: action.pod.metadata?.name }, action.why);
+          if (action.why) log().info({ pod: action.pod.metadata?.name }, action.why);
           await deleteIgnoringMissing(this.pods, action.pod);
           break;
         case 'deleteWorkload':
-          log.info('stopped longer than its TTL; deleting the workload');
+          log().info('stopped longer than its TTL; deleting the workload');
           await deleteIgnoringMissing(this.workloads, aw);
           break;
         case 'createPod': {
@@ -95,7 +100,7 @@ export class WorkloadExecutor {
     aw: Workload,
     workloadId: string,
     action: CreatePod,
-    log: Logger,
+    log: () => Logger,
   ): Promise<{ refused?: StatusFacts; podCreated: boolean }> {
     const [volumes, created] = await Promise.allSettled([
       this.ensureClaims(aw, workloadId, action.runner),
@@ -118,7 +123,7 @@ export class WorkloadExecutor {
     if (failures.length > 0) throw failures[0];
     // Already there: an earlier reconcile created it.
     if (created.status !== 'fulfilled') return { podCreated: false };
-    log.info({ pod: aw.metadata.name, runner: action.runner.name }, 'created Pod');
+    log().info({ pod: aw.metadata.name, runner: action.runner.name }, 'created Pod');
     const cached = this.caches.pods.get(aw.metadata.namespace, aw.metadata.name);
     return { podCreated: !cached };
   }
