@@ -1,4 +1,4 @@
-import { Server, ServerCredentials, status, type ServiceError } from '@grpc/grpc-js';
+import { Server, status, type ServiceError } from '@grpc/grpc-js';
 import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import {
@@ -16,6 +16,7 @@ import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
 import { crFloor } from './cr-floor.ts';
 import { operatorClient, operatorLogger } from './operator.ts';
 import { rawObjectsForStart } from './shapes.ts';
+import { bindLoopback } from './grpc-bind.ts';
 
 type Pod = IPod & KubeObject;
 type Pvc = IPersistentVolumeClaim & KubeObject;
@@ -84,11 +85,7 @@ export async function startDirectRunner(
     );
   };
   server.addService(RunnerServiceService, impl as unknown as RunnerServiceServer);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, bound) =>
-      err ? reject(err) : resolve(bound),
-    ),
-  );
+  const port = await bindLoopback(server);
   return {
     address: `127.0.0.1:${port}`,
     byResource,

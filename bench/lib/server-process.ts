@@ -9,7 +9,7 @@
  *   nothing but grpc-js and the generated service.
  */
 import { readFileSync } from 'node:fs';
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server } from '@grpc/grpc-js';
 import {
   RunnerServiceService,
   type RunnerServiceServer,
@@ -17,6 +17,7 @@ import {
 import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
 import { serveParent } from './child-ipc.ts';
 import type { DirectMode } from './direct-runner.ts';
+import { bindLoopback } from './grpc-bind.ts';
 
 export type ServerProcessConfig =
   | {
@@ -38,11 +39,7 @@ async function startBareServer(): Promise<{ address: string; stop(): Promise<voi
     callback(null, { status: 'ok' });
   const impl = Object.fromEntries(Object.keys(RunnerServiceService).map((name) => [name, answer]));
   server.addService(RunnerServiceService, impl as unknown as RunnerServiceServer);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, bound) =>
-      err ? reject(err) : resolve(bound),
-    ),
-  );
+  const port = await bindLoopback(server);
   return {
     address: `127.0.0.1:${port}`,
     stop: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
