@@ -25,6 +25,7 @@ import {
   type BenchCluster,
 } from './lib/cluster.ts';
 import { diff, sortedEntries, writesIn } from './lib/operator.ts';
+import { installFinalizerPolicy } from './lib/finalizer-policy.ts';
 import { runPool } from './lib/pool.ts';
 import {
   BENCH_START_GRACE_SECONDS,
@@ -346,8 +347,9 @@ export async function runWorkloadBench(
     baselineNamespaceGone =
       (await deleteNamespace(kube, floor.ns, 180_000)) && baselineNamespaceGone;
 
-    // Operator phase.
+    // Operator phase, with the workload finalizer policy the chart installs.
     const ns = await createNamespace(kube, 'bench-op');
+    const removeFinalizerPolicy = await installFinalizerPolicy(kube, ns);
     // The load generator's manifests and the observers exist before the baseline figure.
     const manifests = Array.from({ length: opts.n }, () => agentWorkload(ns));
     const names = manifests.map((m) => m.metadata.name);
@@ -455,6 +457,7 @@ export async function runWorkloadBench(
     const after = await controller.memory({ gc: true });
     await Promise.all([pods.stop(), workloads.stop()]);
     await controller.stop();
+    await removeFinalizerPolicy();
     if (!cluster.dedicated) await deleteNamespace(kube, ns);
 
     return {

@@ -1,9 +1,11 @@
-// Writes crds/*.yaml from the zod schemas in src/api (never edit those files by hand).
+// Writes crds/*.yaml from the zod schemas in src/api, and the workload finalizer's admission
+// policy for the chart and the kustomize base (never edit those files by hand).
 import { writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { agentWorkloadCrd, runnerCrd } from '../src/api/crd.ts';
+import { workloadFinalizerBinding, workloadFinalizerPolicy } from '../src/api/finalizer-policy.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = process.argv[2] ?? path.join(root, 'crds');
@@ -16,8 +18,31 @@ export function renderCrds(): Record<string, string> {
   };
 }
 
+const KUSTOMIZE_POLICY = 'k8s-runner-workload-finalizer';
+const KUSTOMIZE_WORKLOAD_NAMESPACE = 'agyn-workloads';
+
+/** The admission policy files, by path from the repository root. */
+export function renderAdmissionPolicy(): Record<string, string> {
+  const yaml = (...docs: object[]) =>
+    header + docs.map((d) => stringify(d, { lineWidth: 0 })).join('---\n');
+  return {
+    // The chart sets the name (one policy per release) and binds it to its workload namespace.
+    'charts/k8s-runner/files/workload-finalizer-policy.yaml': yaml(
+      workloadFinalizerPolicy('workload-finalizer'),
+    ),
+    'config/admission/workload-finalizer.yaml': yaml(
+      workloadFinalizerPolicy(KUSTOMIZE_POLICY),
+      workloadFinalizerBinding(KUSTOMIZE_POLICY, KUSTOMIZE_POLICY, KUSTOMIZE_WORKLOAD_NAMESPACE),
+    ),
+  };
+}
+
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   mkdirSync(outDir, { recursive: true });
   for (const [name, text] of Object.entries(renderCrds()))
     writeFileSync(path.join(outDir, name), text);
+  for (const [file, text] of Object.entries(renderAdmissionPolicy())) {
+    mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
+    writeFileSync(path.join(root, file), text);
+  }
 }

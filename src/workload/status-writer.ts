@@ -13,11 +13,23 @@ import { coalesceWindowMs } from './status-coalescing.ts';
 
 export const TOUCHED_AT_ANNOTATION = ANNOTATIONS.touchedAt;
 /**
- * Phases the controller only passes through get no Event: the Pod's own Events tell how it
- * starts or stops, and the status tells the rest. Pending (waiting on something a person may
- * need to fix), Running, Stopped and Failed are recorded.
+ * Phases that get no Event: Starting and Stopping, which the controller only passes through
+ * (the Pod's own Events tell its progress), and Running, the state asked for (the Ready
+ * condition and its transition time say when it came). Events are kept for what a person
+ * reading `kubectl describe` may need to act on or look back at: Pending (waiting on
+ * something a person may need to fix), Stopped and Failed (with its reason).
  */
-export const PHASES_WITHOUT_EVENTS: ReadonlySet<WorkloadPhase> = new Set(['Starting', 'Stopping']);
+export const PHASES_WITHOUT_EVENTS: ReadonlySet<WorkloadPhase> = new Set([
+  'Starting',
+  'Stopping',
+  'Running',
+]);
+
+/** Whether a status change gets an Event: a new phase or reason, PHASES_WITHOUT_EVENTS aside. */
+export function recordsEvent(previous: AgentWorkloadStatus, next: AgentWorkloadStatus): boolean {
+  const transition = previous.phase !== next.phase || previous.reason !== next.reason;
+  return transition && !PHASES_WITHOUT_EVENTS.has(next.phase as WorkloadPhase);
+}
 
 /** What the workload controller writes to an AgentWorkload (read-your-writes). */
 export interface WorkloadWrites {
@@ -37,8 +49,8 @@ export interface StatusWriterOptions {
 }
 
 /**
- * Writes a workload's status unless it is unchanged, records an Event on a new phase or
- * reason (PHASES_WITHOUT_EVENTS aside), and tells the state sink. A change that may coalesce (container states while a
+ * Writes a workload's status unless it is unchanged, records an Event when recordsEvent
+ * says so, and tells the state sink. A change that may coalesce (container states while a
  * Pod starts, a first Starting: coalesceWindowMs) waits for the next one, so a Pod that
  * starts quickly costs one status write, not one per step.
  */
@@ -84,10 +96,7 @@ export class StatusWriter {
       'status',
     );
     this.options.writtenAhead.note(key, aw, written, { status: next });
-    const transition = previous.phase !== next.phase || previous.reason !== next.reason;
-    if (transition && !PHASES_WITHOUT_EVENTS.has(next.phase as WorkloadPhase)) {
-      this.recordEvent(aw, next);
-    }
+    if (recordsEvent(previous, next)) this.recordEvent(aw, next);
     if (previous.phase !== next.phase || !jsonEqual(previous.containers, next.containers)) {
       this.options.stateSink?.workloadChanged(aw, next);
     }

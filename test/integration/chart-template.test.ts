@@ -11,6 +11,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { runnerSpecSchema } from '../../src/api/runner.ts';
+import {
+  workloadFinalizerBinding,
+  workloadFinalizerPolicy,
+} from '../../src/api/finalizer-policy.ts';
 import { binDir, HELM_KUBE_VERSION } from '../support/kube.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -847,6 +851,33 @@ describe('helm template with optional values', () => {
     });
   });
 
+  it('binds the workload finalizer policy to the workload namespace on clusters that serve it', () => {
+    const MAP = 'admissionregistration.k8s.io/v1/MutatingAdmissionPolicy';
+    const objects = template(['--api-versions', MAP]);
+    const name = 'acme-runner-k8s-runner-workload-finalizer';
+    const policy = find(objects, 'MutatingAdmissionPolicy', name);
+    const binding = find(objects, 'MutatingAdmissionPolicyBinding', name);
+    expect(policy).toEqual({
+      ...workloadFinalizerPolicy(name),
+      metadata: {
+        name,
+        labels: binding.metadata.labels,
+      },
+    });
+    expect(binding.metadata.labels).toMatchObject({ 'app.kubernetes.io/instance': 'acme-runner' });
+    expect(binding.spec).toEqual(workloadFinalizerBinding(name, name, 'agyn-workloads').spec);
+    // Older clusters (no v1 API) and the value turned off: neither object.
+    const without = (o: Obj) => !o.kind.startsWith('MutatingAdmissionPolicy');
+    expect(seed.every(without)).toBe(true);
+    const disabled = template([
+      '--api-versions',
+      MAP,
+      '--set',
+      'admissionPolicy.workloadFinalizer.enabled=false',
+    ]);
+    expect(disabled.every(without)).toBe(true);
+  });
+
   it('does not create the workload namespace when told not to, nor the Runner', () => {
     const objects = template([
       '--set',
@@ -916,6 +947,15 @@ describe('the kustomize config', () => {
       GRPC_AUTH_MODE: 'token',
       GRPC_TOKEN_SECRET: 'k8s-runner-grpc-token',
     });
+  });
+
+  it('admission is the generated policy bound to agyn-workloads', () => {
+    const objects = build('admission');
+    const name = 'k8s-runner-workload-finalizer';
+    expect(objects).toEqual([
+      workloadFinalizerPolicy(name),
+      workloadFinalizerBinding(name, name, 'agyn-workloads'),
+    ]);
   });
 
   it('samples and networkpolicy build', () => {

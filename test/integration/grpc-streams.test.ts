@@ -12,7 +12,8 @@ import {
   type StreamWorkloadLogsResponse,
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import type { KubeObject } from '../../src/kube/client.ts';
-import { PODS } from '../../src/kube/resources.ts';
+import { EVENTS, PODS } from '../../src/kube/resources.ts';
+import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
 import { eventually, simulatedLogFile } from '../support/kube.ts';
 import { call, collect, startHarness, type GrpcHarness } from '../fixtures/grpc-harness.ts';
 
@@ -145,8 +146,27 @@ describe('StreamEvents', () => {
       expect(m.event.data.ts).toBeInstanceOf(Date);
       events.push({ reason: e.reason, kind: e.involvedObject.kind });
     });
-    await eventually(() => events.some((e) => e.reason === 'Running'), {
-      what: 'the Running event of the workload',
+    // A Running workload has no Event of the operator's: one recorded about it (Pod events,
+    // which kwok records, are filtered out).
+    const aw = await h.kube.resource(AGENT_WORKLOADS).get(h.ns.name, pod);
+    await h.kube.resource(EVENTS).create(h.ns.name, {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { name: `${pod}.stream-probe` },
+      involvedObject: {
+        apiVersion: aw.apiVersion,
+        kind: 'AgentWorkload',
+        name: pod,
+        namespace: h.ns.name,
+        uid: aw.metadata?.uid,
+      },
+      reason: 'StreamProbe',
+      message: 'an Event about the workload',
+      type: 'Normal',
+      firstTimestamp: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    } as KubeObject);
+    await eventually(() => events.some((e) => e.reason === 'StreamProbe'), {
+      what: 'the Event about the workload',
     });
     expect(events.every((e) => e.kind === 'AgentWorkload')).toBe(true);
     stream.cancel();

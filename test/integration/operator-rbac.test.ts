@@ -40,7 +40,7 @@ import {
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import type { KubeClient, KubeObject } from '../../src/kube/client.ts';
 import { isNotFound } from '../../src/kube/errors.ts';
-import { LEASES, NAMESPACES, PODS, PVCS, SECRETS } from '../../src/kube/resources.ts';
+import { EVENTS, LEASES, NAMESPACES, PODS, PVCS, SECRETS } from '../../src/kube/resources.ts';
 import { AGENT_WORKLOADS, RUNNERS } from '../../src/api/resources.ts';
 import { call, collect } from '../fixtures/grpc-harness.ts';
 import {
@@ -625,10 +625,27 @@ describe('the operator as the chart ServiceAccount', () => {
       });
     }
 
-    // StreamEvents: the operator's own Event about the workload, listed and watched.
-    await eventually(() => reasons.includes('Running'), {
+    // StreamEvents: an Event about the workload (kwok's Pods have none, and a Running
+    // workload has none of the operator's), watched with the operator's rights.
+    await client.resource(EVENTS).create(workloadNs, {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { name: `${pod}.rbac-probe` },
+      involvedObject: {
+        apiVersion: aw.apiVersion,
+        kind: 'AgentWorkload',
+        name: pod,
+        namespace: workloadNs,
+        uid: aw.metadata.uid,
+      },
+      reason: 'RbacProbe',
+      message: 'an Event the operator streams',
+      type: 'Normal',
+      firstTimestamp: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    } as KubeObject);
+    await eventually(() => reasons.includes('RbacProbe'), {
       timeoutMs: 10_000,
-      what: 'the Running event through StreamEvents',
+      what: 'the Event through StreamEvents',
     });
     events.cancel();
     expect((await eventsDone).code).toBe(status.CANCELLED);

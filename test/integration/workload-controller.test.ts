@@ -161,8 +161,8 @@ test('an AgentWorkload with the agent layout becomes a Running Pod with full sta
   const events = await client.resource<KubeObject & { reason?: string }>(EVENTS).list(ns.name, {
     fieldSelector: 'involvedObject.name=agent,involvedObject.kind=AgentWorkload',
   });
-  // Starting is written (and recorded) only when Running does not follow within a second.
-  expect(events.items.map((e) => e.reason)).toEqual(expect.arrayContaining(['Running']));
+  // A start that ends Running is recorded by no Event (status and the Ready condition say it).
+  expect(events.items.map((e) => e.reason)).toEqual([]);
 });
 
 test.each([
@@ -405,7 +405,7 @@ test('no API writes when nothing changes', async () => {
   expect(writes() - before).toBe(0);
 });
 
-test('a starting workload costs one finalizer patch, two status writes (Starting, Running), one Event per transition', async () => {
+test('a starting workload costs one finalizer patch, two status writes (Starting, Running) and no Event', async () => {
   // A controller of its own with a client that records every write, in a namespace of its
   // own; 20 workloads at once, so reconciles read caches that lag behind their own writes.
   const own = await createTestNamespace(client, 'aw-writes');
@@ -452,12 +452,11 @@ test('a starting workload costs one finalizer patch, two status writes (Starting
       // kwok takes a Pod from Pending to all containers running in one step: the Starting
       // status written with the Pod already matches the Pod as it arrives in the cache.
       expect(statuses.map((status) => status.phase)).toEqual(['Starting', 'Running']);
-      // One Event, for Running: Starting is a phase the controller only passes through.
+      // No Event: Starting is a phase the controller only passes through, Running the state asked for.
       const events = writes.filter(
         (w) => w.path.includes('/events') && w.body.includes(`"name":"${n}"`),
       );
-      const reasons = events.map((w) => (JSON.parse(w.body) as { reason?: string }).reason);
-      expect(reasons).toEqual(['Running']);
+      expect(events).toEqual([]);
     }
   } finally {
     await own.cleanup();
@@ -472,7 +471,7 @@ test('a starting workload costs one finalizer patch, two status writes (Starting
   }
 });
 
-test('a workload created with its finalizer whose Pod runs within the coalescing window costs one status write and one Event', async () => {
+test('a workload created with its finalizer whose Pod runs within the coalescing window costs one status write and no Event', async () => {
   // As the gRPC shim creates them: the finalizer in the create. A window longer than any
   // start here, so that Running always follows the first Starting within it.
   const own = await createTestNamespace(client, 'aw-quick');
@@ -514,7 +513,7 @@ test('a workload created with its finalizer whose Pod runs within the coalescing
       const events = writes.filter(
         (w) => w.path.includes('/events') && w.body.includes(`"name":"${n}"`),
       );
-      expect(events).toHaveLength(1);
+      expect(events).toHaveLength(0);
     }
   } finally {
     await own.cleanup();

@@ -1,13 +1,14 @@
 /**
  * The Helm chart and the kustomize base carry copies of the generated CRDs (neither can
- * read crds/ directly). A stale copy fails here: run scripts/sync-chart-crds.sh.
+ * read crds/ directly). A stale copy fails here: run scripts/sync-chart-crds.sh. The workload
+ * finalizer's admission policy is generated into both too (npm run generate).
  */
 import { describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { renderCrds } from '../../scripts/generate-crds.ts';
+import { renderAdmissionPolicy, renderCrds } from '../../scripts/generate-crds.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const yamlFiles = (dir: string) =>
@@ -21,6 +22,12 @@ describe('CRD copies', () => {
     expect(yamlFiles('crds')).toEqual(Object.keys(generated).sort());
     for (const [name, text] of Object.entries(generated)) {
       expect(readFileSync(path.join(root, 'crds', name), 'utf8')).toBe(text);
+    }
+  });
+
+  it('the admission policy files are what src/api generates (npm run generate)', () => {
+    for (const [file, text] of Object.entries(renderAdmissionPolicy())) {
+      expect(readFileSync(path.join(root, file), 'utf8')).toBe(text);
     }
   });
 
