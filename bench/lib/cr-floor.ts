@@ -2,13 +2,13 @@
  * The CR design's floor for StartWorkload: the API writes the card's design needs per
  * workload, made with no controller logic at all (no informer, queue, decision, coalescing
  * or Pod hash). The AgentWorkload POST (finalizer in it, as the shim creates it), answered
- * STARTING at once as the shim does; then, as a controller must, the Pod POST, one status
- * write and one Event. Beside the direct phase (the Go runner's one Pod POST) it shows what
+ * STARTING at once as the shim does; then, as a controller must, the Pod POST and one status
+ * write (a start that ends Running records no Event). Beside the direct phase (the Go runner's one Pod POST) it shows what
  * the design itself costs on this cluster; beside the shim, what the operator's code adds.
  */
 import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { AgentWorkload } from '../../src/api/agentworkload.ts';
-import { API_GROUP_VERSION, ownerReference } from '../../src/api/common.ts';
+import { ownerReference } from '../../src/api/common.ts';
 import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
 import {
   WorkloadStatus,
@@ -17,10 +17,8 @@ import {
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import type { Secret } from '../../src/grpc/translate-secrets.ts';
 import type { KubeClient, KubeObject } from '../../src/kube/client.ts';
-import { EventRecorder } from '../../src/kube/events.ts';
 import { PODS, SECRETS } from '../../src/kube/resources.ts';
 import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
-import type { Logger } from 'pino';
 import { rawObjectsFor, startPlanIn } from './shapes.ts';
 
 type Workload = AgentWorkload & KubeObject;
@@ -31,11 +29,9 @@ export interface CrFloor {
 
 export function crFloor(
   client: KubeClient,
-  logger: Logger,
   namespace: string,
   runner: RunnerSettings,
 ): CrFloor {
-  const recorder = new EventRecorder(client, logger);
   const materialize = async (created: Workload): Promise<void> => {
     const { pod } = rawObjectsFor(created, runner);
     const meta = created.metadata;
@@ -53,12 +49,6 @@ export function crFloor(
         { status: { phase: 'Running', podName: meta.name, observedGeneration: meta.generation } },
         'status',
       );
-    recorder.record(
-      { apiVersion: API_GROUP_VERSION, kind: 'AgentWorkload', metadata: meta },
-      'Normal',
-      'Running',
-      'Running',
-    );
   };
   return {
     async start(req) {

@@ -14,7 +14,7 @@ import { isNotFound } from '../../src/kube/errors.ts';
 import { PODS, PVCS, SECRETS } from '../../src/kube/resources.ts';
 import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
 import { crFloor } from './cr-floor.ts';
-import { operatorClient, operatorLogger } from './operator.ts';
+import { operatorClient } from './operator.ts';
 import { rawObjectsForStart } from './shapes.ts';
 import { bindLoopback } from './grpc-bind.ts';
 
@@ -67,7 +67,7 @@ export async function startDirectRunner(
   };
   const start =
     options.mode === 'cr'
-      ? crFloor(client, operatorLogger(), namespace, options.runner).start
+      ? crFloor(client, namespace, options.runner).start
       : goStart;
   const server = new Server({ 'grpc.enable_channelz': 0 });
   const unimplemented = (_call: unknown, callback: (err: Partial<ServiceError>) => void): void =>
