@@ -26,6 +26,8 @@ export class Tracker {
     namespace: string,
     private readonly phase: string,
     labelSelector?: string,
+    /** Called once per object, when it first shows the phase. */
+    onPhase?: (name: string) => void,
   ) {
     this.informer = new Informer<Slim>(client.resource<Slim>(type), {
       namespace,
@@ -44,8 +46,10 @@ export class Tracker {
       const name = obj.metadata?.name ?? '';
       const t = nowMs();
       if (!this.firstSeen.has(name)) this.firstSeen.set(name, t);
-      if (obj.status?.phase === this.phase && !this.reachedPhase.has(name))
+      if (obj.status?.phase === this.phase && !this.reachedPhase.has(name)) {
         this.reachedPhase.set(name, t);
+        onPhase?.(name);
+      }
       for (const w of this.waiters.splice(0)) w();
     };
     this.informer.addHandler({ onAdd: (obj) => see(obj), onUpdate: (_old, obj) => see(obj) });
