@@ -146,6 +146,25 @@ describe('helm install with the seed values', () => {
     );
   }, 120_000);
 
+  it('installs the workload finalizer policy, bound to the workload namespace (the cluster serves v1)', async () => {
+    const name = `${FULLNAME}-workload-finalizer`;
+    const policy = await getJson<Meta & { spec: { failurePolicy: string } }>([
+      'mutatingadmissionpolicy',
+      name,
+    ]);
+    expect(policy.spec.failurePolicy).toBe('Ignore');
+    const binding = await getJson<
+      Meta & { spec: { policyName: string; matchResources: Record<string, unknown> } }
+    >(['mutatingadmissionpolicybinding', name]);
+    expect(binding.spec.policyName).toBe(name);
+    expect(binding.spec.matchResources).toEqual({
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': workloadNs } },
+      // Defaults the API server fills in.
+      matchPolicy: 'Equivalent',
+      objectSelector: {},
+    });
+  });
+
   it('creates the workload namespace, kept on uninstall, with the Roles and RoleBindings', async () => {
     const ns = await getJson<Meta>(['namespace', workloadNs]);
     expect(ns.metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
@@ -362,6 +381,10 @@ describe('helm uninstall', () => {
     ).toContain('NotFound');
     expect(
       (await tool('kubectl', ['get', 'role', `${FULLNAME}-workloads`, '-n', workloadNs])).out,
+    ).toContain('NotFound');
+    expect(
+      (await tool('kubectl', ['get', 'mutatingadmissionpolicy', `${FULLNAME}-workload-finalizer`]))
+        .out,
     ).toContain('NotFound');
     await getJson(['namespace', workloadNs]);
   }, 90_000);
