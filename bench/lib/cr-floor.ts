@@ -27,11 +27,7 @@ export interface CrFloor {
   start(req: StartWorkloadRequest): Promise<StartWorkloadResponse>;
 }
 
-export function crFloor(
-  client: KubeClient,
-  namespace: string,
-  runner: RunnerSettings,
-): CrFloor {
+export function crFloor(client: KubeClient, namespace: string, runner: RunnerSettings): CrFloor {
   const materialize = async (created: Workload): Promise<void> => {
     const { pod } = rawObjectsFor(created, runner);
     const meta = created.metadata;

@@ -65,10 +65,7 @@ export async function startDirectRunner(
       status: WorkloadStatus.WORKLOAD_STATUS_STARTING,
     };
   };
-  const start =
-    options.mode === 'cr'
-      ? crFloor(client, namespace, options.runner).start
-      : goStart;
+  const start = options.mode === 'cr' ? crFloor(client, namespace, options.runner).start : goStart;
   const server = new Server({ 'grpc.enable_channelz': 0 });
   const unimplemented = (_call: unknown, callback: (err: Partial<ServiceError>) => void): void =>
     callback({ code: status.UNIMPLEMENTED, details: 'direct runner: StartWorkload only' });
