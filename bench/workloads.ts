@@ -11,7 +11,7 @@ import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import type { AgentWorkload } from '../src/api/agentworkload.ts';
 import type { KubeClient, KubeObject } from '../src/kube/client.ts';
-import { PODS, PVCS } from '../src/kube/resources.ts';
+import { EVENTS, PODS, PVCS } from '../src/kube/resources.ts';
 import { AGENT_WORKLOADS } from '../src/api/resources.ts';
 import { ownerReference } from '../src/api/common.ts';
 import { DEFAULT_WORKLOAD_WORKERS } from '../src/workload/controller.ts';
@@ -119,6 +119,25 @@ interface PhaseTiming {
   /** How many reached Running, and the phases of all at the end of the wait. */
   running: number;
   phases: Record<string, number>;
+  /** The scheduler's FailedScheduling Events in the phase's namespace (e.g. an unbound claim). */
+  schedulingFailures?: SchedulingFailures;
+}
+
+interface SchedulingFailures {
+  pods: number;
+  attempts: number;
+}
+
+/** Counts the FailedScheduling Events of a namespace: Pods refused at least once, and refusals. */
+async function schedulingFailures(kube: KubeClient, ns: string): Promise<SchedulingFailures> {
+  type Event = KubeObject & { count?: number; involvedObject?: { name?: string } };
+  const events = await kube
+    .resource<Event>(EVENTS)
+    .list(ns, { fieldSelector: 'reason=FailedScheduling' })
+    .catch(() => ({ items: [] as Event[] }));
+  const pods = new Set(events.items.map((e) => e.involvedObject?.name));
+  const attempts = events.items.reduce((sum, e) => sum + (e.count ?? 1), 0);
+  return { pods: pods.size, attempts };
 }
 
 export interface WorkloadBenchResult {
@@ -270,10 +289,18 @@ async function directPhase(
     .catch((err: Error) => log(err.message));
   const phases = running.phases();
   await Promise.all([pods.stop(), statuses?.stop()]);
-  return {
-    timing: timing(t0, sentAt, names, pods.firstSeen, running.reachedPhase, sendMs, pool, phases),
-    ns,
-  };
+  const result = timing(
+    t0,
+    sentAt,
+    names,
+    pods.firstSeen,
+    running.reachedPhase,
+    sendMs,
+    pool,
+    phases,
+  );
+  result.schedulingFailures = await schedulingFailures(kube, ns);
+  return { timing: result, ns };
 }
 
 /** The raw baseline: each workload's PVC, then its Pod, with no AgentWorkload. */
@@ -480,6 +507,7 @@ export async function runWorkloadBench(
       pool,
       workloads.phases(),
     );
+    opTiming.schedulingFailures = await schedulingFailures(kube, ns);
     const cpu = process.cpuUsage(cpu0);
     const lagStats = lag.read();
     lag.stop();
@@ -636,6 +664,13 @@ export function renderWorkloadReport(r: WorkloadBenchResult): string {
   );
   lines.push(
     `| Operator ÷ status floor: time until all Running (what the controller adds beyond the writes) | ${seconds(op.allRunningMs)} s | ${seconds(sf.allRunningMs)} s (status floor) | ${fixed(op.allRunningMs / sf.allRunningMs)}× | |`,
+  );
+  const refused = (t: PhaseTiming) =>
+    t.schedulingFailures
+      ? `${t.schedulingFailures.pods} Pods / ${t.schedulingFailures.attempts} refusals`
+      : 'n/a';
+  lines.push(
+    `| Pods the scheduler refused at least once (FailedScheduling Events, e.g. an unbound claim): operator / baseline; floor ${refused(f)}, status floor ${refused(sf)} | ${refused(op)} | ${refused(b)} | | |`,
   );
   lines.push(
     `| Throughput until Running | ${fixed(o.n / (op.allRunningMs / 1000), 1)} /s | ${fixed(o.n / (b.allRunningMs / 1000), 1)} /s | | |`,
