@@ -11,7 +11,7 @@ import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import type { AgentWorkload } from '../src/api/agentworkload.ts';
 import type { KubeClient, KubeObject } from '../src/kube/client.ts';
-import { EVENTS, PODS, PVCS } from '../src/kube/resources.ts';
+import { EVENTS, PODS, PVCS, type ResourceType } from '../src/kube/resources.ts';
 import { AGENT_WORKLOADS } from '../src/api/resources.ts';
 import { ownerReference } from '../src/api/common.ts';
 import { DEFAULT_WORKLOAD_WORKERS } from '../src/workload/controller.ts';
@@ -126,6 +126,36 @@ interface PhaseTiming {
 interface SchedulingFailures {
   pods: number;
   attempts: number;
+}
+
+const PERSISTENT_VOLUMES: ResourceType = {
+  group: '',
+  version: 'v1',
+  plural: 'persistentvolumes',
+  kind: 'PersistentVolume',
+  namespaced: false,
+};
+
+/**
+ * Deletes a phase's namespace and waits until it is gone and so are the volumes its claims
+ * were bound to: the PV controller releases and deletes them one by one after the namespace
+ * went, and a next phase started before that shares the controller that binds its claims.
+ * Says whether both went within `waitMs`.
+ */
+async function clearPhase(kube: KubeClient, ns: string, waitMs: number): Promise<boolean> {
+  const deadline = Date.now() + waitMs;
+  if (!(await deleteNamespace(kube, ns, waitMs))) return false;
+  type Volume = KubeObject & { spec?: { claimRef?: { namespace?: string } } };
+  for (;;) {
+    const volumes = await kube.resource<Volume>(PERSISTENT_VOLUMES).list(undefined);
+    const left = volumes.items.filter((v) => v.spec?.claimRef?.namespace === ns).length;
+    if (left === 0) return true;
+    if (Date.now() > deadline) {
+      log(`${ns}: ${left} volumes of its claims are still there`);
+      return false;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
 }
 
 /** Counts the FailedScheduling Events of a namespace: Pods refused at least once, and refusals. */
@@ -431,24 +461,25 @@ export async function runWorkloadBench(
     log(
       `baseline: all Pods exist after ${seconds(base.timing.allExistMs)} s, all Running after ${seconds(base.timing.allRunningMs)} s`,
     );
-    log('baseline: deleting its namespace (waiting up to 180 s) before the next phase');
-    let baselineNamespaceGone = await deleteNamespace(kube, base.ns, 180_000);
+    log('baseline: deleting its namespace and volumes (waiting up to 180 s) before the next phase');
+    let baselineNamespaceGone = await clearPhase(kube, base.ns, 180_000);
 
     const floor = await floorPhase(kube, opts);
     log(
       `floor: all Pods exist after ${seconds(floor.timing.allExistMs)} s, all Running after ${seconds(floor.timing.allRunningMs)} s`,
     );
-    log('floor: deleting its namespace (waiting up to 180 s) before the next phase');
-    baselineNamespaceGone =
-      (await deleteNamespace(kube, floor.ns, 180_000)) && baselineNamespaceGone;
+    log('floor: deleting its namespace and volumes (waiting up to 180 s) before the next phase');
+    baselineNamespaceGone = (await clearPhase(kube, floor.ns, 180_000)) && baselineNamespaceGone;
 
     const statusFloor = await statusFloorPhase(kube, opts);
     log(
       `status floor: all Pods exist after ${seconds(statusFloor.timing.allExistMs)} s, all AgentWorkloads Running after ${seconds(statusFloor.timing.allRunningMs)} s`,
     );
-    log('status floor: deleting its namespace (waiting up to 180 s) before the operator run');
+    log(
+      'status floor: deleting its namespace and volumes (waiting up to 180 s) before the operator run',
+    );
     baselineNamespaceGone =
-      (await deleteNamespace(kube, statusFloor.ns, 180_000)) && baselineNamespaceGone;
+      (await clearPhase(kube, statusFloor.ns, 180_000)) && baselineNamespaceGone;
 
     // Operator phase, with the workload finalizer policy the chart installs.
     const ns = await createNamespace(kube, 'bench-op');
@@ -761,10 +792,11 @@ export function renderWorkloadReport(r: WorkloadBenchResult): string {
       `the chart's finalizer MutatingAdmissionPolicy bound to its namespace, so it makes no finalizer PATCH; the ` +
       `floors keep theirs. The status floor adds what a correct controller must: owner references on the PVC and Pod, ` +
       `and the two status writes kstatus needs (Starting with the Pod, Running when it runs), so its "all Running" ` +
-      `is a status.phase, as the operator's is. ` +
+      `is a status.phase, as the operator's is. Each phase starts once the previous one's namespace and the volumes ` +
+      `its claims were bound to are gone. ` +
       (r.baselineNamespaceGone
         ? ''
-        : ' The baseline namespace was still terminating when the operator run began.') +
+        : " A previous phase's namespace or volumes were still going when the next phase began.") +
       (gcAvailable() ? '' : ' (GC not exposed: run with --expose-gc for the after-GC figures.)'),
   );
   return lines.join('\n');
