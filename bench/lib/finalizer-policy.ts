@@ -6,7 +6,7 @@ import {
 } from '../../src/api/finalizer-policy.ts';
 import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
 import type { KubeClient, KubeObject } from '../../src/kube/client.ts';
-import { isNotFound } from '../../src/kube/errors.ts';
+import { isNotFound, KubeApiError } from '../../src/kube/errors.ts';
 import type { ResourceType } from '../../src/kube/resources.ts';
 
 const admission = (plural: string, kind: string): ResourceType => ({
@@ -48,15 +48,23 @@ export async function installFinalizerPolicy(
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const probe = `finalizer-probe-${randomBytes(4).toString('hex')}`;
-    const created = await workloads.create(namespace, {
-      apiVersion: API_GROUP_VERSION,
-      kind: AGENT_WORKLOADS.kind,
-      metadata: { name: probe },
-      spec: { main: { name: 'main', image: 'example.invalid/probe:1' } },
-    } as KubeObject);
-    await workloads.mergePatch(namespace, probe, { metadata: { finalizers: null } });
-    await workloads.delete(namespace, probe);
-    if (created.metadata?.finalizers?.includes(WORKLOAD_FINALIZER)) break;
+    const created = await workloads
+      .create(namespace, {
+        apiVersion: API_GROUP_VERSION,
+        kind: AGENT_WORKLOADS.kind,
+        metadata: { name: probe },
+        spec: { main: { name: 'main', image: 'example.invalid/probe:1' } },
+      } as KubeObject)
+      .catch((err: unknown) => {
+        // The API server's 503 while the policy lacks the kind's schema: probe again.
+        if (err instanceof KubeApiError && err.statusCode === 503) return undefined;
+        throw err;
+      });
+    if (created) {
+      await workloads.mergePatch(namespace, probe, { metadata: { finalizers: null } });
+      await workloads.delete(namespace, probe);
+    }
+    if (created?.metadata?.finalizers?.includes(WORKLOAD_FINALIZER)) break;
     if (Date.now() > deadline)
       throw new Error(`the finalizer policy of ${namespace} never applied`);
     await new Promise((resolve) => setTimeout(resolve, 250));

@@ -851,9 +851,10 @@ describe('helm template with optional values', () => {
     });
   });
 
-  it('binds the workload finalizer policy to the workload namespace on clusters that serve it', () => {
+  it('binds the opt-in workload finalizer policy to the workload namespace on clusters that serve it', () => {
     const MAP = 'admissionregistration.k8s.io/v1/MutatingAdmissionPolicy';
-    const objects = template(['--api-versions', MAP]);
+    const ON = 'admissionPolicy.workloadFinalizer.enabled=true';
+    const objects = template(['--api-versions', MAP, '--set', ON]);
     const name = 'acme-runner-k8s-runner-workload-finalizer';
     const policy = find(objects, 'MutatingAdmissionPolicy', name);
     const binding = find(objects, 'MutatingAdmissionPolicyBinding', name);
@@ -866,16 +867,10 @@ describe('helm template with optional values', () => {
     });
     expect(binding.metadata.labels).toMatchObject({ 'app.kubernetes.io/instance': 'acme-runner' });
     expect(binding.spec).toEqual(workloadFinalizerBinding(name, name, 'agyn-workloads').spec);
-    // Older clusters (no v1 API) and the value turned off: neither object.
+    // Off by default, and on older clusters (no v1 API) even when asked: neither object.
     const without = (o: Obj) => !o.kind.startsWith('MutatingAdmissionPolicy');
-    expect(seed.every(without)).toBe(true);
-    const disabled = template([
-      '--api-versions',
-      MAP,
-      '--set',
-      'admissionPolicy.workloadFinalizer.enabled=false',
-    ]);
-    expect(disabled.every(without)).toBe(true);
+    expect(template(['--api-versions', MAP]).every(without)).toBe(true);
+    expect(template(['--set', ON]).every(without)).toBe(true);
   });
 
   it('does not create the workload namespace when told not to, nor the Runner', () => {

@@ -62,7 +62,14 @@ beforeAll(async () => {
   // test layers a fresh one over the unchanged seed file, and the chart creates it.
   workloadNs = `it-helm-wl-${randomBytes(4).toString('hex')}`;
   const overrides = path.join(mkdtempSync(path.join(os.tmpdir(), 'it-helm-')), 'values.yaml');
-  writeFileSync(overrides, JSON.stringify({ resources: { workloadNamespace: workloadNs } }));
+  // With the opt-in finalizer policy, so that a real install of it is checked too.
+  writeFileSync(
+    overrides,
+    JSON.stringify({
+      resources: { workloadNamespace: workloadNs },
+      admissionPolicy: { workloadFinalizer: { enabled: true } },
+    }),
+  );
   const r = await tool('helm', [
     'install',
     RELEASE,
@@ -146,7 +153,7 @@ describe('helm install with the seed values', () => {
     );
   }, 120_000);
 
-  it('installs the workload finalizer policy, bound to the workload namespace (the cluster serves v1)', async () => {
+  it('installs the opt-in workload finalizer policy, bound to the workload namespace (the cluster serves v1)', async () => {
     const name = `${FULLNAME}-workload-finalizer`;
     const policy = await getJson<Meta & { spec: { failurePolicy: string } }>([
       'mutatingadmissionpolicy',
