@@ -26,8 +26,8 @@ const MUTATING_ADMISSION_POLICY_BINDINGS = admission(
 );
 
 /**
- * (Benchmarks and integration tests.) Installs the workload finalizer policy bound to `namespace`, as the chart does, and waits
- * until the API server applies it (it does once its own informer has seen the policy): probe
+ * (Benchmarks and integration tests.) Installs the workload finalizer policy bound to
+ * `namespace`, as the chart does when it is enabled, and waits until the API server applies it (it does once its own informer has seen the policy): probe
  * AgentWorkloads are created until one carries the finalizer (each is deleted at once, its
  * finalizer removed, so call this before a controller watches the namespace). Returns the
  * policy's removal.
