@@ -169,7 +169,7 @@ async function clearPhase(kube: KubeClient, ns: string, waitMs: number): Promise
       log(`${ns}: ${left} volumes of its claims are still there`);
       return false;
     }
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await sleep(1000);
   }
 }
 

@@ -8,6 +8,7 @@ import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
 import type { KubeClient, KubeObject } from '../../src/kube/client.ts';
 import { isNotFound, KubeApiError } from '../../src/kube/errors.ts';
 import type { ResourceType } from '../../src/kube/resources.ts';
+import { sleep } from './stats.ts';
 
 const admission = (plural: string, kind: string): ResourceType => ({
   group: 'admissionregistration.k8s.io',
@@ -67,7 +68,7 @@ export async function installFinalizerPolicy(
     if (created?.metadata?.finalizers?.includes(WORKLOAD_FINALIZER)) break;
     if (Date.now() > deadline)
       throw new Error(`the finalizer policy of ${namespace} never applied`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    await sleep(250);
   }
   return async () => {
     for (const type of [MUTATING_ADMISSION_POLICY_BINDINGS, MUTATING_ADMISSION_POLICIES]) {
