@@ -1,0 +1,96 @@
+/** bench:workloads' report (bench/lib/workload-report.ts) and options, on a fixed result. */
+import { describe, expect, it } from '@jest/globals';
+import { renderWorkloadReport, type WorkloadBenchResult } from '../../bench/workloads.ts';
+
+const MiB = 2 ** 20;
+
+function phase(k: number, extra: Record<string, unknown> = {}) {
+  return {
+    sendMs: 1234.5 * k,
+    allExistMs: 20_345 * k,
+    allRunningMs: 31_234.6 * k,
+    existP50: 512.4 * k,
+    existP95: 1800.7 * k,
+    runningP50: 9000 * k,
+    runningP95: 15000.2 * k,
+    errors: 0,
+    firstErrors: [],
+    running: 1000,
+    phases: { Running: 1000 },
+    ...extra,
+  };
+}
+
+const result: WorkloadBenchResult = {
+  options: {
+    n: 1000,
+    concurrency: 32,
+    workers: 16,
+    qps: 200,
+    burst: 400,
+    idleMs: 60_000,
+    warmup: 20,
+    finalizerPolicy: false,
+  },
+  baseline: phase(1, { schedulingFailures: { pods: 3, attempts: 7 }, allBoundMs: 18_000 }),
+  floor: phase(1.1, { schedulingFailures: { pods: 0, attempts: 0 }, allBoundMs: 19_000 }),
+  statusFloor: phase(1.2, { allBoundMs: 19_500 }),
+  operator: phase(1.3, { schedulingFailures: { pods: 1, attempts: 1 }, allBoundMs: 20_000 }),
+  requestsPerWorkload: [
+    ['POST', 4.001],
+    ['PATCH', 2],
+  ],
+  requestsPerWorkloadByResource: [
+    ['pods', 1],
+    ['agentworkloads', 3.5],
+  ],
+  writesPerWorkload: 5.25,
+  rss: {
+    before: 60 * MiB,
+    peak: 140 * MiB,
+    converged: 120 * MiB,
+    afterGc: 90 * MiB,
+    heapBefore: 20 * MiB,
+    heapAfterGc: 35 * MiB,
+  },
+  emptyOperatorRss: 55 * MiB,
+  converge: { lagP99: 12.34, lagMax: 56.78, cpu: 0.45 },
+  controllerCpu: 0.67,
+  idle: {
+    seconds: 60,
+    settleSeconds: 5,
+    unconverged: 0,
+    writes: 0,
+    writesPerMin: 0,
+    requests: [],
+    byResource: [],
+  },
+  baselineNamespaceGone: true,
+};
+
+describe('renderWorkloadReport', () => {
+  it('renders the figures of a fixed result in their rows', () => {
+    const lines = renderWorkloadReport(result).split('\n');
+    expect(lines[0]).toBe('## Workloads: 1000 AgentWorkloads at concurrency 32');
+    expect(lines[2]).toMatch(
+      /^WorkloadController in a process of its own \(workers 16, client limit 200 qps \/ burst 400, its own KubeClient\); the real agent shape /,
+    );
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        '| Time until all Pods exist | 26.45 s | 20.34 s | 1.30× | ≤ 1.3× — meets |',
+        '| Operator ÷ floor: time until all Pods exist (what the controller itself adds) | 26.45 s | 22.38 s (floor) | 1.18× | ≤ 1.2× at N=1000 — meets |',
+        '| Operator ÷ floor: time until all Running (operator: status.phase written; floor: Pod phase) | 40.60 s | 34.36 s (floor) | 1.18× | ≤ 1.2× at N=1000 — meets |',
+        "| Time until all claims are Bound (the PV controller's part of a start): operator / baseline; floor 19.00 s, status floor 19.50 s | 20.00 s | 18.00 s | | |",
+        '| Pods the scheduler refused at least once (FailedScheduling Events, e.g. an unbound claim): operator / baseline; floor 0 Pods / 0 refusals, status floor n/a | 1 Pods / 1 refusals | 3 Pods / 7 refusals | | |',
+        '| create → Running, p95 | 19500 ms | 15000 ms | 1.30× | |',
+        '| API writes per workload | 5.25 | 2.00 (PVC + Pod) | 2.63× | minimal |',
+        '| Reached Running (phases at the end of the wait) | 1000/1000 (1000 Running) | 1000/1000 (1000 Running) | | all |',
+        "| Operator RSS, peak: the controller's own process (compiled JS, plain node), VmHWM | 140.0 MiB | 55.0 MiB empty operator process (modules loaded) | +85.0 MiB | ≤ 150 MiB at 1000 — meets |",
+        '| API writes per minute when nothing changes (60 s after convergence) | 0.0 | | | 0 — meets |',
+        "API requests per workload by verb (the controller's `KubeClient.requestCounts`, from controller start to convergence, ÷ 1000): POST 4.001, PATCH 2.000.",
+        'Idle window (60 s, starting 5 s after the last status was observed) requests: none.',
+      ]),
+    );
+    expect(lines.at(-1)).toMatch(/^Notes: times run from the first create sent /);
+  });
+});
