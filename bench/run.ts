@@ -6,7 +6,8 @@
  * every figure beside its same-run baseline and its target. Also prints the report.
  *
  *   --only workloads,grpc,memory,soak   which to run (default: the three; soak when --soak is given)
- *   --n 1000 --c 32 --idle 60s --warmup 20           workloads (bench/workloads.ts)
+ *   --n 1000 --c 32 --idle 60s --warmup 20           workloads (bench/workloads.ts; also
+ *     --finalizer-policy, --status-coalesce-ms 0)
  *   --start-n 200,500 --start-c 16 --start-shape simple --duration 10s --rounds 2 --grpc-warmup 2s   gRPC (bench/grpc.ts; --c shared)
  *   --memory-n 5000 --memory-rate 8                   memory (bench/memory.ts)
  *   --soak 30m --soak-rate 1 --soak-lifetime 20s      soak (bench/soak.ts)

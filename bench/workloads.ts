@@ -1,10 +1,14 @@
 /**
- * npm run bench:workloads [-- --n 1000 --c 32 --idle 60s --workers 16 --qps 200 --warmup 20]
+ * npm run bench:workloads [-- --n 1000 --c 32 --idle 60s --workers 16 --qps 200 --warmup 20
+ *                             --finalizer-policy --status-coalesce-ms 0]
  *
  * Applies N AgentWorkloads (the real agent shape) with the operator's WorkloadController
  * running in a process of its own, and beside it, in the same run and cluster, the raw baseline:
  * the same PVCs and Pods created directly at the same concurrency. Uses KUBECONFIG when
  * set, else starts (and stops) a dedicated loopback cluster in a temp dir.
+ * `--finalizer-policy` binds the chart's opt-in finalizer policy to the operator's namespace;
+ * `--status-coalesce-ms <n>` sets the controller's status coalescing window (its
+ * `statusCoalesceMs`; the operator's default when absent).
  */
 import { pathToFileURL } from 'node:url';
 import { DEFAULT_WORKLOAD_WORKERS } from '../src/workload/controller.ts';
@@ -55,6 +59,9 @@ export function workloadOptions(args: Args, prefix = ''): WorkloadBenchOptions {
     idleMs: args.durationMs('idle', 60_000),
     warmup: args.int('warmup', Math.min(20, n)),
     finalizerPolicy: args.has('finalizer-policy'),
+    ...(args.has('status-coalesce-ms')
+      ? { statusCoalesceMs: args.int('status-coalesce-ms', 0) }
+      : {}),
   };
 }
 

@@ -16,6 +16,8 @@ export interface ControllerProcessConfig {
   workers: number;
   qps: number;
   burst: number;
+  /** WorkloadController's statusCoalesceMs (status-coalescing.ts); its default when absent. */
+  statusCoalesceMs?: number;
 }
 
 const config = JSON.parse(process.env.BENCH_CONTROLLER ?? '{}') as ControllerProcessConfig;
@@ -29,6 +31,7 @@ const controller = new WorkloadController({
   runners: new StaticRunnerDirectory(benchRunner()),
   namespace: config.namespace,
   workers: config.workers,
+  statusCoalesceMs: config.statusCoalesceMs,
 });
 await controller.startInformers();
 controller.start();

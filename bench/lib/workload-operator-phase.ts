@@ -78,7 +78,7 @@ export async function operatorPhase(
   };
 }
 
-/** The controller process's config: the benchmark's settings. */
+/** The controller process's config: the benchmark's settings, and the window only when given. */
 export function controllerConfig(
   kubeconfig: string,
   namespace: string,
@@ -90,6 +90,7 @@ export function controllerConfig(
     workers: opts.workers,
     qps: opts.qps,
     burst: opts.burst,
+    ...(opts.statusCoalesceMs === undefined ? {} : { statusCoalesceMs: opts.statusCoalesceMs }),
   };
 }
 

@@ -12,6 +12,8 @@ export interface WorkloadBenchOptions {
   warmup: number;
   /** With the chart's opt-in finalizer policy bound to the operator's namespace. */
   finalizerPolicy: boolean;
+  /** The controller's status coalescing window (--status-coalesce-ms); its default when absent. */
+  statusCoalesceMs?: number;
 }
 
 export const WORKLOAD_TARGETS = { ratio: 1.3, rssMiB: 150, rssAtN: 1000, idleWritesPerMin: 0 };

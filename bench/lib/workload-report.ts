@@ -61,7 +61,11 @@ export function renderWorkloadReport(r: WorkloadBenchResult): string {
 /** The operator's settings as the method line states them. */
 function controllerSettings(r: WorkloadBenchResult): string {
   const o = r.options;
-  return `workers ${o.workers}, client limit ${o.qps} qps / burst ${o.burst}`;
+  const coalescing =
+    o.statusCoalesceMs === undefined
+      ? ''
+      : `, status coalescing window ${o.statusCoalesceMs} ms (option)`;
+  return `workers ${o.workers}, client limit ${o.qps} qps / burst ${o.burst}${coalescing}`;
 }
 
 function heading(r: WorkloadBenchResult): string[] {

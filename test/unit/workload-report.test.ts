@@ -1,6 +1,12 @@
 /** bench:workloads' report (bench/lib/workload-report.ts) and options, on a fixed result. */
 import { describe, expect, it } from '@jest/globals';
-import { renderWorkloadReport, type WorkloadBenchResult } from '../../bench/workloads.ts';
+import { parseArgs } from '../../bench/lib/args.ts';
+import { controllerConfig } from '../../bench/lib/workload-operator-phase.ts';
+import {
+  renderWorkloadReport,
+  workloadOptions,
+  type WorkloadBenchResult,
+} from '../../bench/workloads.ts';
 
 const MiB = 2 ** 20;
 
@@ -92,5 +98,37 @@ describe('renderWorkloadReport', () => {
       ]),
     );
     expect(lines.at(-1)).toMatch(/^Notes: times run from the first create sent /);
+  });
+
+  it('states the status coalescing window on the method line when it was set', () => {
+    const set = renderWorkloadReport({
+      ...result,
+      options: { ...result.options, statusCoalesceMs: 0 },
+    }).split('\n');
+    expect(set[2]).toMatch(
+      /^WorkloadController in a process of its own \(workers 16, client limit 200 qps \/ burst 400, status coalescing window 0 ms \(option\), its own KubeClient\); /,
+    );
+    expect(renderWorkloadReport(result)).not.toContain('coalescing');
+  });
+});
+
+describe('--status-coalesce-ms', () => {
+  it('is absent unless given, and reaches the controller process config when given', () => {
+    const unset = workloadOptions(parseArgs(['--n', '30']));
+    expect(unset.statusCoalesceMs).toBeUndefined();
+    expect(controllerConfig('kc', 'ns', unset)).not.toHaveProperty('statusCoalesceMs');
+    const set = workloadOptions(parseArgs(['--n', '30', '--status-coalesce-ms', '0']));
+    expect(set.statusCoalesceMs).toBe(0);
+    expect(controllerConfig('kc', 'ns', set)).toEqual({
+      kubeconfig: 'kc',
+      namespace: 'ns',
+      workers: set.workers,
+      qps: set.qps,
+      burst: set.burst,
+      statusCoalesceMs: 0,
+    });
+    expect(() => workloadOptions(parseArgs(['--status-coalesce-ms', '-5']))).toThrow(
+      /--status-coalesce-ms must be a non-negative integer/,
+    );
   });
 });
