@@ -7,20 +7,16 @@
  * Running against the direct phase (the Go runner's path, bench/lib/direct-runner.ts, in a
  * process of its own too) and then the operator, with ratios (bench/lib/start-phase.ts);
  * then, on the last N's workloads, with the Go load generator (bench/grpc-load-go),
- * InspectWorkload at C concurrent callers beside two same-run baselines: the shim's trivial
- * Ready (the shim's per-call stack without a cache read) and a bare grpc-js server in a
- * process of its own holding the same workloads (the library's floor, for throughput and
- * RSS). Each is measured closed loop (throughput) and open loop at --rate req/s (latency at
- * that load). The operator's RSS (VmHWM) is its own: started, idle with N workloads, and
+ * InspectWorkload at C concurrent callers beside same-run baselines: the shim's trivial
+ * Ready (the shim's per-call stack without a cache read) and two floors for throughput and
+ * RSS (bench/lib/bare-floors.ts): a bare grpc-js server in a process of its own holding the
+ * same workloads (the library's floor), and the same server in a process that first loaded
+ * the operator's modules (the floor with the operator's packages). Each is measured closed
+ * loop (throughput) and open loop at --rate req/s (latency at that load). The operator's RSS (VmHWM) is its own: started, idle with N workloads, and
  * its peak over the whole run. Uses KUBECONFIG when set, else a dedicated loopback cluster
  * in a temp dir.
  */
-import { rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { AGENT_WORKLOADS } from '../src/api/resources.ts';
-import { PODS } from '../src/kube/resources.ts';
 import {
   InspectWorkloadRequest,
   ReadyRequest,
@@ -28,6 +24,7 @@ import {
 } from '../src/gen/agynio/api/runner/v1/runner.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import { parseArgs } from './lib/args.ts';
+import { BareFloor, writeObjects } from './lib/bare-floors.ts';
 import { BenchChild } from './lib/bench-child.ts';
 import type { ChildMemory } from './lib/child-ipc.ts';
 import {
@@ -51,7 +48,7 @@ import {
 } from './lib/grpc-options.ts';
 import { renderGrpcReport } from './lib/grpc-report.ts';
 import { LoadGenerator } from './lib/load-client.ts';
-import { MemoryPoller, emptyMax } from './lib/memory-poller.ts';
+import { MemoryPoller } from './lib/memory-poller.ts';
 import { startOperatorChild, type OperatorChild } from './lib/operator-child.ts';
 import type { ServerProcessConfig } from './lib/server-process.ts';
 import type { DirectMode } from './lib/direct-runner.ts';
@@ -61,7 +58,7 @@ import type { StartComparison } from './lib/start-report.ts';
 import { mib, nowMs, percentilesOf, seconds } from './lib/stats.ts';
 
 export { GRPC_TARGETS, grpcOptions, type GrpcBenchResult } from './lib/grpc-options.ts';
-export { grpcVerdicts, renderGrpcReport, rssVerdict } from './lib/grpc-report.ts';
+export { grpcVerdicts, renderGrpcReport, rssVerdict, rssVerdictText } from './lib/grpc-report.ts';
 
 function log(message: string): void {
   process.stderr.write(`[bench:grpc] ${message}\n`);
@@ -113,24 +110,9 @@ async function directPhase(
   }
 }
 
-/**
- * The namespace's AgentWorkloads and Pods as the operator caches them (managedFields
- * dropped), in a JSON file for the bare server to hold; removed when this process exits.
- */
-async function writeObjects(kube: KubeClient, namespace: string): Promise<string> {
-  const lists = await Promise.all(
-    [AGENT_WORKLOADS, PODS].map((type) => kube.resource(type).list(namespace)),
-  );
-  const objects = lists.flatMap((l) =>
-    l.items.map((o) => {
-      delete o.metadata?.managedFields;
-      return o;
-    }),
-  );
-  const file = path.join(os.tmpdir(), `k8s-runner-bench-objects-${process.pid}.json`);
-  writeFileSync(file, JSON.stringify(objects));
-  process.once('exit', () => rmSync(file, { force: true }));
-  return file;
+interface Floors {
+  bare: BareFloor;
+  bareModules: BareFloor;
 }
 
 interface LoadTargets {
@@ -138,23 +120,30 @@ interface LoadTargets {
   process: Record<Target, BenchChild>;
 }
 
-function loadTargets(op: OperatorChild, bare: BenchChild, ids: string[]): LoadTargets {
+function loadTargets(op: OperatorChild, floors: Floors, ids: string[]): LoadTargets {
   const ready = [ReadyRequest.encode({}).finish()];
+  const readyOf = (address: string) => ({
+    address,
+    method: RunnerServiceService.ready.path,
+    requests: ready,
+  });
   return {
     requests: {
-      bare: {
-        address: String(bare.info.address),
-        method: RunnerServiceService.ready.path,
-        requests: ready,
-      },
-      ready: { address: op.address, method: RunnerServiceService.ready.path, requests: ready },
+      bare: readyOf(floors.bare.address),
+      bareModules: readyOf(floors.bareModules.address),
+      ready: readyOf(op.address),
       inspect: {
         address: op.address,
         method: RunnerServiceService.inspectWorkload.path,
         requests: ids.map((workloadId) => InspectWorkloadRequest.encode({ workloadId }).finish()),
       },
     },
-    process: { bare, ready: op.child, inspect: op.child },
+    process: {
+      bare: floors.bare.child,
+      bareModules: floors.bareModules.child,
+      ready: op.child,
+      inspect: op.child,
+    },
   };
 }
 
@@ -191,8 +180,9 @@ async function unaryLoad(
   opts: GrpcBenchOptions,
   targets: LoadTargets,
 ): Promise<Record<Target, Record<Mode, LoadFigures>>> {
-  // The targets alternate in every round (bare, Ready, Inspect, ...) so that a change in
-  // the shared machine's load hits all alike; each measurement has its own warm-up.
+  // The targets alternate in every round (bare, bare + modules, Ready, Inspect, ...) so
+  // that a change in the shared machine's load hits all alike; each measurement has its own
+  // warm-up.
   const parts = new Map<string, LoadFigures[]>();
   for (let round = 0; round < opts.rounds; round++) {
     for (const mode of MODES) {
@@ -224,7 +214,7 @@ export async function runGrpcBench(
   const kube = unlimitedClient(cluster.kubeconfig);
   const loadgen = new LoadGenerator();
   let op: OperatorChild | undefined;
-  let bare: BenchChild | undefined;
+  const floors: BareFloor[] = [];
   try {
     log('measuring an empty operator process (compiled JavaScript, modules loaded)');
     const modulesLoaded = runMemoryProbe(cluster.kubeconfig)[0]?.rss ?? Number.NaN;
@@ -261,20 +251,19 @@ export async function runGrpcBench(
     const startPeak = Math.max(...start.slice(-1).map((c) => c.shim.rssPeak), idle.peakRss);
 
     goLoadBinary();
-    const bareConfig: ServerProcessConfig = {
-      kind: 'bare',
-      objectsFile: await writeObjects(kube, ns),
+    const objectsFile = await writeObjects(kube, ns);
+    const floor = async (kind: 'bare' | 'bare-modules'): Promise<BareFloor> => {
+      floors.push(await BareFloor.start(kind, objectsFile));
+      return floors.at(-1)!;
     };
-    bare = await BenchChild.start({
-      entry: 'server-process',
-      env: { BENCH_SERVER: JSON.stringify(bareConfig) },
-    });
-    const bareBefore = await bare.memory({ gc: true, resetPeak: true });
-    const pollers = [new MemoryPoller(op.child).start(), new MemoryPoller(bare).start()];
-    const load = await unaryLoad(opts, loadTargets(op, bare, lastIds));
-    const [loadMax, bareMax] = pollers.map((p) => p.stop());
+    // One after the other, so that neither starts while the other parses the objects.
+    const bare = await floor('bare');
+    const bareModules = await floor('bare-modules');
+    for (const f of floors) await f.sample();
+    const poller = new MemoryPoller(op.child).start();
+    const load = await unaryLoad(opts, loadTargets(op, { bare, bareModules }, lastIds));
+    const loadMax = poller.stop();
     const after = await op.child.memory();
-    const bareAfter = await bare.memory();
     if (!cluster.dedicated) await deleteNamespace(kube, ns);
     return {
       options: opts,
@@ -288,17 +277,13 @@ export async function runGrpcBench(
         startPeak,
         loadPeak: after.peakRss,
         lifetimePeak: after.lifetimePeakRss,
-        loadMax: loadMax ?? emptyMax(),
-        bare: {
-          cached: Number(bare.info.cached ?? 0),
-          before: bareBefore,
-          loadPeak: bareAfter.peakRss,
-          loadMax: bareMax ?? emptyMax(),
-        },
+        loadMax,
+        bare: await bare.result(),
+        bareModules: await bareModules.result(),
       },
     };
   } finally {
-    await bare?.stop();
+    for (const f of floors) await f.stop();
     await op?.stop();
     loadgen.close();
     kube.close();

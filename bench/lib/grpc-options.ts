@@ -28,7 +28,8 @@ export interface GrpcBenchOptions {
 /** Issue 15's targets for the unary load and the operator's memory. */
 export const GRPC_TARGETS = { inspectP99Ms: 5, inspectRps: 5000, rssPeakMiB: 120, rssAtN: 500 };
 
-export const TARGETS = ['bare', 'ready', 'inspect'] as const;
+/** The unary load's targets, in the order each round runs them. */
+export const TARGETS = ['bare', 'bareModules', 'ready', 'inspect'] as const;
 export type Target = (typeof TARGETS)[number];
 export const MODES = ['closed', 'open'] as const;
 export type Mode = (typeof MODES)[number];
@@ -82,8 +83,20 @@ export interface OperatorMemory {
   lifetimePeak: number;
   /** Highest of each figure in samples every 250 ms during the unary load. */
   loadMax: MemoryMax;
-  /** The bare grpc-js server process holding the same workloads: RSS before and peak during its load. */
-  bare: { cached: number; before: ChildMemory; loadPeak: number; loadMax: MemoryMax };
+  /** The bare grpc-js server process holding the same workloads (floor). */
+  bare: FloorMemory;
+  /** The same, in a process that first loaded the operator's modules (floor with its packages). */
+  bareModules: FloorMemory;
+}
+
+/** A floor server's memory: before its load (after GC) and at its peak during it. */
+export interface FloorMemory {
+  cached: number;
+  /** RSS after GC once the operator's modules were loaded, before the objects (bareModules only). */
+  modulesRss?: number;
+  before: ChildMemory;
+  loadPeak: number;
+  loadMax: MemoryMax;
 }
 
 export interface GrpcBenchResult {

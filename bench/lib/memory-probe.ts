@@ -4,16 +4,12 @@
  * empty, then syncs the operator's informer caches for BENCH_NAMESPACE one kind at a time and
  * reports the memory after each. Prints one JSON line (ProbeStep[]).
  */
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { InformerCache } from '../../src/kube/cache.ts';
 import { KubeClient, type KubeObject } from '../../src/kube/client.ts';
 import type { Informer } from '../../src/kube/informer.ts';
 import { WorkloadCaches } from '../../src/workload/caches.ts';
-import { importEntryModules } from './operator-modules.ts';
-
-/** The compiled entry point beside this file's compiled tree (compiled.ts). */
-const COMPILED_MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
+import { importEntryModules, operatorEntryFile } from './operator-modules.ts';
 
 interface Step {
   step: string;
@@ -48,7 +44,7 @@ async function main(): Promise<void> {
     const m = await settle();
     steps.push({ step, objects, rss: m.rss, heapUsed: m.heapUsed, external: m.external, ...extra });
   };
-  await importEntryModules(COMPILED_MAIN);
+  await importEntryModules(operatorEntryFile());
   await record('empty operator process (modules loaded)', 0);
   const namespace = process.env.BENCH_NAMESPACE;
   if (namespace) {

@@ -6,7 +6,11 @@
  * - `bare`: a bare grpc-js server (generated service, every handler answers at once: the
  *   library's floor), optionally holding objects (a JSON file of AgentWorkloads and Pods)
  *   in memory, so that its RSS is the floor for a Node server with the same data. It loads
- *   nothing but grpc-js and the generated service.
+ *   nothing but grpc-js and the generated service;
+ * - `bare-modules`: the same server and objects in a process that first loads what the empty
+ *   operator process loads (every module src/main.ts imports, nothing started: no client,
+ *   informer or HTTP server; bench/lib/operator-modules.ts), so that its RSS is the floor
+ *   for a Node server that carries the operator's packages.
  */
 import { readFileSync } from 'node:fs';
 import { Server } from '@grpc/grpc-js';
@@ -18,6 +22,7 @@ import type { RunnerSettings } from '../../src/workload/runner-settings.ts';
 import { serveParent } from './child-ipc.ts';
 import type { DirectMode } from './direct-runner.ts';
 import { bindLoopback } from './grpc-bind.ts';
+import { importEntryModules, operatorEntryFile } from './operator-modules.ts';
 
 export type ServerProcessConfig =
   | {
@@ -31,7 +36,18 @@ export type ServerProcessConfig =
       runner: RunnerSettings;
     }
   /** `objectsFile`: a JSON array the server keeps in memory. */
-  | { kind: 'bare'; objectsFile?: string };
+  | { kind: 'bare' | 'bare-modules'; objectsFile?: string };
+
+/** RSS after full GCs, as the memory probe settles (the child runs with --expose-gc). */
+async function rssAfterGc(): Promise<number> {
+  const collect = (): void => {
+    for (let i = 0; i < 3; i++) globalThis.gc?.();
+  };
+  collect();
+  await new Promise((r) => setTimeout(r, 300));
+  collect();
+  return process.memoryUsage().rss;
+}
 
 async function startBareServer(): Promise<{ address: string; stop(): Promise<void> }> {
   const server = new Server({ 'grpc.enable_channelz': 0 });
@@ -58,9 +74,17 @@ if (config.kind === 'direct') {
     { address: direct.address },
   );
 } else {
+  let modulesRss: number | undefined;
+  if (config.kind === 'bare-modules') {
+    await importEntryModules(operatorEntryFile());
+    modulesRss = await rssAfterGc();
+  }
   if (config.objectsFile)
     cached = JSON.parse(readFileSync(config.objectsFile, 'utf8')) as unknown[];
   const bare = await startBareServer();
-  serveParent({ stop: () => bare.stop() }, { address: bare.address, cached: cached.length });
+  serveParent(
+    { stop: () => bare.stop() },
+    { address: bare.address, cached: cached.length, modulesRss },
+  );
 }
 process.on('SIGTERM', () => process.exit(0));

@@ -7,7 +7,7 @@ import { resourceOf, tallyRequests } from '../../bench/lib/request-tally.ts';
 import type { ChildMemory } from '../../bench/lib/child-ipc.ts';
 import { parseDockerfile } from '../support/dockerfile.ts';
 import type { GrpcBenchResult } from '../../bench/lib/grpc-options.ts';
-import { rssVerdict } from '../../bench/lib/grpc-report.ts';
+import { rssVerdict, rssVerdictText } from '../../bench/lib/grpc-report.ts';
 import { floorRatios, floorVerdict, type WorkloadBenchResult } from '../../bench/workloads.ts';
 
 describe('runtimeEnv (the Dockerfile parser of test/support/dockerfile.ts)', () => {
@@ -127,16 +127,33 @@ describe('request tally', () => {
 });
 
 describe('rssVerdict', () => {
-  const result = (n: number, peakMiB: number): GrpcBenchResult =>
+  const MiB = 1024 * 1024;
+  const result = (n: number, peakMiB: number, floorMiB = 100): GrpcBenchResult =>
     ({
       start: [{ n }],
-      memory: { lifetimePeak: peakMiB * 1024 * 1024 },
+      memory: { lifetimePeak: peakMiB * MiB, bareModules: { loadPeak: floorMiB * MiB } },
     }) as unknown as GrpcBenchResult;
 
   it('judges the whole run’s peak against 120 MiB, only from N = 500 on', () => {
-    expect(rssVerdict(result(500, 120))).toEqual({ ok: true, judged: true });
-    expect(rssVerdict(result(500, 120.5))).toEqual({ ok: false, judged: true });
-    expect(rssVerdict(result(200, 100))).toEqual({ ok: true, judged: false });
+    expect(rssVerdict(result(500, 120))).toEqual({ ok: true, judged: true, floorAbove: false });
+    expect(rssVerdict(result(500, 120.5))).toEqual({ ok: false, judged: true, floorAbove: false });
+    expect(rssVerdict(result(200, 100))).toEqual({ ok: true, judged: false, floorAbove: false });
+  });
+
+  it('calls the target impossible when the floor with the operator’s modules is above it', () => {
+    expect(rssVerdict(result(500, 160, 130)).floorAbove).toBe(true);
+    expect(rssVerdictText(result(500, 160, 130.04))).toBe(
+      "**impossible with the card's modules**: bare grpc-js + the operator's modules, " +
+        'with the same objects and load, peaks at 130.0 MiB',
+    );
+  });
+
+  it('otherwise says misses and what the operator adds over that floor', () => {
+    expect(rssVerdictText(result(500, 160, 110))).toBe(
+      "**misses**: operator − floor with the operator's modules = 50.0 MiB (the operator's own code)",
+    );
+    expect(rssVerdictText(result(500, 119, 110))).toBe('meets');
+    expect(rssVerdictText(result(200, 160, 130))).toBe('not judged (N = 200)');
   });
 });
 
