@@ -24,7 +24,12 @@ import {
 } from '../src/gen/agynio/api/runner/v1/runner.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import { parseArgs } from './lib/args.ts';
-import { BareFloor, writeObjects } from './lib/bare-floors.ts';
+import {
+  startBareFloors,
+  writeObjects,
+  type BareFloor,
+  type BareFloors,
+} from './lib/bare-floors.ts';
 import { BenchChild } from './lib/bench-child.ts';
 import type { ChildMemory } from './lib/child-ipc.ts';
 import {
@@ -110,17 +115,12 @@ async function directPhase(
   }
 }
 
-interface Floors {
-  bare: BareFloor;
-  bareModules: BareFloor;
-}
-
 interface LoadTargets {
   requests: Record<Target, { address: string; method: string; requests: Uint8Array[] }>;
   process: Record<Target, BenchChild>;
 }
 
-function loadTargets(op: OperatorChild, floors: Floors, ids: string[]): LoadTargets {
+function loadTargets(op: OperatorChild, floors: BareFloors, ids: string[]): LoadTargets {
   const ready = [ReadyRequest.encode({}).finish()];
   const readyOf = (address: string) => ({
     address,
@@ -251,15 +251,7 @@ export async function runGrpcBench(
     const startPeak = Math.max(...start.slice(-1).map((c) => c.shim.rssPeak), idle.peakRss);
 
     goLoadBinary();
-    const objectsFile = await writeObjects(kube, ns);
-    const floor = async (kind: 'bare' | 'bare-modules'): Promise<BareFloor> => {
-      floors.push(await BareFloor.start(kind, objectsFile));
-      return floors.at(-1)!;
-    };
-    // One after the other, so that neither starts while the other parses the objects.
-    const bare = await floor('bare');
-    const bareModules = await floor('bare-modules');
-    for (const f of floors) await f.sample();
+    const { bare, bareModules } = await startBareFloors(await writeObjects(kube, ns), floors);
     const poller = new MemoryPoller(op.child).start();
     const load = await unaryLoad(opts, loadTargets(op, { bare, bareModules }, lastIds));
     const loadMax = poller.stop();

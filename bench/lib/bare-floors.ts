@@ -81,3 +81,27 @@ export class BareFloor {
     return this.child.stop();
   }
 }
+
+export interface BareFloors {
+  bare: BareFloor;
+  bareModules: BareFloor;
+}
+
+/**
+ * Both floors holding `objectsFile`, started one after the other (so that neither starts
+ * while the other parses the objects), then sampled; each goes into `running` as soon as it
+ * runs, for the caller to stop.
+ */
+export async function startBareFloors(
+  objectsFile: string,
+  running: BareFloor[],
+): Promise<BareFloors> {
+  const start = async (kind: 'bare' | 'bare-modules'): Promise<BareFloor> => {
+    const floor = await BareFloor.start(kind, objectsFile);
+    running.push(floor);
+    return floor;
+  };
+  const floors = { bare: await start('bare'), bareModules: await start('bare-modules') };
+  for (const floor of running) await floor.sample();
+  return floors;
+}
