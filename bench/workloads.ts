@@ -72,6 +72,7 @@ export async function runWorkloadBench(
   const cluster: BenchCluster = acquireCluster(kubeconfig);
   stopOnSignals(cluster);
   const kube = unlimitedClient(cluster.kubeconfig);
+  opts = { ...opts, stateDir: cluster.stateDir };
   try {
     log(`warm-up: ${opts.warmup} objects of each kind`);
     await warmUp(kube, opts.warmup);

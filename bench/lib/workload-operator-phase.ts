@@ -18,6 +18,7 @@ import { runPool } from './pool.ts';
 import { agentWorkload } from './shapes.ts';
 import { LagMonitor, nowMs, seconds, sleep } from './stats.ts';
 import { Tracker } from './tracker.ts';
+import { PhaseCpuMeter } from './process-cpu.ts';
 import type { OperatorPhaseResult, WorkloadBenchOptions } from './workload-options.ts';
 import {
   claimTracker,
@@ -158,6 +159,7 @@ async function converge(run: OperatorRun): Promise<Convergence> {
   const startMemory = await controller.memory();
   const lag = new LagMonitor().start();
   const cpu0 = process.cpuUsage();
+  const cpuMeter = new PhaseCpuMeter(opts.stateDir);
   const t0 = nowMs();
   const pool = await runPool(opts.n, opts.concurrency, async (i) => {
     sentAt[i] = nowMs();
@@ -177,8 +179,10 @@ async function converge(run: OperatorRun): Promise<Convergence> {
     timing(t0, sentAt, run.names, pods.firstSeen, reached, sendMs, pool, phases);
   const opTiming = phaseTiming(workloads.reachedPhase, workloads.phases());
   opTiming.schedulingFailures = await schedulingFailures(kube, ns);
-  opTiming.allBoundMs = run.claims.allBoundMs(t0);
+  Object.assign(opTiming, run.claims.bound(t0));
   const cpu = process.cpuUsage(cpu0);
+  const convergedMemory = await controller.memory();
+  opTiming.cpu = cpuMeter.read((convergedMemory.cpuMs - startMemory.cpuMs) / 1000);
   const lagStats = lag.read();
   lag.stop();
   const convergeStats = {
@@ -187,7 +191,6 @@ async function converge(run: OperatorRun): Promise<Convergence> {
     cpu: (cpu.user + cpu.system) / 1000 / Math.max(1, nowMs() - t0),
   };
   const convergedCounts = await controller.counts();
-  const convergedMemory = await controller.memory();
   const controllerCpu = (convergedMemory.cpuMs - startMemory.cpuMs) / Math.max(1, nowMs() - t0);
   const perWorkload = (m: Map<string, number>): Array<[string, number]> =>
     sortedEntries(m).map(([k, v]) => [k, v / Math.max(1, expected)]);

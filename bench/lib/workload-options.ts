@@ -1,4 +1,5 @@
 /** bench:workloads' options, targets and result shape (bench/workloads.ts runs it, workload-report.ts renders it). */
+import type { CpuUse } from './process-cpu.ts';
 
 export interface WorkloadBenchOptions {
   n: number;
@@ -14,6 +15,8 @@ export interface WorkloadBenchOptions {
   finalizerPolicy: boolean;
   /** The controller's status coalescing window (--status-coalesce-ms); its default when absent. */
   statusCoalesceMs?: number;
+  /** Set by runWorkloadBench: the dedicated cluster's state dir, whose processes' CPU each phase reports. */
+  stateDir?: string;
 }
 
 export const WORKLOAD_TARGETS = { ratio: 1.3, rssMiB: 150, rssAtN: 1000, idleWritesPerMin: 0 };
@@ -44,6 +47,18 @@ export interface PhaseTiming {
   schedulingFailures?: SchedulingFailures;
   /** From the first create until the last claim was seen Bound. */
   allBoundMs?: number;
+  /** Half, and nine in ten, of the claims were seen Bound this long after the first create. */
+  boundP50Ms?: number;
+  boundP90Ms?: number;
+  /** From the first create until all Running: the cluster's and the machine's CPU. */
+  cpu?: PhaseCpu;
+}
+
+export interface PhaseCpu extends CpuUse {
+  /** CPU seconds of this process (the load generator and the observers). */
+  loadGenerator: number;
+  /** CPU seconds of the controller's process (the operator phase only). */
+  controller?: number;
 }
 
 /** What the operator's phase measures (bench/lib/workload-operator-phase.ts). */

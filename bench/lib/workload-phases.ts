@@ -15,6 +15,7 @@ import { runPool } from './pool.ts';
 import { agentWorkload, benchRunner, rawObjectsFor } from './shapes.ts';
 import { nowMs, percentile, sleep } from './stats.ts';
 import { Tracker } from './tracker.ts';
+import { PhaseCpuMeter } from './process-cpu.ts';
 import type { PhaseTiming, SchedulingFailures, WorkloadBenchOptions } from './workload-options.ts';
 
 type Pvc = IPersistentVolumeClaim & KubeObject;
@@ -25,13 +26,20 @@ export function log(message: string): void {
   process.stderr.write(`[bench:workloads] ${message}\n`);
 }
 
-/** Watches a namespace's claims; `allBoundMs(t0)` is when the last one was seen Bound. */
+/** Watches a namespace's claims; `bound(t0)` says when they were seen Bound, from t0. */
 export function claimTracker(kube: KubeClient, ns: string) {
   const tracker = new Tracker(kube, PVCS, ns, 'Bound');
   return {
     start: () => tracker.start(),
     stop: () => tracker.stop(),
-    allBoundMs: (t0: number) => Math.max(t0, ...tracker.reachedPhase.values()) - t0,
+    bound: (t0: number): Pick<PhaseTiming, 'allBoundMs' | 'boundP50Ms' | 'boundP90Ms'> => {
+      const times = [...tracker.reachedPhase.values()].map((t) => t - t0);
+      return {
+        allBoundMs: Math.max(0, ...times),
+        boundP50Ms: percentile(times, 50),
+        boundP90Ms: percentile(times, 90),
+      };
+    },
   };
 }
 
@@ -168,6 +176,7 @@ async function directPhase(
   await Promise.all([pods.start(), statuses?.start(), claims.start()]);
   const sentAt: number[] = [];
   log(`${name}: ${description}, at concurrency ${opts.concurrency}`);
+  const cpu = new PhaseCpuMeter(opts.stateDir);
   const t0 = nowMs();
   const pool = await runPool(opts.n, opts.concurrency, async (i) => {
     sentAt[i] = nowMs();
@@ -182,6 +191,7 @@ async function directPhase(
       `the ${name} Pods to run`,
     )
     .catch((err: Error) => log(err.message));
+  const phaseCpu = cpu.read();
   const phases = running.phases();
   await Promise.all([pods.stop(), statuses?.stop(), claims.stop()]);
   const result = timing(
@@ -195,7 +205,8 @@ async function directPhase(
     phases,
   );
   result.schedulingFailures = await schedulingFailures(kube, ns);
-  result.allBoundMs = claims.allBoundMs(t0);
+  Object.assign(result, claims.bound(t0));
+  result.cpu = phaseCpu;
   return { timing: result, ns };
 }
 

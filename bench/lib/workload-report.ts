@@ -4,6 +4,7 @@ import { MiB, fixed, gcAvailable, mib, seconds } from './stats.ts';
 import {
   FLOOR_TARGETS,
   WORKLOAD_TARGETS,
+  type PhaseCpu,
   type PhaseTiming,
   type WorkloadBenchResult,
 } from './workload-options.ts';
@@ -53,6 +54,7 @@ export function renderWorkloadReport(r: WorkloadBenchResult): string {
     ...ratioRows(r),
     ...latencyRows(r),
     ...processRows(r),
+    ...cpuTable(r),
     ...requestParagraphs(r),
     ...notes(r),
   ].join('\n');
@@ -131,7 +133,11 @@ const refused = (t: PhaseTiming) =>
     ? `${t.schedulingFailures.pods} Pods / ${t.schedulingFailures.attempts} refusals`
     : 'n/a';
 const bound = (t: PhaseTiming) =>
-  t.allBoundMs === undefined ? 'n/a' : `${seconds(t.allBoundMs)} s`;
+  t.allBoundMs === undefined
+    ? 'n/a'
+    : t.boundP50Ms === undefined
+      ? `${seconds(t.allBoundMs)} s`
+      : `${seconds(t.allBoundMs)} s (p50 ${seconds(t.boundP50Ms)}, p90 ${seconds(t.boundP90Ms ?? NaN)})`;
 
 /** Claims, scheduler refusals, throughput, per-workload latencies, writes and errors. */
 function latencyRows(r: WorkloadBenchResult): string[] {
@@ -205,6 +211,50 @@ function processRows(r: WorkloadBenchResult): string[] {
   );
   lines.push(
     `| API writes per minute when nothing changes (${r.idle.seconds.toFixed(0)} s after convergence) | ${fixed(r.idle.writesPerMin, 1)}${r.idle.unconverged ? ` (${r.idle.unconverged} workload(s) still converging in the window)` : ''} | | | ${WORKLOAD_TARGETS.idleWritesPerMin} — ${idleVerdict(r)} |`,
+  );
+  return lines;
+}
+
+const CLUSTER_COMPONENTS = [
+  'kube-apiserver',
+  'etcd',
+  'kube-controller-manager',
+  'kube-scheduler',
+  'kwok',
+];
+
+/**
+ * Where the machine's cores went in each phase, from the first create until all were
+ * Running: every process of the run shares them, so a phase that needs more CPU in all takes
+ * longer once they are all busy.
+ */
+function cpuTable(r: WorkloadBenchResult): string[] {
+  const phases: Array<[string, PhaseTiming]> = [
+    ['Baseline', r.baseline],
+    ['Floor', r.floor],
+    ['Status floor', r.statusFloor],
+    ['Operator', r.operator],
+  ];
+  const cpus = phases.map(([, t]) => t.cpu);
+  if (cpus.every((c) => c === undefined)) return [];
+  const cell = (f: (c: PhaseCpu) => number | undefined, digits = 1) =>
+    cpus.map((c) => (c && f(c) !== undefined ? fixed(f(c)!, digits) : '–')).join(' | ');
+  const total = (c: PhaseCpu) =>
+    Object.values(c.components).reduce((a, b) => a + b, 0) + c.loadGenerator + (c.controller ?? 0);
+  const lines = [
+    '',
+    `| CPU seconds from the first create until all Running | ${phases.map(([name]) => name).join(' | ')} |`,
+    `|---|${phases.map(() => '---:').join('|')}|`,
+    `| Phase length (s) | ${cell((c) => c.seconds)} |`,
+  ];
+  for (const component of CLUSTER_COMPONENTS)
+    lines.push(`| ${component} | ${cell((c) => c.components[component])} |`);
+  lines.push(
+    `| Load generator and observers (this process) | ${cell((c) => c.loadGenerator)} |`,
+    `| Controller process | ${cell((c) => c.controller)} |`,
+    `| All of the above | ${cell(total)} |`,
+    `| All of the above ÷ phase length (cores) | ${cell((c) => total(c) / c.seconds, 2)} |`,
+    `| Machine busy (% of its ${cpus.find((c) => c)?.cores ?? '?'} cores, every process) | ${cell((c) => c.machineBusyShare * 100, 0)} |`,
   );
   return lines;
 }

@@ -132,3 +132,45 @@ describe('--status-coalesce-ms', () => {
     );
   });
 });
+
+describe('the CPU table', () => {
+  const cpu = (k: number, controller?: number) => ({
+    seconds: 50 * k,
+    components: {
+      'kube-apiserver': 60 * k,
+      etcd: 8 * k,
+      'kube-controller-manager': 7 * k,
+      'kube-scheduler': 9 * k,
+      kwok: 6 * k,
+    },
+    machineBusyShare: 0.97,
+    cores: 2,
+    loadGenerator: 5 * k,
+    ...(controller === undefined ? {} : { controller }),
+  });
+
+  it('is left out when no phase measured CPU', () => {
+    expect(renderWorkloadReport(result)).not.toContain('CPU seconds from the first create');
+  });
+
+  it("sums each phase's processes and says how many cores they kept busy", () => {
+    const lines = renderWorkloadReport({
+      ...result,
+      baseline: { ...result.baseline, cpu: cpu(0.5) },
+      floor: { ...result.floor, cpu: cpu(1) },
+      statusFloor: { ...result.statusFloor, cpu: cpu(1) },
+      operator: { ...result.operator, cpu: cpu(1.5, 10) },
+    }).split('\n');
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        '| CPU seconds from the first create until all Running | Baseline | Floor | Status floor | Operator |',
+        '| Phase length (s) | 25.0 | 50.0 | 50.0 | 75.0 |',
+        '| kube-apiserver | 30.0 | 60.0 | 60.0 | 90.0 |',
+        '| Controller process | – | – | – | 10.0 |',
+        '| All of the above | 47.5 | 95.0 | 95.0 | 152.5 |',
+        '| All of the above ÷ phase length (cores) | 1.90 | 1.90 | 1.90 | 2.03 |',
+        '| Machine busy (% of its 2 cores, every process) | 97 | 97 | 97 | 97 |',
+      ]),
+    );
+  });
+});
