@@ -74,7 +74,10 @@ export async function ensureClaims(
     aw.spec.volumes.map(async (volume, i) => {
       if (volume.kind !== 'Persistent' || cache.get(namespace, claimName(volume))) return;
       try {
-        await client.create(namespace, buildPersistentVolumeClaim(input, volume) as Pvc);
+        // In the cache at once: a reconcile before the watch brings it would POST it again.
+        cache.recordWrite(
+          await client.create(namespace, buildPersistentVolumeClaim(input, volume) as Pvc),
+        );
       } catch (err) {
         if (!isAlreadyExists(err)) throw err;
         const live = await client.get(namespace, claimName(volume));
