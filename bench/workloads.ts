@@ -24,6 +24,7 @@ import {
 import { runMemoryProbe } from './lib/compiled.ts';
 import { seconds } from './lib/stats.ts';
 import type { WorkloadBenchOptions, WorkloadBenchResult } from './lib/workload-options.ts';
+import { reactiveFloorPhase } from './lib/reactive-floor.ts';
 import { operatorPhase } from './lib/workload-operator-phase.ts';
 import {
   baselinePhase,
@@ -104,6 +105,16 @@ export async function runWorkloadBench(
     baselineNamespaceGone =
       (await clearPhase(kube, statusFloor.ns, 180_000)) && baselineNamespaceGone;
 
+    const reactiveFloor = await reactiveFloorPhase(kube, opts);
+    log(
+      `reactive floor: all Pods exist after ${seconds(reactiveFloor.timing.allExistMs)} s, all AgentWorkloads Running after ${seconds(reactiveFloor.timing.allRunningMs)} s`,
+    );
+    log(
+      'reactive floor: deleting its namespace and volumes (waiting up to 180 s) before the operator run',
+    );
+    baselineNamespaceGone =
+      (await clearPhase(kube, reactiveFloor.ns, 180_000)) && baselineNamespaceGone;
+
     const operator = await operatorPhase(kube, cluster.kubeconfig, opts);
     if (!cluster.dedicated) await deleteNamespace(kube, operator.ns);
 
@@ -112,6 +123,7 @@ export async function runWorkloadBench(
       baseline: base.timing,
       floor: floor.timing,
       statusFloor: statusFloor.timing,
+      reactiveFloor: reactiveFloor.timing,
       ...operator.result,
       emptyOperatorRss,
       baselineNamespaceGone,

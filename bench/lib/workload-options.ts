@@ -98,6 +98,8 @@ export interface WorkloadBenchResult extends OperatorPhaseResult {
   floor: PhaseTiming;
   /** statusFloorPhase: the floor plus the two status writes kstatus needs (Starting, Running). */
   statusFloor: PhaseTiming;
+  /** reactiveFloorPhase: the status floor's writes sent in reaction to each watch event. */
+  reactiveFloor?: PhaseTiming;
   /** RSS of a fresh process on the compiled operator code with its modules loaded (no tsx). */
   emptyOperatorRss: number;
   baselineNamespaceGone: boolean;

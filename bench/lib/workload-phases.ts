@@ -149,25 +149,37 @@ export async function warmUp(kube: KubeClient, count: number): Promise<void> {
   await deleteNamespace(kube, ns, 60_000);
 }
 
-type RawObjects = ReturnType<typeof rawObjectsFor>;
+export type RawObjects = ReturnType<typeof rawObjectsFor>;
+
+export interface DirectPhaseHooks {
+  /** Called when a Pod first runs; with it, "Running" is the AgentWorkload's status.phase. */
+  onPodRunning?: (ns: string, name: string) => void;
+  /** Starts a helper on the phase's namespace before the first create; returns its stop. */
+  setup?: (
+    ns: string,
+    manifests: AgentWorkload[],
+    objects: RawObjects[],
+  ) => Promise<() => Promise<void>>;
+}
 
 /**
  * N workloads' PVCs and Pods created by the load generator itself at the benchmark's
  * concurrency (`send` makes one workload's objects), timed by a watch of the Pods.
  */
-async function directPhase(
+export async function directPhase(
   kube: KubeClient,
   opts: WorkloadBenchOptions,
   name: string,
   description: string,
   send: (ns: string, workload: AgentWorkload, objects: RawObjects) => Promise<void>,
-  /** Called when a Pod first runs; with it, "Running" is the AgentWorkload's status.phase. */
-  onPodRunning?: (ns: string, name: string) => void,
+  hooks: DirectPhaseHooks = {},
 ): Promise<{ timing: PhaseTiming; ns: string }> {
+  const { onPodRunning } = hooks;
   const ns = await createNamespace(kube, `bench-${name}`);
   const runner = benchRunner();
   const manifests = Array.from({ length: opts.n }, () => agentWorkload(ns));
   const objects = manifests.map((aw) => rawObjectsFor(aw, runner));
+  const stopHelper = await hooks.setup?.(ns, manifests, objects);
   const names = objects.map((o) => o.pod.metadata?.name ?? '');
   const pods = new Tracker(kube, PODS, ns, 'Running', undefined, (pod) => onPodRunning?.(ns, pod));
   const statuses = onPodRunning ? new Tracker(kube, AGENT_WORKLOADS, ns, 'Running') : undefined;
@@ -193,7 +205,7 @@ async function directPhase(
     .catch((err: Error) => log(err.message));
   const phaseCpu = cpu.read();
   const phases = running.phases();
-  await Promise.all([pods.stop(), statuses?.stop(), claims.stop()]);
+  await Promise.all([pods.stop(), statuses?.stop(), claims.stop(), stopHelper?.()]);
   const result = timing(
     t0,
     sentAt,
@@ -275,8 +287,6 @@ export function statusFloorPhase(
   opts: WorkloadBenchOptions,
 ): Promise<{ timing: PhaseTiming; ns: string }> {
   const workloads = kube.resource<Workload>(AGENT_WORKLOADS);
-  const writeStatus = (ns: string, name: string, status: Record<string, unknown>) =>
-    workloads.mergePatch(ns, name, { status }, 'status');
   return directPhase(
     kube,
     opts,
@@ -284,38 +294,53 @@ export function statusFloorPhase(
     `creating ${opts.n} AgentWorkloads, each followed at once by its PATCH, owned PVC and Pod and Starting status, and a Running status when its Pod runs (no controller)`,
     async (ns, workload, o) => {
       const created = await workloads.create(ns, workload as Workload);
-      const generation = created.metadata.generation;
-      const owned = <T extends { metadata?: object }>(obj: T): T => ({
-        ...obj,
-        metadata: {
-          ...obj.metadata,
-          ownerReferences: [
-            ownerReference('AgentWorkload', created, {
-              controller: true,
-              blockOwnerDeletion: true,
-            }),
-          ],
-        },
-      });
-      await Promise.all([
-        workloads.mergePatch(ns, created.metadata.name, {
-          metadata: {
-            annotations: { 'bench.agyn.io/floor': 'patched' },
-            resourceVersion: created.metadata.resourceVersion,
-          },
-        }),
-        ...o.pvcs.map((pvc) => kube.resource<Pvc>(PVCS).create(ns, owned(pvc) as Pvc)),
-        kube.resource<Pod>(PODS).create(ns, owned(o.pod) as Pod),
-        writeStatus(ns, created.metadata.name, {
-          phase: 'Starting',
-          observedGeneration: generation,
-        }),
-      ]);
+      await statusFloorWrites(kube, created, o);
     },
-    (ns, name) => {
-      writeStatus(ns, name, { phase: 'Running' }).catch((err: Error) =>
-        log(`status-floor: ${name}: ${err.message}`),
-      );
-    },
+    { onPodRunning: (ns, name) => writeRunning(kube, ns, name, 'status-floor') },
   );
+}
+
+/**
+ * What a correct controller writes for a new workload, all at once: its metadata PATCH (an
+ * annotation the size of the finalizer), the claim and Pod owned by it, and a first status
+ * (Starting, with observedGeneration, so that kstatus does not call it Current).
+ */
+export async function statusFloorWrites(
+  kube: KubeClient,
+  created: Workload,
+  o: RawObjects,
+): Promise<void> {
+  const { namespace: ns, name } = created.metadata;
+  const workloads = kube.resource<Workload>(AGENT_WORKLOADS);
+  const owned = <T extends { metadata?: object }>(obj: T): T => ({
+    ...obj,
+    metadata: {
+      ...obj.metadata,
+      ownerReferences: [
+        ownerReference('AgentWorkload', created, { controller: true, blockOwnerDeletion: true }),
+      ],
+    },
+  });
+  await Promise.all([
+    // No resourceVersion precondition: the Starting status sent beside it would make it conflict.
+    workloads.mergePatch(ns, name, {
+      metadata: { annotations: { 'bench.agyn.io/floor': 'patched' } },
+    }),
+    ...o.pvcs.map((pvc) => kube.resource<Pvc>(PVCS).create(ns, owned(pvc) as Pvc)),
+    kube.resource<Pod>(PODS).create(ns, owned(o.pod) as Pod),
+    workloads.mergePatch(
+      ns,
+      name,
+      { status: { phase: 'Starting', observedGeneration: created.metadata.generation } },
+      'status',
+    ),
+  ]);
+}
+
+/** The Running status a controller writes the moment the workload's Pod runs. */
+export function writeRunning(kube: KubeClient, ns: string, name: string, phase: string): void {
+  kube
+    .resource<Workload>(AGENT_WORKLOADS)
+    .mergePatch(ns, name, { status: { phase: 'Running' } }, 'status')
+    .catch((err: Error) => log(`${phase}: ${name}: ${err.message}`));
 }

@@ -174,3 +174,32 @@ describe('the CPU table', () => {
     );
   });
 });
+
+describe('the reactive floor', () => {
+  const withReactive = {
+    ...result,
+    floor: phase(1),
+    reactiveFloor: phase(1.25),
+    operator: phase(1.3),
+  };
+
+  it('gets its rows, and the verdict of a miss names its ratio to the floor when it is above the target too', () => {
+    const lines = renderWorkloadReport(withReactive).split('\n');
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        '| Reactive floor ÷ floor: time until all Pods exist / all Running (what reacting to watch events costs any controller here) | 25.43 / 39.04 s | 20.34 / 31.23 s (floor) | 1.25× / 1.25× | |',
+        "| Operator ÷ reactive floor: time until all Pods exist / all Running (what the operator's own logic adds) | 26.45 / 40.60 s | 25.43 / 39.04 s (reactive floor) | 1.04× / 1.04× | |",
+        '| Operator ÷ floor: time until all Running (operator: status.phase written; floor: Pod phase) | 40.60 s | 31.23 s (floor) | 1.30× | ≤ 1.2× at N=1000 — **misses**; the reactive floor (watch-driven writes, no controller logic) is 1.25× the floor in the same run |',
+      ]),
+    );
+    expect(lines.at(-1)).toContain(
+      '"operator ÷ reactive floor" is what the operator\'s own logic adds',
+    );
+  });
+
+  it('is not named in a miss when it is within the target itself', () => {
+    const text = renderWorkloadReport({ ...withReactive, reactiveFloor: phase(1.1) });
+    expect(text).toContain('1.30× | ≤ 1.2× at N=1000 — **misses** |');
+    expect(text).not.toContain('the reactive floor (watch-driven writes');
+  });
+});
