@@ -158,7 +158,6 @@ async function converge(run: OperatorRun): Promise<Convergence> {
   );
   const startMemory = await controller.memory();
   const lag = new LagMonitor().start();
-  const cpu0 = process.cpuUsage();
   const cpuMeter = new PhaseCpuMeter(opts.stateDir);
   const t0 = nowMs();
   const pool = await runPool(opts.n, opts.concurrency, async (i) => {
@@ -180,18 +179,20 @@ async function converge(run: OperatorRun): Promise<Convergence> {
   const opTiming = phaseTiming(workloads.reachedPhase, workloads.phases());
   opTiming.schedulingFailures = await schedulingFailures(kube, ns);
   Object.assign(opTiming, run.claims.bound(t0));
-  const cpu = process.cpuUsage(cpu0);
   const convergedMemory = await controller.memory();
-  opTiming.cpu = cpuMeter.read((convergedMemory.cpuMs - startMemory.cpuMs) / 1000);
+  const phaseCpu = cpuMeter.read((convergedMemory.cpuMs - startMemory.cpuMs) / 1000);
+  opTiming.cpu = phaseCpu;
   const lagStats = lag.read();
   lag.stop();
+  // Shares of one core over the phase.
+  const elapsed = Math.max(0.001, phaseCpu.seconds);
   const convergeStats = {
     lagP99: lagStats.p99,
     lagMax: lagStats.max,
-    cpu: (cpu.user + cpu.system) / 1000 / Math.max(1, nowMs() - t0),
+    cpu: phaseCpu.loadGenerator / elapsed,
   };
   const convergedCounts = await controller.counts();
-  const controllerCpu = (convergedMemory.cpuMs - startMemory.cpuMs) / Math.max(1, nowMs() - t0);
+  const controllerCpu = (phaseCpu.controller ?? 0) / elapsed;
   const perWorkload = (m: Map<string, number>): Array<[string, number]> =>
     sortedEntries(m).map(([k, v]) => [k, v / Math.max(1, expected)]);
   const used = diff(convergedCounts.requestCounts, start.requestCounts);

@@ -4,58 +4,21 @@
  * while the Pod waits to be scheduled do not POST the claim again.
  */
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { KubeClient } from '../../src/kube/client.ts';
-import { WorkloadController } from '../../src/workload/controller.ts';
-import { StaticRunnerDirectory } from '../../src/workload/seams.ts';
-import {
-  startApiFaultProxy,
-  type ApiFaultProxy,
-  type ProxyClient,
-} from '../support/api-fault-proxy.ts';
-import {
-  createTestNamespace,
-  testKubeClient,
-  testLogger,
-  type TestNamespace,
-} from '../support/kube.ts';
-import {
-  SIM_ANNOTATION_PREFIXES,
-  createWorkload,
-  fastRunner,
-  waitForPhase,
-  workloadManifest,
-} from '../support/workloads.ts';
+import { startProxiedController, type ProxiedController } from '../support/proxied-controller.ts';
+import { testKubeClient } from '../support/kube.ts';
+import { createWorkload, waitForPhase, workloadManifest } from '../support/workloads.ts';
 
 const admin = testKubeClient();
-let proxy: ApiFaultProxy;
-let api: ProxyClient;
-let kube: KubeClient;
-let ns: TestNamespace;
-let controller: WorkloadController;
+let run: ProxiedController;
 
 beforeAll(async () => {
-  ns = await createTestNamespace(admin, 'claim-cache');
-  proxy = await startApiFaultProxy();
-  api = await proxy.addClient('controller');
-  api.rules = [{ kind: 'endWatch', match: (r) => r.path.includes('/persistentvolumeclaims') }];
-  kube = KubeClient.fromEnvironment(api.kubeconfig);
-  controller = new WorkloadController({
-    client: kube,
-    logger: testLogger,
-    runners: new StaticRunnerDirectory(fastRunner()),
-    namespace: ns.name,
-    podAnnotationPrefixes: SIM_ANNOTATION_PREFIXES,
-  });
-  await controller.startInformers();
-  controller.start();
+  run = await startProxiedController(admin, 'claim-cache', [
+    { kind: 'endWatch', match: (r) => r.path.includes('/persistentvolumeclaims') },
+  ]);
 });
 
 afterAll(async () => {
-  await controller?.stop();
-  await controller?.stopInformers();
-  kube?.close();
-  await proxy?.close();
-  await ns?.cleanup();
+  await run?.stop();
   admin.close();
 });
 
@@ -63,16 +26,16 @@ test('a workload whose claim the watch never shows is started with one POST of t
   const claim = 'ws-claim-cache';
   await createWorkload(
     admin,
-    ns.name,
+    run.ns.name,
     workloadManifest('claim-cache', {
       volumes: [{ name: 'ws', kind: 'Persistent', persistentName: claim, size: '1Gi' }],
     }),
   );
-  await waitForPhase(admin, ns.name, 'claim-cache', 'Running');
-  const claimRequests = api.records
+  await waitForPhase(admin, run.ns.name, 'claim-cache', 'Running');
+  const claimRequests = run.api.records
     .filter((r) => !r.watch && r.path.includes('/persistentvolumeclaims'))
     .map((r) => `${r.method} ${r.path.split('?')[0]}`);
-  const claims = `/api/v1/namespaces/${ns.name}/persistentvolumeclaims`;
+  const claims = `/api/v1/namespaces/${run.ns.name}/persistentvolumeclaims`;
   // The informer's lists aside: one POST, and no read-back of a claim that "already exists".
   expect(claimRequests.filter((r) => r !== `GET ${claims}`)).toEqual([`POST ${claims}`]);
 });
