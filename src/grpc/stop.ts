@@ -26,6 +26,8 @@ import { remainingMs, resolveWorkload } from './workloads.ts';
 /** StopWorkload without timeout_sec waits up to the Pod default grace period and a margin. */
 const DEFAULT_STOP_WAIT_SEC = 30;
 const STOP_WAIT_MARGIN_MS = 5_000;
+/** RemoveWorkload waits this long at most for the caches to show its deletes. */
+const REMOVE_WAIT_MS = 10_000;
 
 async function ignoreMissing(promise: Promise<unknown>): Promise<void> {
   try {
@@ -78,6 +80,50 @@ async function deleteWorkload(shim: ShimContext, workload: Workload): Promise<vo
 }
 
 /**
+ * Waits, within the call's deadline, until the caches the other RPCs answer from show
+ * what this call did: the Pod gone, and the AgentWorkload gone (or, unless
+ * `workloadGone`, terminating). A wait that runs out is logged; the deletes were sent.
+ */
+async function waitForCaches(
+  shim: ShimContext,
+  workload: Workload,
+  ctx: CallContext,
+  wait: { wantedMs: number; podGone: boolean; workloadGone: boolean },
+): Promise<void> {
+  const until = Date.now() + remainingMs(ctx, wait.wantedMs);
+  const podName = podNameOf(workload);
+  const { uid } = workload.metadata;
+  const podGone =
+    !wait.podGone ||
+    (await shim.caches.waitFor(
+      'pods',
+      podName,
+      (p) => p === undefined,
+      until - Date.now(),
+      ctx.signal,
+    ));
+  const workloadLeft = (w: Workload | undefined): boolean =>
+    w === undefined ||
+    w.metadata.uid !== uid ||
+    (!wait.workloadGone && w.metadata.deletionTimestamp !== undefined);
+  const done =
+    podGone &&
+    (await shim.caches.waitFor(
+      'workloads',
+      workload.metadata.name,
+      workloadLeft,
+      until - Date.now(),
+      ctx.signal,
+    ));
+  if (!done && !ctx.signal.aborted) {
+    ctx.logger.warn(
+      { pod: podName },
+      'the caches still showed the workload when the call returned',
+    );
+  }
+}
+
+/**
  * Stop is deletion, as upstream: the Pod goes (with `timeout_sec` as its grace when > 0)
  * with the AgentWorkload and its Secrets; PVCs stay. Returns once the Pod and the
  * AgentWorkload have left the cache (or the wait ran out), so that InspectWorkload then
@@ -92,26 +138,8 @@ export async function stopWorkload(
   if (req.timeoutSec > 0) await deletePodFirst(shim, workload, req.timeoutSec);
   await deleteWorkload(shim, workload);
   const waitSec = req.timeoutSec > 0 ? req.timeoutSec : DEFAULT_STOP_WAIT_SEC;
-  const until = Date.now() + remainingMs(ctx, waitSec * 1000 + STOP_WAIT_MARGIN_MS);
-  const podName = podNameOf(workload);
-  const gone =
-    (await shim.caches.waitFor(
-      'pods',
-      podName,
-      (p) => p === undefined,
-      until - Date.now(),
-      ctx.signal,
-    )) &&
-    (await shim.caches.waitFor(
-      'workloads',
-      workload.metadata.name,
-      (w) => w === undefined || w.metadata.uid !== workload.metadata.uid,
-      until - Date.now(),
-      ctx.signal,
-    ));
-  if (!gone && !ctx.signal.aborted) {
-    ctx.logger.warn({ pod: podName }, 'workload still terminating when StopWorkload returned');
-  }
+  const wantedMs = waitSec * 1000 + STOP_WAIT_MARGIN_MS;
+  await waitForCaches(shim, workload, ctx, { wantedMs, podGone: true, workloadGone: true });
   return {};
 }
 
@@ -139,6 +167,12 @@ export async function removeWorkload(
       if (!isNotFound(err)) ctx.logger.warn({ err, secret }, 'could not delete a workload Secret');
     }
   }
+  // Without force the Pod terminates with its grace and is listed meanwhile, as upstream.
+  await waitForCaches(shim, workload, ctx, {
+    wantedMs: REMOVE_WAIT_MS,
+    podGone: req.force,
+    workloadGone: false,
+  });
 
   if (req.removeVolumes) {
     const id = workloadIdOf(workload);

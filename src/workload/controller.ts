@@ -5,7 +5,7 @@ import type { KubeClient } from '../kube/client.ts';
 import type { ReconcileResult } from '../kube/controller.ts';
 import { objectKey } from '../kube/informer.ts';
 import { isNotFound } from '../kube/errors.ts';
-import { PODS, SECRETS } from '../kube/resources.ts';
+import { PODS, PVCS, SECRETS } from '../kube/resources.ts';
 import {
   forKind,
   owns,
@@ -228,10 +228,13 @@ export class WorkloadController {
     const facts = this.factsOf(key, aw, pod);
     let decision = decide(facts);
     for (let lookups = 0; decision.needs; lookups++) {
-      if (lookups === 2) throw new Error(`decide() still needs ${decision.needs}`);
+      if (lookups === 3) throw new Error(`decide() still needs ${decision.needs}`);
       if (decision.needs === 'secretAccess')
         facts.secretAccess = await this.access.secretAccess(aw, facts.workloadId);
-      else facts.podLive = await this.podExistsLive(aw, signal);
+      else if (decision.needs === 'claimsLive') {
+        facts.claims = await this.liveClaims(aw, signal);
+        facts.claimsLive = true;
+      } else facts.podLive = await this.podExistsLive(aw, signal);
       decision = decide(facts);
     }
     this.remember(key, decision);
@@ -255,6 +258,23 @@ export class WorkloadController {
       if (isNotFound(err)) return false;
       throw err;
     }
+  }
+
+  private async liveClaims(aw: Workload, signal: AbortSignal): Promise<Map<string, Pvc>> {
+    const client = this.client.resource<Pvc>(PVCS);
+    const claims = new Map<string, Pvc>();
+    for (const volume of aw.spec.volumes) {
+      if (volume.kind !== 'Persistent') continue;
+      try {
+        claims.set(
+          claimName(volume),
+          await client.get(aw.metadata.namespace, claimName(volume), signal),
+        );
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    return claims;
   }
 
   private factsOf(key: string, aw: Workload, pod: Pod | undefined): WorkloadFacts {

@@ -9,7 +9,7 @@ import { classifyWorkload } from './health.ts';
 import { WorkloadConfigError } from './pod-builder.ts';
 import type { RunnerSettings } from './runner-settings.ts';
 import { refusedVolume } from './volume-access.ts';
-import type { Action, Decision, WorkloadFacts } from './decision.ts';
+import type { Action, Decision, Lookup, WorkloadFacts } from './decision.ts';
 import { failed, livePod, resolveRunner } from './runner-choice.ts';
 import { isOwnedBy, ownSecretNames } from './workload-secrets.ts';
 
@@ -188,7 +188,7 @@ function decideMissingPod(
     };
   }
   const blocked = accessBlock(facts);
-  if (blocked === 'unknown') return { status: base, actions: [], needs: 'secretAccess' };
+  if (typeof blocked === 'string') return { status: base, actions: [], needs: blocked };
   if (blocked) {
     const requeueAfterMs = blocked.phase === 'Pending' ? ACCESS_RECHECK_MS : undefined;
     return { status: { ...base, ...blocked }, requeueAfterMs, actions: [], podMissingSince: null };
@@ -211,16 +211,18 @@ function decideMissingPod(
 }
 
 /**
- * Why the Pod may not be created: a claim of another workload (final), or a referenced
- * Secret not made for it (final) or missing (Pending); 'unknown' until Secrets are checked.
+ * Why the Pod may not be created: a claim of another workload (final once read live), or a
+ * referenced Secret not made for it (final) or missing (Pending); or the lookup that must
+ * come first.
  */
 function accessBlock(
   facts: WorkloadFacts,
-): Pick<StatusFacts, 'phase' | 'reason' | 'message'> | undefined | 'unknown' {
+): Pick<StatusFacts, 'phase' | 'reason' | 'message'> | undefined | Lookup {
   const volume = refusedVolume(facts.workload, facts.workloadId, (c) => facts.claims.get(c));
+  if (volume && !facts.claimsLive) return 'claimsLive';
   if (volume) return { phase: 'Failed', reason: 'config_invalid', message: volume.message };
   const secrets = facts.secretAccess;
-  if (secrets === undefined) return 'unknown';
+  if (secrets === undefined) return 'secretAccess';
   if (secrets.ok) return undefined;
   return secrets.final
     ? { phase: 'Failed', reason: 'config_invalid', message: secrets.message }

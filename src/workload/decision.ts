@@ -32,6 +32,11 @@ export interface WorkloadFacts {
    * undefined until checked (see `needs`). A cache whose watch is down misses new Pods.
    */
   podLive?: boolean;
+  /**
+   * Whether `claims` were read from the API server: a cached claim may lack the grant a
+   * moment-old label gave, so a refusal is final only on the live claims (see `needs`).
+   */
+  claimsLive?: boolean;
 }
 
 export type Action =
@@ -46,12 +51,14 @@ export type Action =
   | { kind: 'ensureClaims'; runner: RunnerSettings }
   | { kind: 'adoptSecret'; secret: Secret };
 
+export type Lookup = 'secretAccess' | 'podLive' | 'claimsLive';
+
 export interface Decision {
   status: StatusFacts;
   requeueAfterMs?: number;
   actions: Action[];
   /** The reconcile needs this fact first: look it up and decide again. */
-  needs?: 'secretAccess' | 'podLive';
+  needs?: Lookup;
   /** New memory of the Pod's absence: a time to keep, null to forget, undefined to leave. */
   podMissingSince?: Date | null;
   /** Forget that a Pod was created and not yet seen. */

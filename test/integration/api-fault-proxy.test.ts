@@ -138,6 +138,39 @@ test('a watch reset in the middle and a watch that ends at once', async () => {
   a.rules = [];
 });
 
+test("a lagging watch: every event arrives the rule's delay late, in order", async () => {
+  const path = configMaps(kubeA).path(ns.name);
+  a.rules = [{ kind: 'lagWatch', ms: 400 }];
+  const res = await kubeA.stream(path, { query: { watch: 'true' } });
+  const arrivals: { at: number; text: string }[] = [];
+  res.on('data', (chunk: Buffer) => arrivals.push({ at: Date.now(), text: String(chunk) }));
+  const names = ['lag-1', 'lag-2', 'lag-3'];
+  const written: number[] = [];
+  for (const name of names) {
+    await configMaps(kubeB).create(ns.name, cm(name));
+    written.push(Date.now());
+  }
+  await eventually(
+    () =>
+      arrivals
+        .map((x) => x.text)
+        .join('')
+        .includes('"name":"lag-3"'),
+    {
+      what: 'the lagged events',
+    },
+  );
+  res.destroy();
+  const text = arrivals.map((x) => x.text).join('');
+  const positions = names.map((n) => text.indexOf(`"name":"${n}"`));
+  expect(positions[0]).toBeGreaterThanOrEqual(0);
+  expect(positions).toEqual([...positions].sort((x, y) => x - y));
+  const first = arrivals.find((x) => x.text.includes('"name":"lag-1"'))!;
+  expect(first.at - written[0]!).toBeGreaterThanOrEqual(350);
+  expect(a.records.at(-1)).toMatchObject({ watch: true, outcome: 'forwarded' });
+  a.rules = [];
+});
+
 test('slow responses: the request is held before it is forwarded', async () => {
   a.rules = [{ kind: 'delay', ms: 400, match: (r) => r.path.endsWith('/configmaps/counted') }];
   await configMaps(kubeA).get(ns.name, 'counted');

@@ -198,7 +198,10 @@ class Client implements ProxyClient {
       res.writeHead(200, { 'content-type': 'application/json' }).end();
       return;
     }
-    this.forward(req, res, body, record, rule?.kind === 'resetWatch' ? rule : undefined);
+    this.forward(req, res, body, record, {
+      resetWatch: rule?.kind === 'resetWatch' ? rule : undefined,
+      lagMs: rule?.kind === 'lagWatch' ? rule.ms : 0,
+    });
   }
 
   private forward(
@@ -206,8 +209,14 @@ class Client implements ProxyClient {
     res: ServerResponse,
     body: Buffer,
     record: RecordedRequest,
-    resetWatch?: { minMs: number; maxMs: number },
+    watchFaults: { resetWatch?: { minMs: number; maxMs: number }; lagMs: number },
   ): void {
+    const { resetWatch, lagMs } = watchFaults;
+    // Timers of one duration fire in the order they were set, so a lagged stream keeps its order.
+    const later = (send: () => void): void => {
+      if (lagMs > 0) setTimeout(send, lagMs);
+      else send();
+    };
     const headers = { ...req.headers };
     for (const h of HOP_BY_HOP) delete headers[h];
     if (body.length) headers['content-length'] = String(body.length);
@@ -230,14 +239,16 @@ class Client implements ProxyClient {
         res.writeHead(upstreamRes.statusCode ?? 502, resHeaders);
         this.streams.add(upstreamRes);
         if (this.partitioned === 'blackhole') upstreamRes.pause();
-        upstreamRes.on('data', (chunk: Buffer) => res.write(chunk));
+        upstreamRes.on('data', (chunk: Buffer) => later(() => res.write(chunk)));
         upstreamRes.on('end', () => {
           done = true;
-          res.end();
+          later(() => res.end());
         });
         upstreamRes.on('close', () => {
           this.streams.delete(upstreamRes);
-          if (!res.writableEnded) res.destroy();
+          later(() => {
+            if (!res.writableEnded) res.destroy();
+          });
         });
         if (resetWatch) {
           const ms = resetWatch.minMs + this.random() * (resetWatch.maxMs - resetWatch.minMs);

@@ -50,7 +50,14 @@ export interface ResetWatchRule extends RuleBase {
   maxMs: number;
 }
 
-export type FaultRule = StatusRule | ResetRule | DelayRule | EndWatchRule | ResetWatchRule;
+/** A watch forwarded with every chunk of its stream held this long: a cache that lags behind. */
+export interface LagWatchRule extends RuleBase {
+  kind: 'lagWatch';
+  ms: number;
+}
+
+export type FaultRule =
+  StatusRule | ResetRule | DelayRule | EndWatchRule | ResetWatchRule | LagWatchRule;
 
 export type Outcome =
   | 'forwarded'
@@ -98,7 +105,8 @@ export function chooseFaults(
   let delayMs = 0;
   for (const rule of rules) {
     if (rule.match && !rule.match(request)) continue;
-    if ((rule.kind === 'endWatch' || rule.kind === 'resetWatch') && !request.watch) continue;
+    const watchOnly = ['endWatch', 'resetWatch', 'lagWatch'].includes(rule.kind);
+    if (watchOnly && !request.watch) continue;
     if (random() >= (rule.probability ?? 1)) continue;
     if (rule.kind === 'delay') delayMs += rule.ms;
     else return { delayMs, rule };

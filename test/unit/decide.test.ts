@@ -267,8 +267,14 @@ const rows: Row[] = [
     actions: [],
   },
   {
-    name: 'claim of another workload: Failed config_invalid',
+    name: 'cached claim of another workload: read the claims live first (a grant may be on its way)',
     facts: facts(withClaim, { claims: new Map([['data', foreignClaim]]) }),
+    actions: [],
+    needs: 'claimsLive',
+  },
+  {
+    name: 'live claim of another workload: Failed config_invalid',
+    facts: facts(withClaim, { claims: new Map([['data', foreignClaim]]), claimsLive: true }),
     phase: 'Failed',
     reason: 'config_invalid',
     message: /volume_not_allowed/,
