@@ -12,9 +12,9 @@ export const ACCESS_RECHECK_MS = 5_000;
 
 /**
  * Whether a workload may use the Secrets its spec references, checked before its Pod is
- * created (claims are checked from the cache by decide()). Reads the label-selected cache
- * first and the API only on a miss (a Secret the cache does not hold is either missing or
- * not labelled for any workload).
+ * created (claims are checked by decide()). Reads the label-selected cache first and the
+ * API on a miss (a Secret the cache does not hold is either missing or not labelled for any
+ * workload), and again before a refusal.
  */
 export class AccessGate {
   constructor(
@@ -22,17 +22,25 @@ export class AccessGate {
     private readonly secretClient: ResourceClient<Secret>,
   ) {}
 
-  secretAccess(aw: AgentWorkload, workloadId: string): Promise<SecretAccess> {
+  async secretAccess(aw: AgentWorkload, workloadId: string): Promise<SecretAccess> {
     const namespace = aw.metadata.namespace;
-    return checkSecretAccess(aw, workloadId, async (name) => {
-      const cached = this.secretCache.get(namespace, name);
-      if (cached) return cached;
-      try {
-        return await this.secretClient.get(namespace, name);
-      } catch (err) {
-        if (isNotFound(err)) return undefined;
-        throw err;
-      }
-    });
+    const access = await checkSecretAccess(
+      aw,
+      workloadId,
+      async (name) => this.secretCache.get(namespace, name) ?? (await this.live(namespace, name)),
+    );
+    if (access.ok || !access.final) return access;
+    // A refusal is final: it is made on the API server's Secrets, not on a cache that may
+    // not show a relabelling yet.
+    return checkSecretAccess(aw, workloadId, (name) => this.live(namespace, name));
+  }
+
+  private async live(namespace: string | undefined, name: string): Promise<Secret | undefined> {
+    try {
+      return await this.secretClient.get(namespace, name);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
   }
 }
