@@ -14,7 +14,7 @@ import { malformedReason } from './exec-decode.ts';
 import { ExecStartError, buildExecCommand, errorEvent } from './exec-protocol.ts';
 import { ExecRun } from './exec-run.ts';
 import type { CallContext, ShimContext } from './rpc.ts';
-import { findWorkload } from './workloads.ts';
+import { findWorkload } from './resolve.ts';
 
 async function execTarget(
   shim: ShimContext,

@@ -9,7 +9,7 @@ import type {
 import type { Pod } from './caches.ts';
 import { RpcError, invalidArgument } from './errors.ts';
 import type { CallContext, ShimContext, StreamSink } from './rpc.ts';
-import { requireWorkloadId, resolvePod } from './workloads.ts';
+import { requireWorkloadId, resolvePod } from './resolve.ts';
 
 const MAX_CHUNK_BYTES = 64 * 1024;
 /** After the informer shows the container terminated, the log stream gets this long to end by itself. */
@@ -59,15 +59,16 @@ type Ending =
   | { kind: 'pod-deleted' }
   | { kind: 'cancelled' };
 
-/** The Pod and container whose log a request asks for (from the caches). */
-function logTarget(
+/** The Pod and container whose log a request asks for. */
+async function logTarget(
   shim: ShimContext,
   req: StreamWorkloadLogsRequest,
-): { podName: string; container: string } {
+  signal: AbortSignal,
+): Promise<{ podName: string; container: string }> {
   requireWorkloadId(req.workloadId);
   const container = req.containerName.trim();
   if (container === '') throw invalidArgument('container_name_required');
-  const { podName, pod } = resolvePod(shim, req.workloadId);
+  const { podName, pod } = await resolvePod(shim, req.workloadId, signal);
   if (!containerNames(pod).includes(container))
     throw new RpcError(status.NOT_FOUND, 'container_not_found');
   return { podName, container };
@@ -96,7 +97,7 @@ export async function streamWorkloadLogs(
   sink: StreamSink<StreamWorkloadLogsResponse>,
   ctx: CallContext,
 ): Promise<void> {
-  const { podName, container } = logTarget(shim, req);
+  const { podName, container } = await logTarget(shim, req, ctx.signal);
   const query = logQuery(req, container);
 
   const abort = new AbortController();

@@ -6,7 +6,7 @@ import { RpcError, invalidArgument } from './errors.ts';
 import { TailBuffer } from './stream-buffers.ts';
 import type { CallContext, ShimContext } from './rpc.ts';
 import { ArchiveChecker, TarError } from './tar.ts';
-import { resolvePod } from './workloads.ts';
+import { resolvePod } from './resolve.ts';
 
 const PUT_ARCHIVE_TIMEOUT_MS = 5 * 60_000;
 const RAW_CHUNK_BYTES = 64 * 1024;
@@ -118,7 +118,7 @@ export async function putArchive(
   const id = req.workloadId.trim();
   const path = req.path.trim();
   if (id === '' || path === '') throw invalidArgument('workload_id_and_path_required');
-  const { podName, pod } = resolvePod(shim, id);
+  const { podName, pod } = await resolvePod(shim, id, ctx.signal);
   const container = pod.spec?.containers[0]?.name;
   if (!container) throw new RpcError(status.INTERNAL, 'pod_missing_containers');
 

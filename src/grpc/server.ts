@@ -84,8 +84,10 @@ export function createRunnerService(shim: ShimContext): RunnerServiceServer {
     startWorkload: unary(shim, 'StartWorkload', (req, ctx) => startWorkload(shim, req, ctx)),
     stopWorkload: unary(shim, 'StopWorkload', (req, ctx) => stopWorkload(shim, req, ctx)),
     removeWorkload: unary(shim, 'RemoveWorkload', (req, ctx) => removeWorkload(shim, req, ctx)),
-    inspectWorkload: unary(shim, 'InspectWorkload', (req) => inspectWorkload(shim, req)),
-    getWorkloadLabels: unary(shim, 'GetWorkloadLabels', (req) => getWorkloadLabels(shim, req)),
+    inspectWorkload: unary(shim, 'InspectWorkload', (req, ctx) => inspectWorkload(shim, req, ctx)),
+    getWorkloadLabels: unary(shim, 'GetWorkloadLabels', (req, ctx) =>
+      getWorkloadLabels(shim, req, ctx),
+    ),
     listWorkloads: unary(shim, 'ListWorkloads', () => listWorkloads(shim)),
     findWorkloadsByLabels: unary(shim, 'FindWorkloadsByLabels', (req) =>
       findWorkloadsByLabels(shim, req),
@@ -95,7 +97,7 @@ export function createRunnerService(shim: ShimContext): RunnerServiceServer {
     ),
     listVolumes: unary(shim, 'ListVolumes', () => listVolumes(shim)),
     removeVolume: unary(shim, 'RemoveVolume', (req) => removeVolume(shim, req)),
-    touchWorkload: unary(shim, 'TouchWorkload', (req) => touchWorkload(shim, req)),
+    touchWorkload: unary(shim, 'TouchWorkload', (req, ctx) => touchWorkload(shim, req, ctx)),
     putArchive: unary(shim, 'PutArchive', (req, ctx) => putArchive(shim, req, ctx)),
     streamWorkloadLogs: serverStreaming(shim, 'StreamWorkloadLogs', (req, sink, ctx) =>
       streamWorkloadLogs(shim, req, sink, ctx),

@@ -21,7 +21,8 @@ import {
 import { workloadIdOf } from '../workload/identity.ts';
 import { RpcError, mapKubeError } from './errors.ts';
 import type { CallContext, ShimContext } from './rpc.ts';
-import { remainingMs, resolveWorkload } from './workloads.ts';
+import { resolveWorkload } from './resolve.ts';
+import { remainingMs } from './workloads.ts';
 
 /** StopWorkload without timeout_sec waits up to the Pod default grace period and a margin. */
 const DEFAULT_STOP_WAIT_SEC = 30;
@@ -134,7 +135,7 @@ export async function stopWorkload(
   req: StopWorkloadRequest,
   ctx: CallContext,
 ): Promise<StopWorkloadResponse> {
-  const workload = resolveWorkload(shim, req.workloadId);
+  const workload = await resolveWorkload(shim, req.workloadId, ctx.signal);
   if (req.timeoutSec > 0) await deletePodFirst(shim, workload, req.timeoutSec);
   await deleteWorkload(shim, workload);
   const waitSec = req.timeoutSec > 0 ? req.timeoutSec : DEFAULT_STOP_WAIT_SEC;
@@ -148,7 +149,7 @@ export async function removeWorkload(
   req: RemoveWorkloadRequest,
   ctx: CallContext,
 ): Promise<RemoveWorkloadResponse> {
-  const workload = resolveWorkload(shim, req.workloadId);
+  const workload = await resolveWorkload(shim, req.workloadId, ctx.signal);
   const podName = podNameOf(workload);
   const claims = claimNamesOfWorkload(workload);
 

@@ -226,7 +226,6 @@ export function entryProblem(entry: TarEntry): string | undefined {
   const name = JSON.stringify(entry.path);
   if (entry.path === '') return 'an entry has an empty name';
   if (escapes(entry.path)) return `entry ${name} leaves the target directory`;
-  // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(entry.path)) return `entry ${name} has a control character`;
   if (!ALLOWED_TYPES.has(entry.type)) {
     return `entry ${name} has type ${JSON.stringify(entry.type)}: only files, directories and links are allowed`;

@@ -20,8 +20,9 @@ import type {
   WorkloadListItem,
 } from '../gen/agynio/api/runner/v1/runner.ts';
 import { workloadIdOf } from '../workload/identity.ts';
-import { INDEX_WORKLOAD_ID, podNameOf, type Pod, type Workload } from './caches.ts';
-import { RpcError, invalidArgument, resourceNotFound } from './errors.ts';
+import { podNameOf, type Pod, type Workload } from './caches.ts';
+import { RpcError } from './errors.ts';
+import { podOf, resolveWorkload } from './resolve.ts';
 import type { CallContext, ShimContext } from './rpc.ts';
 import { ensureVolumes } from './volume-grants.ts';
 import {
@@ -31,7 +32,7 @@ import {
   workloadStatusOf,
 } from './translate-inspect.ts';
 import type { Secret } from './translate-secrets.ts';
-import { podNameFor, translateStartRequest, type StartPlan } from './translate-start.ts';
+import { translateStartRequest, type StartPlan } from './translate-start.ts';
 
 const WORKLOAD_KEY_LABEL = 'workload_key';
 /** How long StartWorkload waits for a stopped workload of the same name to finish going. */
@@ -43,54 +44,6 @@ const DEADLINE_RESERVE_MS = 1_000;
  * (volume-grants.ts): a Pod's PVC can take seconds under a burst of starts.
  */
 const VOLUME_GRANT_WAIT_MS = 10_000;
-
-export function requireWorkloadId(raw: string): string {
-  const id = raw.trim();
-  if (id === '') throw invalidArgument('workload_id_required');
-  return id;
-}
-
-/**
- * The AgentWorkload a workload id names: `workload-<id>` (as the shim names them), else
- * one whose workload id (spec, status or uid) is `id`.
- */
-export function findWorkload(shim: ShimContext, id: string): Workload | undefined {
-  // Only a workload whose id is `id` (as recorded by the controller once it has checked it is
-  // unique); one the controller verified wins over one it has not seen yet.
-  const byName = shim.caches.workload(podNameFor(id));
-  const matches = [byName, ...shim.caches.workloads.byIndex(INDEX_WORKLOAD_ID, id)].filter(
-    (w): w is Workload => w !== undefined && workloadIdOf(w) === id,
-  );
-  return matches.find((w) => w.status?.workloadId === id) ?? matches[0];
-}
-
-export function resolveWorkload(shim: ShimContext, rawId: string): Workload {
-  const id = requireWorkloadId(rawId);
-  const workload = findWorkload(shim, id) ?? shim.recent?.get(podNameFor(id));
-  if (!workload || isGone(shim, workload))
-    throw resourceNotFound('agentworkloads.agyn.io', podNameFor(id));
-  return workload;
-}
-
-/** The cached Pod of a workload the contract still knows (NOT_FOUND for either, as upstream). */
-export function resolvePod(shim: ShimContext, rawId: string): { podName: string; pod: Pod } {
-  const podName = podNameOf(resolveWorkload(shim, rawId));
-  const pod = shim.caches.pod(podName);
-  if (!pod) throw resourceNotFound('pods', podName);
-  return { podName, pod };
-}
-
-/**
- * Stopped or removed, its Pod already gone: the workload no longer exists for the
- * contract, even while its finalizer still runs.
- */
-function isGone(shim: ShimContext, workload: Workload): boolean {
-  return workload.metadata.deletionTimestamp !== undefined && !podOf(shim, workload);
-}
-
-export function podOf(shim: ShimContext, workload: Workload): Pod | undefined {
-  return shim.caches.pod(podNameOf(workload));
-}
 
 export function remainingMs(ctx: CallContext, wanted: number): number {
   return Math.max(0, Math.min(wanted, ctx.deadline - Date.now() - DEADLINE_RESERVE_MS));
@@ -259,25 +212,27 @@ const inspectAnswers = new WeakMap<
   { pod: Pod | undefined; answer: InspectWorkloadResponse }
 >();
 
-export function inspectWorkload(
+export async function inspectWorkload(
   shim: ShimContext,
   req: InspectWorkloadRequest,
+  ctx: CallContext,
 ): Promise<InspectWorkloadResponse> {
-  const workload = resolveWorkload(shim, req.workloadId);
+  const workload = await resolveWorkload(shim, req.workloadId, ctx.signal);
   const pod = podOf(shim, workload);
   const known = inspectAnswers.get(workload);
-  if (known && known.pod === pod) return Promise.resolve(known.answer);
+  if (known && known.pod === pod) return known.answer;
   const answer = inspectResponse(workload, pod);
   inspectAnswers.set(workload, { pod, answer });
-  return Promise.resolve(answer);
+  return answer;
 }
 
-export function getWorkloadLabels(
+export async function getWorkloadLabels(
   shim: ShimContext,
   req: GetWorkloadLabelsRequest,
+  ctx: CallContext,
 ): Promise<GetWorkloadLabelsResponse> {
-  const workload = resolveWorkload(shim, req.workloadId);
-  return Promise.resolve({ labels: effectiveLabels(workload, podOf(shim, workload)) });
+  const workload = await resolveWorkload(shim, req.workloadId, ctx.signal);
+  return { labels: effectiveLabels(workload, podOf(shim, workload)) };
 }
 
 function isActive(workload: Workload): boolean {
@@ -352,8 +307,9 @@ export function rfc3339Nano(date: Date): string {
 export async function touchWorkload(
   shim: ShimContext,
   req: TouchWorkloadRequest,
+  ctx: CallContext,
 ): Promise<TouchWorkloadResponse> {
-  const workload = resolveWorkload(shim, req.workloadId);
+  const workload = await resolveWorkload(shim, req.workloadId, ctx.signal);
   await shim.kube
     .resource<Workload>(AGENT_WORKLOADS)
     .mergePatch(shim.namespace, workload.metadata.name, {

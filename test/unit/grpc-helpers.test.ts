@@ -26,7 +26,7 @@ import {
 } from '../../src/grpc/tar.ts';
 import { inspectWorkload, rfc3339Nano } from '../../src/grpc/workloads.ts';
 import type { Pod, Workload } from '../../src/grpc/caches.ts';
-import type { ShimContext } from '../../src/grpc/rpc.ts';
+import type { CallContext, ShimContext } from '../../src/grpc/rpc.ts';
 import { randomHex } from '../../src/kube/random-ids.ts';
 import { RpcError } from '../../src/grpc/errors.ts';
 import { StreamWorkloadLogsRequest } from '../../src/gen/agynio/api/runner/v1/runner.ts';
@@ -480,20 +480,21 @@ describe('inspectWorkload answers', () => {
   it('are reused while the cached objects are the same, and rebuilt when either changes', async () => {
     const cached: { workload: Workload; pod?: Pod } = { workload: workload('1'), pod: pod('1') };
     const shim = shimWith(cached);
-    const first = await inspectWorkload(shim, { workloadId: 'w1' });
-    expect(await inspectWorkload(shim, { workloadId: 'w1' })).toBe(first);
+    const ctx = { signal: new AbortController().signal } as CallContext;
+    const first = await inspectWorkload(shim, { workloadId: 'w1' }, ctx);
+    expect(await inspectWorkload(shim, { workloadId: 'w1' }, ctx)).toBe(first);
     cached.pod = { ...pod('2'), status: { phase: 'Running' } } as Pod;
-    const second = await inspectWorkload(shim, { workloadId: 'w1' });
+    const second = await inspectWorkload(shim, { workloadId: 'w1' }, ctx);
     expect(second).not.toBe(first);
     expect(second.stateStatus).toBe('running');
     cached.workload = {
       ...workload('2'),
       spec: { ...workload('2').spec, stopped: true },
     } as Workload;
-    const third = await inspectWorkload(shim, { workloadId: 'w1' });
+    const third = await inspectWorkload(shim, { workloadId: 'w1' }, ctx);
     expect(third).not.toBe(second);
     cached.pod = undefined;
-    expect((await inspectWorkload(shim, { workloadId: 'w1' })).stateStatus).toBe('starting');
+    expect((await inspectWorkload(shim, { workloadId: 'w1' }, ctx)).stateStatus).toBe('starting');
   });
 });
 
