@@ -68,7 +68,7 @@ async function logTarget(
   requireWorkloadId(req.workloadId);
   const container = req.containerName.trim();
   if (container === '') throw invalidArgument('container_name_required');
-  const { podName, pod } = await resolvePod(shim, req.workloadId, signal);
+  const { podName, pod } = await resolvePod(shim, req.workloadId, { signal });
   if (!containerNames(pod).includes(container))
     throw new RpcError(status.NOT_FOUND, 'container_not_found');
   return { podName, container };

@@ -118,7 +118,7 @@ export async function putArchive(
   const id = req.workloadId.trim();
   const path = req.path.trim();
   if (id === '' || path === '') throw invalidArgument('workload_id_and_path_required');
-  const { podName, pod } = await resolvePod(shim, id, ctx.signal);
+  const { podName, pod } = await resolvePod(shim, id, ctx);
   const container = pod.spec?.containers[0]?.name;
   if (!container) throw new RpcError(status.INTERNAL, 'pod_missing_containers');
 

@@ -4,7 +4,7 @@ import { PODS, type ResourceType } from '../kube/resources.ts';
 import { workloadIdOf } from '../workload/identity.ts';
 import { INDEX_WORKLOAD_ID, podNameOf, type Pod, type Workload } from './caches.ts';
 import { invalidArgument, resourceNotFound } from './errors.ts';
-import type { ShimContext } from './rpc.ts';
+import type { CallContext, ShimContext } from './rpc.ts';
 import { podNameFor } from './translate-start.ts';
 
 export function requireWorkloadId(raw: string): string {
@@ -39,6 +39,9 @@ function isGone(shim: ShimContext, workload: Workload): boolean {
   return workload.metadata.deletionTimestamp !== undefined && !podOf(shim, workload);
 }
 
+/** The call's context: its signal is made when first read, so the cache-hit path never reads it. */
+type Cancellable = Pick<CallContext, 'signal'>;
+
 /**
  * The workload a call names, from the caches. A miss is confirmed with the API server
  * before it is NOT_FOUND: another replica may have created the workload a moment ago, and
@@ -47,7 +50,7 @@ function isGone(shim: ShimContext, workload: Workload): boolean {
 export async function resolveWorkload(
   shim: ShimContext,
   rawId: string,
-  signal?: AbortSignal,
+  ctx: Cancellable,
 ): Promise<Workload> {
   const id = requireWorkloadId(rawId);
   const cached = findWorkload(shim, id) ?? shim.recent?.get(podNameFor(id));
@@ -55,7 +58,7 @@ export async function resolveWorkload(
     if (isGone(shim, cached)) throw resourceNotFound('agentworkloads.agyn.io', podNameFor(id));
     return cached;
   }
-  const live = await readLive<Workload>(shim, AGENT_WORKLOADS, podNameFor(id), signal);
+  const live = await readLive<Workload>(shim, AGENT_WORKLOADS, podNameFor(id), ctx.signal);
   if (!live || live.metadata.deletionTimestamp || workloadIdOf(live) !== id)
     throw resourceNotFound('agentworkloads.agyn.io', podNameFor(id));
   return live;
@@ -65,10 +68,10 @@ export async function resolveWorkload(
 export async function resolvePod(
   shim: ShimContext,
   rawId: string,
-  signal?: AbortSignal,
+  ctx: Cancellable,
 ): Promise<{ podName: string; pod: Pod }> {
-  const podName = podNameOf(await resolveWorkload(shim, rawId, signal));
-  const pod = shim.caches.pod(podName) ?? (await readLive<Pod>(shim, PODS, podName, signal));
+  const podName = podNameOf(await resolveWorkload(shim, rawId, ctx));
+  const pod = shim.caches.pod(podName) ?? (await readLive<Pod>(shim, PODS, podName, ctx.signal));
   if (!pod) throw resourceNotFound('pods', podName);
   return { podName, pod };
 }

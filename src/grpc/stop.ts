@@ -135,7 +135,7 @@ export async function stopWorkload(
   req: StopWorkloadRequest,
   ctx: CallContext,
 ): Promise<StopWorkloadResponse> {
-  const workload = await resolveWorkload(shim, req.workloadId, ctx.signal);
+  const workload = await resolveWorkload(shim, req.workloadId, ctx);
   if (req.timeoutSec > 0) await deletePodFirst(shim, workload, req.timeoutSec);
   await deleteWorkload(shim, workload);
   const waitSec = req.timeoutSec > 0 ? req.timeoutSec : DEFAULT_STOP_WAIT_SEC;
@@ -149,7 +149,7 @@ export async function removeWorkload(
   req: RemoveWorkloadRequest,
   ctx: CallContext,
 ): Promise<RemoveWorkloadResponse> {
-  const workload = await resolveWorkload(shim, req.workloadId, ctx.signal);
+  const workload = await resolveWorkload(shim, req.workloadId, ctx);
   const podName = podNameOf(workload);
   const claims = claimNamesOfWorkload(workload);
 

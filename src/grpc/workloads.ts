@@ -217,7 +217,7 @@ export async function inspectWorkload(
   req: InspectWorkloadRequest,
   ctx: CallContext,
 ): Promise<InspectWorkloadResponse> {
-  const workload = await resolveWorkload(shim, req.workloadId, ctx.signal);
+  const workload = await resolveWorkload(shim, req.workloadId, ctx);
   const pod = podOf(shim, workload);
   const known = inspectAnswers.get(workload);
   if (known && known.pod === pod) return known.answer;
@@ -231,7 +231,7 @@ export async function getWorkloadLabels(
   req: GetWorkloadLabelsRequest,
   ctx: CallContext,
 ): Promise<GetWorkloadLabelsResponse> {
-  const workload = await resolveWorkload(shim, req.workloadId, ctx.signal);
+  const workload = await resolveWorkload(shim, req.workloadId, ctx);
   return { labels: effectiveLabels(workload, podOf(shim, workload)) };
 }
 
@@ -309,7 +309,7 @@ export async function touchWorkload(
   req: TouchWorkloadRequest,
   ctx: CallContext,
 ): Promise<TouchWorkloadResponse> {
-  const workload = await resolveWorkload(shim, req.workloadId, ctx.signal);
+  const workload = await resolveWorkload(shim, req.workloadId, ctx);
   await shim.kube
     .resource<Workload>(AGENT_WORKLOADS)
     .mergePatch(shim.namespace, workload.metadata.name, {

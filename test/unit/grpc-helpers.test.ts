@@ -496,6 +496,16 @@ describe('inspectWorkload answers', () => {
     cached.pod = undefined;
     expect((await inspectWorkload(shim, { workloadId: 'w1' }, ctx)).stateStatus).toBe('starting');
   });
+
+  it("are served from the caches without making the call's abort signal (made only for a lookup)", async () => {
+    const shim = shimWith({ workload: workload('1'), pod: pod('1') });
+    const ctx = {
+      get signal(): AbortSignal {
+        throw new Error('the signal was read on a cache hit');
+      },
+    } as CallContext;
+    expect((await inspectWorkload(shim, { workloadId: 'w1' }, ctx)).id).toBe('w1');
+  });
 });
 
 describe('randomHex', () => {
