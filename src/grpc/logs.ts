@@ -63,12 +63,12 @@ type Ending =
 async function logTarget(
   shim: ShimContext,
   req: StreamWorkloadLogsRequest,
-  signal: AbortSignal,
+  ctx: CallContext,
 ): Promise<{ podName: string; container: string }> {
   requireWorkloadId(req.workloadId);
   const container = req.containerName.trim();
   if (container === '') throw invalidArgument('container_name_required');
-  const { podName, pod } = await resolvePod(shim, req.workloadId, { signal });
+  const { podName, pod } = await resolvePod(shim, req.workloadId, ctx);
   if (!containerNames(pod).includes(container))
     throw new RpcError(status.NOT_FOUND, 'container_not_found');
   return { podName, container };
@@ -97,7 +97,7 @@ export async function streamWorkloadLogs(
   sink: StreamSink<StreamWorkloadLogsResponse>,
   ctx: CallContext,
 ): Promise<void> {
-  const { podName, container } = await logTarget(shim, req, ctx.signal);
+  const { podName, container } = await logTarget(shim, req, ctx);
   const query = logQuery(req, container);
 
   const abort = new AbortController();
