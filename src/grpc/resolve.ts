@@ -1,6 +1,5 @@
 import { AGENT_WORKLOADS } from '../api/resources.ts';
-import { isNotFound } from '../kube/errors.ts';
-import { PODS, type ResourceType } from '../kube/resources.ts';
+import { PODS } from '../kube/resources.ts';
 import { workloadIdOf } from '../workload/identity.ts';
 import { INDEX_WORKLOAD_ID, podNameOf, type Pod, type Workload } from './caches.ts';
 import { invalidArgument, resourceNotFound } from './errors.ts';
@@ -58,7 +57,9 @@ export async function resolveWorkload(
     if (isGone(shim, cached)) throw resourceNotFound('agentworkloads.agyn.io', podNameFor(id));
     return cached;
   }
-  const live = await readLive<Workload>(shim, AGENT_WORKLOADS, podNameFor(id), ctx.signal);
+  const live = await shim.kube
+    .resource<Workload>(AGENT_WORKLOADS)
+    .find(shim.namespace, podNameFor(id), ctx.signal);
   if (!live || live.metadata.deletionTimestamp || workloadIdOf(live) !== id)
     throw resourceNotFound('agentworkloads.agyn.io', podNameFor(id));
   return live;
@@ -71,21 +72,9 @@ export async function resolvePod(
   ctx: Cancellable,
 ): Promise<{ podName: string; pod: Pod }> {
   const podName = podNameOf(await resolveWorkload(shim, rawId, ctx));
-  const pod = shim.caches.pod(podName) ?? (await readLive<Pod>(shim, PODS, podName, ctx.signal));
+  const pod =
+    shim.caches.pod(podName) ??
+    (await shim.kube.resource<Pod>(PODS).find(shim.namespace, podName, ctx.signal));
   if (!pod) throw resourceNotFound('pods', podName);
   return { podName, pod };
-}
-
-async function readLive<T extends Workload | Pod>(
-  shim: ShimContext,
-  resource: ResourceType,
-  name: string,
-  signal?: AbortSignal,
-): Promise<T | undefined> {
-  try {
-    return await shim.kube.resource<T>(resource).get(shim.namespace, name, signal);
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
 }

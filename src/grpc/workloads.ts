@@ -89,11 +89,10 @@ async function liveWorkload(
   shim: ShimContext,
   plan: StartPlan,
 ): Promise<Workload | undefined | 'unknown'> {
-  try {
-    return await shim.kube.resource<Workload>(AGENT_WORKLOADS).get(shim.namespace, plan.podName);
-  } catch (err) {
-    return isNotFound(err) ? undefined : 'unknown';
-  }
+  return shim.kube
+    .resource<Workload>(AGENT_WORKLOADS)
+    .find(shim.namespace, plan.podName)
+    .catch(() => 'unknown' as const);
 }
 
 /**
@@ -113,10 +112,7 @@ async function createStartSecret(
   } catch (err) {
     if (!isAlreadyExists(err)) throw err;
     // A failed read is no answer (never ALREADY_EXISTS): it fails this attempt, to be retried.
-    const existing = await secrets.get(shim.namespace, secret.metadata.name).catch((getErr) => {
-      if (isNotFound(getErr)) return undefined;
-      throw getErr;
-    });
+    const existing = await secrets.find(shim.namespace, secret.metadata.name);
     if (!existing) return void (await secrets.create(shim.namespace, secret));
     const labels = existing.metadata?.labels ?? {};
     const leftover =

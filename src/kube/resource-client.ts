@@ -1,4 +1,5 @@
 import type { KubeClient, KubeList, KubeObject } from './client.ts';
+import { isNotFound } from './errors.ts';
 import { resourcePath, type ResourceType } from './resources.ts';
 import type { TokenBucket } from './token-bucket.ts';
 
@@ -35,6 +36,20 @@ export class ResourceClient<T extends KubeObject> {
 
   get(namespace: string | undefined, name: string, signal?: AbortSignal): Promise<T> {
     return this.client.request<T>('GET', this.path(namespace, name), { signal });
+  }
+
+  /** A GET that answers undefined for NotFound (any other failure still throws). */
+  async find(
+    namespace: string | undefined,
+    name: string,
+    signal?: AbortSignal,
+  ): Promise<T | undefined> {
+    try {
+      return await this.get(namespace, name, signal);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
   }
 
   list(namespace: string | undefined, options: ListOptions = {}): Promise<KubeList<T>> {

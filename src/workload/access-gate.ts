@@ -1,7 +1,6 @@
 import type { ISecret } from 'kubernetes-models/v1/Secret';
 import type { AgentWorkload } from '../api/agentworkload.ts';
 import type { KubeObject, ResourceClient } from '../kube/client.ts';
-import { isNotFound } from '../kube/errors.ts';
 import type { Informer } from '../kube/informer.ts';
 import { checkSecretAccess, type SecretAccess } from './secret-access.ts';
 
@@ -35,12 +34,7 @@ export class AccessGate {
     return checkSecretAccess(aw, workloadId, (name) => this.live(namespace, name));
   }
 
-  private async live(namespace: string | undefined, name: string): Promise<Secret | undefined> {
-    try {
-      return await this.secretClient.get(namespace, name);
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+  private live(namespace: string | undefined, name: string): Promise<Secret | undefined> {
+    return this.secretClient.find(namespace, name);
   }
 }

@@ -4,7 +4,6 @@ import { InformerCache } from '../kube/cache.ts';
 import type { KubeClient } from '../kube/client.ts';
 import type { ReconcileResult } from '../kube/controller.ts';
 import { objectKey } from '../kube/informer.ts';
-import { isNotFound } from '../kube/errors.ts';
 import { PODS, PVCS, SECRETS } from '../kube/resources.ts';
 import {
   forKind,
@@ -249,15 +248,10 @@ export class WorkloadController {
   }
 
   private async podExistsLive(aw: Workload, signal: AbortSignal): Promise<boolean> {
-    try {
-      const live = await this.client
-        .resource<Pod>(PODS)
-        .get(aw.metadata.namespace, aw.metadata.name, signal);
-      return !live.metadata?.deletionTimestamp;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
-    }
+    const live = await this.client
+      .resource<Pod>(PODS)
+      .find(aw.metadata.namespace, aw.metadata.name, signal);
+    return live !== undefined && !live.metadata?.deletionTimestamp;
   }
 
   private async liveClaims(aw: Workload, signal: AbortSignal): Promise<Map<string, Pvc>> {
@@ -265,14 +259,8 @@ export class WorkloadController {
     const claims = new Map<string, Pvc>();
     for (const volume of aw.spec.volumes) {
       if (volume.kind !== 'Persistent') continue;
-      try {
-        claims.set(
-          claimName(volume),
-          await client.get(aw.metadata.namespace, claimName(volume), signal),
-        );
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
+      const pvc = await client.find(aw.metadata.namespace, claimName(volume), signal);
+      if (pvc) claims.set(claimName(volume), pvc);
     }
     return claims;
   }

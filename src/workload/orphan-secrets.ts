@@ -8,7 +8,6 @@ import { SECRETS } from '../kube/resources.ts';
 import { forKind, TriggeredController, watches } from '../kube/triggers.ts';
 import { childLogger } from '../kube/child-logger.ts';
 import { AGENT_WORKLOADS } from '../api/resources.ts';
-import { isNotFound } from '../kube/errors.ts';
 import { INDEX_WORKLOAD_ID, type Secret, type Workload, type WorkloadCaches } from './caches.ts';
 import { inlineFilesSecretName, pullSecretName } from './pod-builder.ts';
 import { unadoptedSecretOwner, unadoptedWorkloadSecret } from './workload-secrets.ts';
@@ -89,10 +88,7 @@ export class OrphanSecretCollector {
     const workloads = this.options.client.resource<Workload>(AGENT_WORKLOADS);
     for (const suffix of [pullSecretName(''), inlineFilesSecretName('')]) {
       if (!name.endsWith(suffix)) continue;
-      const live = await workloads.get(namespace, name.slice(0, -suffix.length)).catch((err) => {
-        if (isNotFound(err)) return undefined;
-        throw err;
-      });
+      const live = await workloads.find(namespace, name.slice(0, -suffix.length));
       if (live && this.options.caches.claimedIdOf(live) === id) return true;
     }
     return false;
