@@ -233,7 +233,10 @@ export class WorkloadController {
       else if (decision.needs === 'claimsLive') {
         facts.claims = await this.liveClaims(aw, signal);
         facts.claimsLive = true;
-      } else facts.podLive = await this.podExistsLive(aw, signal);
+      } else {
+        facts.pod = await this.livePod(aw, signal);
+        facts.podLive = true;
+      }
       decision = decide(facts);
     }
     this.remember(key, decision);
@@ -247,11 +250,8 @@ export class WorkloadController {
     return { status: applied.status, requeueAfterMs: decision.requeueAfterMs };
   }
 
-  private async podExistsLive(aw: Workload, signal: AbortSignal): Promise<boolean> {
-    const live = await this.client
-      .resource<Pod>(PODS)
-      .find(aw.metadata.namespace, aw.metadata.name, signal);
-    return live !== undefined && !live.metadata?.deletionTimestamp;
+  private livePod(aw: Workload, signal: AbortSignal): Promise<Pod | undefined> {
+    return this.client.resource<Pod>(PODS).find(aw.metadata.namespace, aw.metadata.name, signal);
   }
 
   private async liveClaims(aw: Workload, signal: AbortSignal): Promise<Map<string, Pvc>> {

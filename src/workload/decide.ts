@@ -1,4 +1,5 @@
 import type { IPod } from 'kubernetes-models/v1/Pod';
+import { AGENT_WORKLOAD_KIND } from '../api/agentworkload.ts';
 import { ANNOTATIONS, LABELS } from '../api/common.ts';
 import { ACCESS_RECHECK_MS } from './access-gate.ts';
 import type { Pod, Workload } from './caches.ts';
@@ -69,10 +70,7 @@ function decideLifecycle(facts: WorkloadFacts, base: StatusFacts): Decision {
     const message = `${err.message} (${err.field})`;
     return failed(base, placed, 'config_invalid', message);
   }
-  if (pod && !isOwnedBy(pod, aw)) {
-    const message = `Pod ${JSON.stringify(pod.metadata?.name)} exists and belongs to another owner`;
-    return failed(base, placed, 'config_invalid', message);
-  }
+  if (pod && !isOwnedBy(pod, aw)) return decideForeignPod(facts, base, placed, pod);
   const expectedSince = facts.podExpectedSince;
   const now = facts.now.getTime();
   if (!pod && expectedSince !== undefined && now - expectedSince < EXPECTED_POD_WAIT_MS) {
@@ -84,6 +82,34 @@ function decideLifecycle(facts: WorkloadFacts, base: StatusFacts): Decision {
       ? decideMissingPod(facts, { ...base, placed }, runner, desired.pod)
       : decideLivePod(facts, { ...base, placed }, runner, desired.hash);
   return { ...next, forgetExpectedPod: true };
+}
+
+/**
+ * A Pod of the workload's name that it does not own, read live: a deleted workload's of the
+ * same name (being deleted, or waiting for the garbage collector) is waited for; any other
+ * makes the workload Failed.
+ */
+function decideForeignPod(
+  facts: WorkloadFacts,
+  base: StatusFacts,
+  placed: NonNullable<StatusFacts['placed']>,
+  pod: Pod,
+): Decision {
+  if (!facts.podLive) return { status: base, actions: [], needs: 'podLive' };
+  const name = JSON.stringify(pod.metadata?.name);
+  const predecessor = pod.metadata?.ownerReferences?.some(
+    (r) => r.kind === AGENT_WORKLOAD_KIND && r.name === facts.workload.metadata.name,
+  );
+  if (!pod.metadata?.deletionTimestamp && !predecessor) {
+    return failed(
+      base,
+      placed,
+      'config_invalid',
+      `Pod ${name} exists and belongs to another owner`,
+    );
+  }
+  const message = `waiting for Pod ${name} of a deleted workload of the same name to go`;
+  return { status: { ...base, placed, message }, actions: [], requeueAfterMs: 1_000 };
 }
 
 /** The desired Pod's spec hash, and the Pod itself unless a live Pod only needs the hash. */
@@ -175,11 +201,8 @@ function decideMissingPod(
       wasRunning: current.phase === 'Running',
     });
     const { phase, reason, message } = verdict;
-    // Only the API server may say a Pod the cache does not show is lost.
-    if (phase === 'Failed' && !pod) {
-      if (facts.podLive === undefined) return { status: base, actions: [], needs: 'podLive' };
-      if (facts.podLive) return { status: base, actions: [], requeueAfterMs: 1_000 };
-    }
+    if (phase === 'Failed' && !facts.podLive)
+      return { status: base, actions: [], needs: 'podLive' };
     return {
       status: { ...base, phase, reason, message },
       requeueAfterMs: verdict.recheckAfterMs,
@@ -273,6 +296,8 @@ function decideLivePod(
     restartPolicy: aw.spec.restartPolicy,
     wasRunning: aw.status?.phase === 'Running',
   });
+  if (verdict.phase === 'Failed' && !facts.podLive)
+    return { status: base, actions: [], needs: 'podLive' };
   const message =
     verdict.message ?? (verdict.phase === 'Running' ? 'all containers running' : STARTING_MESSAGE);
   return {

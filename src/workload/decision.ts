@@ -28,8 +28,9 @@ export interface WorkloadFacts {
   /** Whether the referenced Secrets may be used; undefined until checked (see `needs`). */
   secretAccess?: SecretAccess;
   /**
-   * Whether the API server (not the cache) has the workload's Pod, not being deleted;
-   * undefined until checked (see `needs`). A cache whose watch is down misses new Pods.
+   * Whether `pod` was read from the API server, not the cache: a Failed verdict made on the
+   * Pod (or on its absence) is final only then (see `needs`). A cache that lags shows a Pod
+   * still waiting that runs, misses one just made, or still shows a deleted workload's Pod.
    */
   podLive?: boolean;
   /**

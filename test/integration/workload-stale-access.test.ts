@@ -1,8 +1,8 @@
 /**
- * A claim or a Secret refused from the cache is read live before the refusal is final: the
- * controller's PVC and Secret watches lag (every event held by the API fault proxy), so its
- * cache still shows them without the label that gives them to the workload created a moment
- * later.
+ * A claim, a Secret or a Pod refused from the cache is read live before the refusal is final:
+ * the controller's PVC, Secret and Pod watches lag (every event held by the API fault proxy),
+ * so its cache still shows them as they were a moment before: without the label that gives
+ * them to the workload created a moment later, or owned by the deleted workload of that name.
  */
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
@@ -14,12 +14,20 @@ import { PVCS, SECRETS } from '../../src/kube/resources.ts';
 import { VOLUME_SHARED_LABEL } from '../../src/workload/volume-access.ts';
 import { startProxiedController, type ProxiedController } from '../support/proxied-controller.ts';
 import { eventually, testKubeClient } from '../support/kube.ts';
-import { createWorkload, getWorkload, workloadManifest } from '../support/workloads.ts';
+import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
+import {
+  createWorkload,
+  getWorkload,
+  workloadManifest,
+  type Workload,
+} from '../support/workloads.ts';
 
 type Pvc = IPersistentVolumeClaim & KubeObject;
 type Secret = ISecret & KubeObject;
 
-const WATCH_LAG_MS = 3_000;
+/** Longer than a workload takes to run behind the Pod watch's lag. */
+const ACCESS_WATCH_LAG_MS = 8_000;
+const POD_WATCH_LAG_MS = 3_000;
 const admin = testKubeClient();
 let run: ProxiedController;
 
@@ -27,9 +35,10 @@ beforeAll(async () => {
   run = await startProxiedController(admin, 'stale-claim', [
     {
       kind: 'lagWatch',
-      ms: WATCH_LAG_MS,
+      ms: ACCESS_WATCH_LAG_MS,
       match: (r) => r.path.includes('/persistentvolumeclaims') || r.path.includes('/secrets'),
     },
+    { kind: 'lagWatch', ms: POD_WATCH_LAG_MS, match: (r) => r.path.includes('/pods') },
   ]);
 });
 
@@ -95,6 +104,24 @@ test("a workload whose pull Secret its controller's cache shows labelled for ano
       LABELS.workloadId
     ],
   ).not.toBe(workloadId);
+});
+
+test("a workload created again under its name runs while its controller's cache still shows the deleted one's Pod", async () => {
+  const name = 'stale-pod';
+  const workloads = admin.resource<Workload>(AGENT_WORKLOADS);
+  await createWorkload(admin, run.ns.name, workloadManifest(name));
+  await phasesUntilRunning(name);
+  const firstUid = (await getWorkload(admin, run.ns.name, name)).metadata.uid;
+  await workloads.delete(run.ns.name, name);
+  await eventually(async () => (await workloads.find(run.ns.name, name)) === undefined, {
+    intervalMs: 50,
+    what: 'the first workload to be finalized',
+  });
+  await createWorkload(admin, run.ns.name, workloadManifest(name));
+  // The cache still shows the first workload's Pod under the same name.
+  const cached = run.controller.informers.pods.get(run.ns.name, name);
+  expect(cached?.metadata?.ownerReferences?.[0]?.uid).toBe(firstUid);
+  expect(await phasesUntilRunning(name)).not.toContain('Failed');
 });
 
 /** The phases the workload's status showed (polled) until it was Running. */

@@ -108,6 +108,31 @@ const stoppedWorkload = workload((w) => (w.spec.stopped = true));
 const startedWorkload = workload(
   status({ phase: 'Running', startTime: ago(60_000).toISOString(), workloadId: ID, podName: 'wl' }),
 );
+/** Starting since longer ago than the runner's start grace. */
+const startingWorkload = workload(
+  status({
+    phase: 'Starting',
+    startTime: ago(RUNNER.health.startGraceSeconds * 1000 + 1_000).toISOString(),
+    workloadId: ID,
+    podName: 'wl',
+  }),
+);
+const waiting = (p: Pod): void => {
+  p.spec = { ...p.spec!, nodeName: 'node-1' };
+  p.status = {
+    phase: 'Pending',
+    containerStatuses: [
+      {
+        name: 'main',
+        image: 'alpine:3.20',
+        imageID: '',
+        ready: false,
+        restartCount: 0,
+        state: { waiting: { reason: 'ContainerCreating' } },
+      },
+    ],
+  };
+};
 /** Stopped (with a 60 s TTL) since `ms` ago. */
 const stoppedFor = (ms: number): Workload =>
   workload((w) => {
@@ -225,11 +250,63 @@ const rows: Row[] = [
     actions: [],
   },
   {
-    name: 'Pod of another owner: Failed config_invalid',
+    name: 'cached Pod of another owner: read it live first (the cache may lag)',
     facts: facts(fresh, { pod: podOf(fresh, (p) => (p.metadata!.ownerReferences = [])) }),
+    actions: [],
+    needs: 'podLive',
+  },
+  {
+    name: 'live Pod of another owner: Failed config_invalid',
+    facts: facts(fresh, {
+      pod: podOf(fresh, (p) => (p.metadata!.ownerReferences = [])),
+      podLive: true,
+    }),
     phase: 'Failed',
     reason: 'config_invalid',
     message: /belongs to another owner/,
+    actions: [],
+  },
+  {
+    name: 'live Pod of a deleted workload of the same name: wait for the garbage collector',
+    facts: facts(fresh, {
+      pod: podOf(fresh, (p) => (p.metadata!.ownerReferences![0]!.uid = 'old')),
+      podLive: true,
+    }),
+    phase: 'Pending',
+    message: /waiting for Pod "wl" of a deleted workload/,
+    actions: [],
+    requeueAfterMs: 1_000,
+  },
+  {
+    name: 'live Pod of another owner being deleted: wait for it to go',
+    facts: facts(fresh, {
+      pod: podOf(fresh, (p) => {
+        p.metadata!.ownerReferences = [];
+        p.metadata!.deletionTimestamp = ago(1_000).toISOString();
+      }),
+      podLive: true,
+    }),
+    phase: 'Pending',
+    actions: [],
+    requeueAfterMs: 1_000,
+  },
+  {
+    name: 'cached Pod still waiting past the start grace: read it live first',
+    facts: facts(startingWorkload, { pod: podOf(startingWorkload, waiting) }),
+    actions: [],
+    needs: 'podLive',
+  },
+  {
+    name: 'live Pod still waiting past the start grace: Failed start_failed',
+    facts: facts(startingWorkload, { pod: podOf(startingWorkload, waiting), podLive: true }),
+    phase: 'Failed',
+    reason: 'start_failed',
+    actions: [],
+  },
+  {
+    name: 'cached Pod waiting past the start grace, live one running: Running',
+    facts: facts(startingWorkload, { pod: podOf(startingWorkload, running), podLive: true }),
+    phase: 'Running',
     actions: [],
   },
   {
@@ -253,15 +330,18 @@ const rows: Row[] = [
     needs: 'podLive',
   },
   {
-    name: 'Pod missing from the cache but live on the API server: no failure, look again',
-    facts: facts(startedWorkload, { podMissingSince: ago(LOST_MS), podLive: true }),
+    name: 'Pod missing from the cache but live on the API server: its status, no failure',
+    facts: facts(startedWorkload, {
+      podMissingSince: ago(LOST_MS),
+      pod: podOf(startedWorkload, running),
+      podLive: true,
+    }),
     phase: 'Running',
     actions: [],
-    requeueAfterMs: 1_000,
   },
   {
     name: 'Pod gone on the API server past the grace: Failed runtime_lost',
-    facts: facts(startedWorkload, { podMissingSince: ago(LOST_MS), podLive: false }),
+    facts: facts(startedWorkload, { podMissingSince: ago(LOST_MS), podLive: true }),
     phase: 'Failed',
     reason: 'runtime_lost',
     actions: [],
@@ -373,7 +453,7 @@ describe('decide', () => {
     const since = ago(1_000);
     expect(decide(facts(startedWorkload, { podMissingSince: since })).podMissingSince).toBe(since);
     const failed = decide(
-      facts(startedWorkload, { podMissingSince: ago(10 * 60_000), podLive: false }),
+      facts(startedWorkload, { podMissingSince: ago(10 * 60_000), podLive: true }),
     );
     expect(failed.status.phase).toBe('Failed');
     expect(failed.podMissingSince).toBeNull();
