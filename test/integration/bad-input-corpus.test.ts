@@ -138,9 +138,10 @@ describe('gRPC requests', () => {
     );
     runningId = started.id;
     runningPod = `workload-${runningId}`;
-    await eventually(() => h.caches.pod(runningPod)?.status?.phase === 'Running', {
-      what: 'the target workload Running',
-    });
+    await eventually(
+      async () => (await call(h.client, 'inspectWorkload', { workloadId: runningId })).stateRunning,
+      { what: 'the target workload Running' },
+    );
   });
   afterAll(async () => {
     await h?.close();
