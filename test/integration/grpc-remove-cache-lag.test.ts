@@ -11,25 +11,19 @@ import {
   VolumeKind,
   type DeepPartial,
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
-import { startApiFaultProxy, type ApiFaultProxy } from '../support/api-fault-proxy.ts';
 import { eventually } from '../support/kube.ts';
 import { call, codeOf, startHarness, type GrpcHarness } from '../fixtures/grpc-harness.ts';
 
 const WATCH_LAG_MS = 600;
 
-let proxy: ApiFaultProxy;
 let h: GrpcHarness;
 
 beforeAll(async () => {
-  proxy = await startApiFaultProxy();
-  const client = await proxy.addClient('shim');
-  client.rules = [{ kind: 'lagWatch', ms: WATCH_LAG_MS }];
-  h = await startHarness({ prefix: 'remove-lag', kubeconfig: client.kubeconfig });
+  h = await startHarness({ prefix: 'remove-lag', watchLagMs: WATCH_LAG_MS });
 });
 
 afterAll(async () => {
   await h?.close();
-  await proxy?.close();
 });
 
 function start(partial: DeepPartial<StartWorkloadRequest>) {
