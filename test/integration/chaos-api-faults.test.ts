@@ -70,11 +70,15 @@ let op: ProxyClient;
 let kubectl: KubeClient;
 let operator: OperatorProcess;
 
-/** The operator's faults: throttling, 5xx, watches reset in the middle or ended at once. */
+/**
+ * The operator's faults: throttling, 5xx, watches reset in the middle, lagging 2 s behind the
+ * API server or ended at once.
+ */
 const OPERATOR_FAULTS: FaultRule[] = [
   { kind: 'status', code: 429, retryAfterSeconds: 1, probability: 0.1 },
   { kind: 'status', code: 503, probability: 0.02 },
   { kind: 'resetWatch', minMs: 500, maxMs: 5_000, probability: 0.3 },
+  { kind: 'lagWatch', ms: 2_000, probability: 0.3 },
   { kind: 'endWatch', probability: 0.05 },
 ];
 
@@ -155,7 +159,7 @@ async function partitionsUntil(done: Promise<unknown>): Promise<number> {
   return count;
 }
 
-test(`${WORKLOADS} workloads as CRs and through gRPC under 429s, watch resets and 5 s partitions; then a ${PARTITION_SECONDS} s full partition`, async () => {
+test(`${WORKLOADS} workloads as CRs and through gRPC under 429s, watch resets, lagging watches and 5 s partitions; then a ${PARTITION_SECONDS} s full partition`, async () => {
   const grpc = grpcClient(operator.grpcPort);
   const expected = new Map<string, Expected>();
   const viaGrpc: string[] = [];
