@@ -39,7 +39,7 @@ function isGone(shim: ShimContext, workload: Workload): boolean {
 }
 
 /** The call's context: its signal is made when first read, so the cache-hit path never reads it. */
-type Cancellable = Pick<CallContext, 'signal'>;
+export type Cancellable = Pick<CallContext, 'signal'>;
 
 /**
  * The workload a call names, from the caches. A miss is confirmed with the API server

@@ -96,7 +96,7 @@ export function createRunnerService(shim: ShimContext): RunnerServiceServer {
       listWorkloadsByVolume(shim, req),
     ),
     listVolumes: unary(shim, 'ListVolumes', () => listVolumes(shim)),
-    removeVolume: unary(shim, 'RemoveVolume', (req) => removeVolume(shim, req)),
+    removeVolume: unary(shim, 'RemoveVolume', (req, ctx) => removeVolume(shim, req, ctx)),
     touchWorkload: unary(shim, 'TouchWorkload', (req, ctx) => touchWorkload(shim, req, ctx)),
     putArchive: unary(shim, 'PutArchive', (req, ctx) => putArchive(shim, req, ctx)),
     streamWorkloadLogs: serverStreaming(shim, 'StreamWorkloadLogs', (req, sink, ctx) =>

@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { LABELS, MANAGED_BY_VALUE } from '../api/common.ts';
 import { isNotFound } from '../kube/errors.ts';
-import { PVCS } from '../kube/resources.ts';
+import { PODS, PVCS } from '../kube/resources.ts';
 import type {
   ListVolumesResponse,
   ListWorkloadsByVolumeRequest,
@@ -10,8 +10,9 @@ import type {
   RemoveVolumeResponse,
 } from '../gen/agynio/api/runner/v1/runner.ts';
 import { workloadIdOf } from '../workload/identity.ts';
-import { INDEX_CLAIM, type Pvc } from './caches.ts';
+import { INDEX_CLAIM, claimNamesOfPod, type Pod, type Pvc } from './caches.ts';
 import { RpcError, invalidArgument } from './errors.ts';
+import type { Cancellable } from './resolve.ts';
 import type { ShimContext } from './rpc.ts';
 
 const VOLUME_KEY_LABEL = 'volume_key';
@@ -54,20 +55,36 @@ export function listWorkloadsByVolume(
 }
 
 /**
+ * The workloads whose Pods mount the claim: those the cache shows, each confirmed with the
+ * API server (another replica may have deleted it a moment ago, and this one's watch not
+ * have brought the deletion yet). Only a refusal costs the reads.
+ */
+async function claimUsers(shim: ShimContext, claim: string, ctx: Cancellable): Promise<string[]> {
+  const cached = shim.caches.pods.byIndex(INDEX_CLAIM, claim);
+  if (cached.length === 0) return [];
+  const pods = shim.kube.resource<Pod>(PODS);
+  const live = await Promise.all(
+    cached.map((p) => pods.find(shim.namespace, p.metadata?.name ?? '', ctx.signal)),
+  );
+  return live
+    .filter((p): p is Pod => p !== undefined && claimNamesOfPod(p).includes(claim))
+    .map((p) => p.metadata?.labels?.[LABELS.workloadId] ?? p.metadata?.name ?? '');
+}
+
+/**
  * Idempotent: a missing or terminating PVC is OK. A PVC a workload Pod mounts is refused
  * with FAILED_PRECONDITION unless `force`.
  */
 export async function removeVolume(
   shim: ShimContext,
   req: RemoveVolumeRequest,
+  ctx: Cancellable,
 ): Promise<RemoveVolumeResponse> {
   const name = requireVolumeName(req.volumeName);
   const cached = shim.caches.pvc(name);
   if (cached?.metadata?.deletionTimestamp) return {};
   if (!req.force) {
-    const users = shim.caches.pods
-      .byIndex(INDEX_CLAIM, name)
-      .map((p) => p.metadata?.labels?.[LABELS.workloadId] ?? p.metadata?.name ?? '');
+    const users = await claimUsers(shim, name, ctx);
     if (users.length > 0) {
       throw new RpcError(
         status.FAILED_PRECONDITION,
