@@ -42,9 +42,10 @@ function isGone(shim: ShimContext, workload: Workload): boolean {
 export type Cancellable = Pick<CallContext, 'signal'>;
 
 /**
- * The workload a call names, from the caches. A miss is confirmed with the API server
- * before it is NOT_FOUND: another replica may have created the workload a moment ago, and
- * this replica's watch not have brought it yet.
+ * The workload a call names, from the caches. A miss, or a workload the caches show gone, is
+ * confirmed with the API server before it is NOT_FOUND: another replica may have created the
+ * workload (again, under the same id) a moment ago, and this replica's watch not have
+ * brought it yet.
  */
 export async function resolveWorkload(
   shim: ShimContext,
@@ -53,10 +54,7 @@ export async function resolveWorkload(
 ): Promise<Workload> {
   const id = requireWorkloadId(rawId);
   const cached = findWorkload(shim, id) ?? shim.recent?.get(podNameFor(id));
-  if (cached) {
-    if (isGone(shim, cached)) throw resourceNotFound('agentworkloads.agyn.io', podNameFor(id));
-    return cached;
-  }
+  if (cached && !isGone(shim, cached)) return cached;
   const live = await shim.kube
     .resource<Workload>(AGENT_WORKLOADS)
     .find(shim.namespace, podNameFor(id), ctx.signal);

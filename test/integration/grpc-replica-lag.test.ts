@@ -2,8 +2,9 @@
  * Two replicas serve the same namespace, and the second one's caches lag behind the API
  * server (every watch event held by the API fault proxy). A workload the first replica has
  * just started is not NOT_FOUND on the second, and a volume whose workload the first has just
- * stopped is not in use on the second: a cache miss is confirmed with the API server before a
- * call answers NOT_FOUND, and a cached user before it refuses.
+ * stopped is not in use on the second, and one started again under the same id is not taken
+ * for the stopped one: a cache miss, or a workload the cache shows gone, is confirmed with the
+ * API server before a call answers NOT_FOUND, and a cached user before it refuses.
  */
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
@@ -13,26 +14,22 @@ import {
   VolumeKind,
   WorkloadStatus,
 } from '../../src/gen/agynio/api/runner/v1/runner.ts';
-import type { Pvc } from '../../src/grpc/caches.ts';
+import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
+import type { Pvc, Workload } from '../../src/grpc/caches.ts';
 import { PVCS } from '../../src/kube/resources.ts';
 import { eventually } from '../support/kube.ts';
-import { startApiFaultProxy, type ApiFaultProxy } from '../support/api-fault-proxy.ts';
 import { call, codeOf, startHarness, type GrpcHarness } from '../fixtures/grpc-harness.ts';
 
 const WATCH_LAG_MS = 3_000;
 
-let proxy: ApiFaultProxy;
 let leader: GrpcHarness;
 let lagging: GrpcHarness;
 
 beforeAll(async () => {
-  leader = await startHarness({ prefix: 'replica-lag' });
-  proxy = await startApiFaultProxy();
-  const client = await proxy.addClient('lagging');
-  client.rules = [{ kind: 'lagWatch', ms: WATCH_LAG_MS }];
+  leader = await startHarness({ prefix: 'replica-lag', watchLagMs: 0 });
   lagging = await startHarness({
     prefix: 'replica-lag',
-    kubeconfig: client.kubeconfig,
+    watchLagMs: WATCH_LAG_MS,
     namespace: leader.ns,
     withController: false,
   });
@@ -40,7 +37,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await lagging?.close();
-  await proxy?.close();
   await leader?.close();
 });
 
@@ -99,4 +95,46 @@ test('a volume whose workload was just stopped on one replica is removable on th
   expect(lagging.caches.pod(pod)).toBeDefined();
   const pvc = await leader.kube.resource<Pvc>(PVCS).find(leader.ns.name, claim);
   expect(pvc === undefined || pvc.metadata?.deletionTimestamp !== undefined).toBe(true);
+});
+
+test('a workload started again under the same id on one replica is found on the other while its cache shows the stopped one', async () => {
+  const id = randomUUID();
+  const name = `workload-${id}`;
+  const request = StartWorkloadRequest.fromPartial({ workloadId: id, main: { image: 'x' } });
+  const workloads = leader.kube.resource<Workload>(AGENT_WORKLOADS);
+  await call(leader.client, 'startWorkload', request);
+  await eventually(() => lagging.caches.pod(name) !== undefined, {
+    timeoutMs: 30_000,
+    what: "the workload's Pod in the lagging replica's cache",
+  });
+  // A finalizer of the test's own holds the stopped workload: the lagging cache comes to show
+  // it terminating with its Pod gone, which the contract calls gone.
+  const first = await workloads.get(leader.ns.name, name);
+  const hold = 'test.agyn.io/hold';
+  await workloads.mergePatch(leader.ns.name, name, {
+    metadata: { finalizers: [...(first.metadata.finalizers ?? []), hold] },
+  });
+  await call(leader.client, 'stopWorkload', { workloadId: id, timeoutSec: 1 });
+  await eventually(
+    () =>
+      lagging.caches.workload(name)?.metadata.deletionTimestamp !== undefined &&
+      lagging.caches.pod(name) === undefined,
+    { timeoutMs: 30_000, what: 'the lagging cache to show the workload stopped' },
+  );
+  expect((await codeOf(call(lagging.client, 'inspectWorkload', { workloadId: id }))).code).toBe(
+    status.NOT_FOUND,
+  );
+  const held = await workloads.get(leader.ns.name, name);
+  await workloads.mergePatch(leader.ns.name, name, {
+    metadata: { finalizers: (held.metadata.finalizers ?? []).filter((f) => f !== hold) },
+  });
+  await eventually(async () => (await workloads.find(leader.ns.name, name)) === undefined, {
+    intervalMs: 50,
+    what: 'the stopped workload to go',
+  });
+
+  await call(leader.client, 'startWorkload', request);
+  expect(lagging.caches.workload(name)?.metadata.uid).toBe(first.metadata.uid);
+  const inspected = await call(lagging.client, 'inspectWorkload', { workloadId: id });
+  expect(inspected.id).toBe(id);
 });
