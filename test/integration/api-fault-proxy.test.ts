@@ -208,6 +208,9 @@ test('a blackhole partition holds requests: forwarded when it heals if the clien
   });
   abort.abort();
   await gaveUp;
+  await eventually(() => a.records.some((r) => r.outcome === 'dropped'), {
+    what: 'the proxy to see the abandoned create closed',
+  });
   // Nothing reached the API server while partitioned.
   await expect(admin.resource(CONFIGMAPS).get(ns.name, 'held')).rejects.toMatchObject({
     statusCode: 404,

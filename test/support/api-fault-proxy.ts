@@ -165,6 +165,10 @@ class Client implements ProxyClient {
       outcome: 'pending',
     };
     this.records.push(record);
+    // A client that gives up while its request waits here (read, delayed or held) is gone.
+    res.once('close', () => {
+      if (record.outcome === 'pending') record.outcome = 'dropped';
+    });
     const body = await readAll(req);
     if (record.write) record.body = body.subarray(0, 4096).toString('utf8');
     const faults = chooseFaults(this.rules, record, this.random);
