@@ -9,16 +9,18 @@
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import {
-  StartWorkloadRequest,
-  VolumeKind,
-  WorkloadStatus,
-} from '../../src/gen/agynio/api/runner/v1/runner.ts';
+import { StartWorkloadRequest, WorkloadStatus } from '../../src/gen/agynio/api/runner/v1/runner.ts';
 import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
 import type { Pvc, Workload } from '../../src/grpc/caches.ts';
 import { PVCS } from '../../src/kube/resources.ts';
 import { eventually } from '../support/kube.ts';
-import { call, codeOf, startHarness, type GrpcHarness } from '../fixtures/grpc-harness.ts';
+import {
+  call,
+  codeOf,
+  namedVolumeWorkload,
+  startHarness,
+  type GrpcHarness,
+} from '../fixtures/grpc-harness.ts';
 
 const WATCH_LAG_MS = 3_000;
 
@@ -69,18 +71,7 @@ test('a volume whose workload was just stopped on one replica is removable on th
   await call(
     leader.client,
     'startWorkload',
-    StartWorkloadRequest.fromPartial({
-      workloadId: id,
-      main: { image: 'x', mounts: [{ volume: 'ws', mountPath: '/w' }] },
-      volumes: [
-        {
-          name: 'ws',
-          kind: VolumeKind.VOLUME_KIND_NAMED,
-          persistentName: claim,
-          labels: { volume_key: claim },
-        },
-      ],
-    }),
+    StartWorkloadRequest.fromPartial(namedVolumeWorkload(id, claim)),
   );
   await eventually(() => lagging.caches.pod(pod) !== undefined, {
     timeoutMs: 30_000,

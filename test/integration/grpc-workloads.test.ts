@@ -19,7 +19,13 @@ import { PODS, PVCS, SECRETS } from '../../src/kube/resources.ts';
 import { AGENT_WORKLOADS } from '../../src/api/resources.ts';
 import { eventually } from '../support/kube.ts';
 import { createWorkload, workloadManifest, type Workload } from '../support/workloads.ts';
-import { call, codeOf, startHarness, type GrpcHarness } from '../fixtures/grpc-harness.ts';
+import {
+  call,
+  codeOf,
+  namedVolumeWorkload,
+  startHarness,
+  type GrpcHarness,
+} from '../fixtures/grpc-harness.ts';
 
 let h: GrpcHarness;
 let c: RunnerServiceClient;
@@ -279,18 +285,7 @@ describe('workload lifecycle', () => {
 test('a volume is removable right after its workload stopped, and again (idempotent)', async () => {
   const id = randomUUID();
   const claim = `ws-${id.slice(0, 8)}`;
-  await start({
-    workloadId: id,
-    main: { image: 'a', mounts: [{ volume: 'ws', mountPath: '/w' }] },
-    volumes: [
-      {
-        name: 'ws',
-        kind: VolumeKind.VOLUME_KIND_NAMED,
-        persistentName: claim,
-        labels: { volume_key: claim },
-      },
-    ],
-  });
+  await start(namedVolumeWorkload(id, claim));
   await waitRunning(id);
   await eventually(() => h.caches.pvc(claim), { what: 'the PVC in the cache' });
   await call(c, 'stopWorkload', { workloadId: id, timeoutSec: 1 });
