@@ -63,7 +63,13 @@ import type { StartComparison } from './lib/start-report.ts';
 import { mib, nowMs, percentilesOf, seconds } from './lib/stats.ts';
 
 export { GRPC_TARGETS, grpcOptions, type GrpcBenchResult } from './lib/grpc-options.ts';
-export { grpcVerdicts, renderGrpcReport, rssVerdict, rssVerdictText } from './lib/grpc-report.ts';
+export {
+  grpcVerdicts,
+  inspectP99Verdict,
+  renderGrpcReport,
+  rssVerdict,
+  rssVerdictText,
+} from './lib/grpc-report.ts';
 
 function log(message: string): void {
   process.stderr.write(`[bench:grpc] ${message}\n`);

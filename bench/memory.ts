@@ -22,6 +22,7 @@ import { LoadGenerator } from './lib/load-client.ts';
 import { startOperator } from './lib/operator.ts';
 import { benchRunner } from './lib/shapes.ts';
 import { MiB, fixed, mib, nowMs, seconds, sleep } from './lib/stats.ts';
+import { verdict } from './lib/verdict.ts';
 
 export interface MemoryBenchOptions {
   n: number;
@@ -159,7 +160,7 @@ export function renderMemoryReport(r: MemoryBenchResult): string {
     `| Process RSS with the caches synced | ${mib(last.rss)} MiB (+${mib(rssDelta)} MiB) | ${mib(r.empty.rss)} MiB RSS | |`,
   );
   lines.push(
-    `| Projected RSS at 1,000 agents (empty + 1,000 × RSS per agent) | ${mib(at1000)} MiB | | ≤ 150 MiB — ${at1000 <= 150 * MiB ? 'meets' : '**misses**'} (caches only; reconcile working set comes on top, see the workloads run) |`,
+    `| Projected RSS at 1,000 agents (empty + 1,000 × RSS per agent) | ${mib(at1000)} MiB | | ≤ 150 MiB — ${verdict(at1000 <= 150 * MiB)} (caches only; reconcile working set comes on top, see the workloads run) |`,
   );
   return lines.join('\n');
 }

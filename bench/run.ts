@@ -19,12 +19,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from './lib/args.ts';
 import { ROOT } from './lib/cluster.ts';
-import { START_TARGETS } from './lib/start-report.ts';
+import { START_TARGETS, startVerdicts } from './lib/start-report.ts';
 import { MiB, fixed, mib, seconds } from './lib/stats.ts';
+import { verdict } from './lib/verdict.ts';
 import {
   GRPC_TARGETS,
   grpcVerdicts,
   grpcOptions,
+  inspectP99Verdict,
   renderGrpcReport,
   rssVerdictText,
   runGrpcBench,
@@ -38,6 +40,7 @@ import {
   floorRatios,
   floorVerdict,
   idleVerdict,
+  rawVerdicts,
   renderWorkloadReport,
   runWorkloadBench,
   workloadOptions,
@@ -66,10 +69,6 @@ const failures: string[] = [];
 const startedAt = new Date();
 const load0 = os.loadavg();
 const t0 = performance.now();
-
-function mark(ok: boolean): string {
-  return ok ? 'meets' : '**misses**';
-}
 
 async function step<T>(
   name: Name,
@@ -102,9 +101,10 @@ await step(
     const ratio = r.operator.allRunningMs / r.baseline.allRunningMs;
     const existRatio = r.operator.allExistMs / r.baseline.allExistMs;
     const fr = floorRatios(r);
+    const raw = rawVerdicts(r);
     summary.push(
-      `| Workloads (N=${r.options.n}, C=${r.options.concurrency}): time until all Running, operator ÷ raw Pods | ${seconds(r.operator.allRunningMs)} s ÷ ${seconds(r.baseline.allRunningMs)} s = ${fixed(ratio)}× | ≤ ${WORKLOAD_TARGETS.ratio}× | ${mark(ratio <= WORKLOAD_TARGETS.ratio)} |`,
-      `| Workloads: time until all Pods exist, operator ÷ raw Pods | ${seconds(r.operator.allExistMs)} s ÷ ${seconds(r.baseline.allExistMs)} s = ${fixed(existRatio)}× | ≤ ${WORKLOAD_TARGETS.ratio}× | ${mark(existRatio <= WORKLOAD_TARGETS.ratio)} |`,
+      `| Workloads (N=${r.options.n}, C=${r.options.concurrency}): time until all Running, operator ÷ raw Pods | ${seconds(r.operator.allRunningMs)} s ÷ ${seconds(r.baseline.allRunningMs)} s = ${fixed(ratio)}× | ≤ ${WORKLOAD_TARGETS.ratio}× | ${raw.running} |`,
+      `| Workloads: time until all Pods exist, operator ÷ raw Pods | ${seconds(r.operator.allExistMs)} s ÷ ${seconds(r.baseline.allExistMs)} s = ${fixed(existRatio)}× | ≤ ${WORKLOAD_TARGETS.ratio}× | ${raw.exist} |`,
       `| Workloads: floor, time until all Pods exist with no controller (the load generator sends each AgentWorkload, its PATCH, PVC and Pod) ÷ raw Pods | ${seconds(r.floor.allExistMs)} s ÷ ${seconds(r.baseline.allExistMs)} s = ${fixed(r.floor.allExistMs / r.baseline.allExistMs)}× | | |`,
       `| Workloads (kubectl path): time until all Pods exist, operator ÷ no-controller floor | ${fixed(fr.exist)}× (${seconds(r.operator.allExistMs)} s ÷ ${seconds(r.floor.allExistMs)} s) | ≤ ${FLOOR_TARGETS.ratio}× at N=${FLOOR_TARGETS.atN} | ${floorVerdict(fr.existOk, r, 'allExistMs')} |`,
       `| Workloads (kubectl path): time until all Running, operator ÷ no-controller floor | ${fixed(fr.running)}× (${seconds(r.operator.allRunningMs)} s ÷ ${seconds(r.floor.allRunningMs)} s) | ≤ ${FLOOR_TARGETS.ratio}× at N=${FLOOR_TARGETS.atN} | ${floorVerdict(fr.runningOk, r, 'allRunningMs')} |`,
@@ -114,7 +114,7 @@ await step(
             `| Workloads (kubectl path): reactive floor (the status floor's writes sent in reaction to each AgentWorkload's watch event by ${r.options.workers} workers, no controller logic) ÷ floor, all Pods exist / all Running | ${fixed(r.reactiveFloor.allExistMs / r.floor.allExistMs)}× / ${fixed(r.reactiveFloor.allRunningMs / r.floor.allRunningMs)}× (${seconds(r.reactiveFloor.allRunningMs)} s); operator ÷ reactive floor ${fixed(r.operator.allExistMs / r.reactiveFloor.allExistMs)}× / ${fixed(r.operator.allRunningMs / r.reactiveFloor.allRunningMs)}× | | |`,
           ]
         : []),
-      `| Workloads: operator RSS, the controller's own process | ${mib(r.rss.peak)} MiB peak (VmHWM), ${mib(r.rss.afterGc)} MiB after GC | ≤ ${WORKLOAD_TARGETS.rssMiB} MiB at ${WORKLOAD_TARGETS.rssAtN} | ${mark(r.rss.peak <= WORKLOAD_TARGETS.rssMiB * MiB)}${r.options.n < WORKLOAD_TARGETS.rssAtN ? ` (at ${r.options.n})` : ''} |`,
+      `| Workloads: operator RSS, the controller's own process | ${mib(r.rss.peak)} MiB peak (VmHWM), ${mib(r.rss.afterGc)} MiB after GC | ≤ ${WORKLOAD_TARGETS.rssMiB} MiB at ${WORKLOAD_TARGETS.rssAtN} | ${verdict(r.rss.peak <= WORKLOAD_TARGETS.rssMiB * MiB)}${r.options.n < WORKLOAD_TARGETS.rssAtN ? ` (at ${r.options.n})` : ''} |`,
       `| Workloads: API writes/min when nothing changes | ${fixed(r.idle.writesPerMin, 1)} (${r.idle.seconds.toFixed(0)} s window${r.idle.unconverged ? `; ${r.idle.unconverged} still converging` : ''}) | 0 | ${idleVerdict(r)} |`,
       `| Workloads: API writes per workload | ${fixed(r.writesPerWorkload)} (raw Pods: 2) | minimal | |`,
     );
@@ -127,23 +127,27 @@ await step(
   () => runGrpcBench(gOpts, kubeconfig),
   renderGrpcReport,
   (r: GrpcBenchResult) => {
-    const shimRows = r.start.flatMap(({ n, direct, crFloor, shim }) => [
-      `| gRPC: first StartWorkload → all Pods Running, shim ÷ direct (N=${n}) | ${fixed(shim.allRunningMs / direct.allRunningMs)}× (${fixed(shim.allRunningMs / 1000)} s vs ${fixed(direct.allRunningMs / 1000)} s; ${fixed(shim.writesPerWorkload)} writes/workload) | ≤ ${START_TARGETS.allRunningRatio}× at N=500 | ${n >= 500 ? mark(shim.allRunningMs <= START_TARGETS.allRunningRatio * direct.allRunningMs) : ''} |`,
-      `| gRPC: StartWorkload p50, operator ÷ direct (N=${n}) | ${fixed(shim.rpc.p50)} ÷ ${fixed(direct.rpc.p50)} ms = ${fixed(shim.rpc.p50 / direct.rpc.p50)}× | ≤ ${START_TARGETS.rpcP50Ratio}× | ${mark(shim.rpc.p50 <= START_TARGETS.rpcP50Ratio * direct.rpc.p50)} |`,
-      `| gRPC: API writes per started workload, Events included (N=${n}) | ${fixed(shim.writesPerWorkload)} (direct: ${fixed(direct.writesPerWorkload)}) | ≤ ${START_TARGETS.writesPerWorkload} | ${mark(shim.writesPerWorkload <= START_TARGETS.writesPerWorkload)} |`,
-      ...(crFloor
-        ? [
-            `| gRPC: the CR design's floor (CR POST, Pod POST, one status write; no controller logic) ÷ direct, all Pods Running (N=${n}) | ${fixed(crFloor.allRunningMs / direct.allRunningMs)}× (${fixed(crFloor.allRunningMs / 1000)} s); shim ÷ this floor ${fixed(shim.allRunningMs / crFloor.allRunningMs)}× | | |`,
-          ]
-        : []),
-      `| gRPC: process CPU per started workload, operator ÷ direct (N=${n}) | ${fixed(shim.cpuMs / n)} ÷ ${fixed(direct.cpuMs / n)} ms = ${fixed(shim.cpuMs / direct.cpuMs)}× | ≤ ${START_TARGETS.cpuRatio}× | ${mark(shim.cpuMs <= START_TARGETS.cpuRatio * direct.cpuMs)} |`,
-    ]);
+    const shimRows = r.start.flatMap((run) => {
+      const { n, direct, crFloor, shim } = run;
+      const v = startVerdicts(run);
+      return [
+        `| gRPC: first StartWorkload → all Pods Running, shim ÷ direct (N=${n}) | ${fixed(shim.allRunningMs / direct.allRunningMs)}× (${fixed(shim.allRunningMs / 1000)} s vs ${fixed(direct.allRunningMs / 1000)} s; ${fixed(shim.writesPerWorkload)} writes/workload) | ≤ ${START_TARGETS.allRunningRatio}× at N=500 | ${n >= 500 ? v.allRunning : ''} |`,
+        `| gRPC: StartWorkload p50, operator ÷ direct (N=${n}) | ${fixed(shim.rpc.p50)} ÷ ${fixed(direct.rpc.p50)} ms = ${fixed(shim.rpc.p50 / direct.rpc.p50)}× | ≤ ${START_TARGETS.rpcP50Ratio}× | ${v.rpcP50} |`,
+        `| gRPC: API writes per started workload, Events included (N=${n}) | ${fixed(shim.writesPerWorkload)} (direct: ${fixed(direct.writesPerWorkload)}) | ≤ ${START_TARGETS.writesPerWorkload} | ${v.writes} |`,
+        ...(crFloor
+          ? [
+              `| gRPC: the CR design's floor (CR POST, Pod POST, one status write; no controller logic) ÷ direct, all Pods Running (N=${n}) | ${fixed(crFloor.allRunningMs / direct.allRunningMs)}× (${fixed(crFloor.allRunningMs / 1000)} s); shim ÷ this floor ${fixed(shim.allRunningMs / crFloor.allRunningMs)}× | | |`,
+            ]
+          : []),
+        `| gRPC: process CPU per started workload, operator ÷ direct (N=${n}) | ${fixed(shim.cpuMs / n)} ÷ ${fixed(direct.cpuMs / n)} ms = ${fixed(shim.cpuMs / direct.cpuMs)}× | ≤ ${START_TARGETS.cpuRatio}× | ${v.cpu} |`,
+      ];
+    });
     const m = r.memory;
     summary.push(
       ...shimRows,
       `| gRPC: operator RSS (its own process, N=${r.start.at(-1)?.n ?? 0}): peak over the whole run incl. the unary load | ${mib(m.lifetimePeak)} MiB (modules loaded ${mib(m.modulesLoaded)}, started ${mib(m.started.rss)}, idle with the workloads ${mib(m.idle.rss)}; bare grpc-js with the same objects: ${mib(m.bare.loadPeak)} peak; bare grpc-js + the operator's modules with the same objects: ${mib(m.bareModules.loadPeak)} peak) | ≤ ${GRPC_TARGETS.rssPeakMiB} MiB at N=${GRPC_TARGETS.rssAtN} | ${rssVerdictText(r)} |`,
-      `| gRPC: InspectWorkload req/s, ${r.options.concurrency} closed-loop callers | ${fixed(r.load.inspect.closed.rps, 0)} (bare grpc-js: ${fixed(r.load.bare.closed.rps, 0)}, ${fixed(r.load.inspect.closed.rps / r.load.bare.closed.rps)}×) | ≥ ${GRPC_TARGETS.inspectRps} | ${mark(grpcVerdicts(r).rps)} |`,
-      `| gRPC: InspectWorkload p99 at ${r.options.rate} req/s (open loop, ${r.options.concurrency} callers) | ${fixed(r.load.inspect.open.p99, 2)} ms (bare grpc-js: ${fixed(r.load.bare.open.p99, 2)} ms) | ≤ ${GRPC_TARGETS.inspectP99Ms} ms | ${mark(grpcVerdicts(r).p99)} |`,
+      `| gRPC: InspectWorkload req/s, ${r.options.concurrency} closed-loop callers | ${fixed(r.load.inspect.closed.rps, 0)} (bare grpc-js: ${fixed(r.load.bare.closed.rps, 0)}, ${fixed(r.load.inspect.closed.rps / r.load.bare.closed.rps)}×) | ≥ ${GRPC_TARGETS.inspectRps} | ${verdict(grpcVerdicts(r).rps)} |`,
+      `| gRPC: InspectWorkload p99 at ${r.options.rate} req/s (open loop, ${r.options.concurrency} callers) | ${fixed(r.load.inspect.open.p99, 2)} ms (bare grpc-js: ${fixed(r.load.bare.open.p99, 2)} ms) | ≤ ${GRPC_TARGETS.inspectP99Ms} ms | ${inspectP99Verdict(r)} |`,
     );
   },
 );
@@ -178,9 +182,9 @@ if (only.has('soak')) {
     (r: SoakResult) => {
       const f = soakFigures(r);
       const row = `${f.rssFitChange >= 0 ? '+' : ''}${mib(f.rssFitChange)} MiB RSS, ${f.heapFitChange >= 0 ? '+' : ''}${mib(f.heapFitChange, 2)} MiB heap over ${fixed(f.window, 0)} s`;
-      const verdict = f.judged ? mark(f.noDrift) : 'not judged: run < 10 min';
+      const drift = f.judged ? verdict(f.noDrift) : 'not judged: run < 10 min';
       summary.push(
-        `| Soak (${fixed(r.options.durationMs / 60_000, 1)} min, ${r.options.ratePerSec}/s): RSS drift | ${row}; ${r.churn.errors} churn errors | no upward drift | ${verdict} |`,
+        `| Soak (${fixed(r.options.durationMs / 60_000, 1)} min, ${r.options.ratePerSec}/s): RSS drift | ${row}; ${r.churn.errors} churn errors | no upward drift | ${drift} |`,
       );
     },
   );

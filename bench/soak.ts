@@ -22,6 +22,7 @@ import type { ChurnResult } from './lib/grpc-load.ts';
 import { LoadGenerator } from './lib/load-client.ts';
 import { startOperator, writesIn } from './lib/operator.ts';
 import { benchRunner } from './lib/shapes.ts';
+import { verdict } from './lib/verdict.ts';
 import {
   LagMonitor,
   MiB,
@@ -235,7 +236,7 @@ export function renderSoakReport(r: SoakResult): string {
     `| Churn | ${r.churn.started} started, ${r.churn.stopped} stopped, ${r.churn.removed} removed, ${r.churn.errors} errors | | 0 errors |`,
   );
   lines.push(
-    `| RSS drift (fitted change over the window) | ${rssFitChange >= 0 ? '+' : ''}${mib(rssFitChange)} MiB (${fixed((rssSlope * 3600) / MiB, 1)} MiB/h) | ${mib(rssStart)} MiB at the window start | no upward drift (≤ max(5 MiB, 5%)) — ${judged ? (noDrift ? 'meets' : '**misses**') : `not judged (run < 10 min; as measured it would ${noDrift ? 'meet' : 'miss'})`} |`,
+    `| RSS drift (fitted change over the window) | ${rssFitChange >= 0 ? '+' : ''}${mib(rssFitChange)} MiB (${fixed((rssSlope * 3600) / MiB, 1)} MiB/h) | ${mib(rssStart)} MiB at the window start | no upward drift (≤ max(5 MiB, 5%)) — ${judged ? verdict(noDrift) : `not judged (run < 10 min; as measured it would ${noDrift ? 'meet' : 'miss'})`} |`,
   );
   lines.push(
     `| Heap drift after GC (fitted change) | ${heapFitChange >= 0 ? '+' : ''}${mib(heapFitChange, 2)} MiB (${fixed((heapSlope * 3600) / MiB, 1)} MiB/h) | ${mib(steady[0]?.heapUsed ?? 0)} MiB at the window start | ≤ 2 MiB |`,

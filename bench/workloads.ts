@@ -46,6 +46,7 @@ export {
   floorRatios,
   floorVerdict,
   idleVerdict,
+  rawVerdicts,
   renderWorkloadReport,
 } from './lib/workload-report.ts';
 

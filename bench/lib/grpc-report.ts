@@ -10,6 +10,7 @@ import {
 import { deployedNodeEnv } from './deployed-env.ts';
 import { renderCrFloor, renderStartComparison } from './start-report.ts';
 import { MiB, fixed, mib, seconds } from './stats.ts';
+import { verdict, verdictBeside } from './verdict.ts';
 
 function deployedSummary(): string {
   const env = Object.entries(deployedNodeEnv());
@@ -73,10 +74,6 @@ function renderMemory(r: GrpcBenchResult): string[] {
   ];
 }
 
-function verdict(ok: boolean): string {
-  return ok ? 'meets' : '**misses**';
-}
-
 /** The two figures the issue sets for InspectWorkload, judged on this run. */
 export function grpcVerdicts(r: GrpcBenchResult): { rps: boolean; p99: boolean } {
   const closed = r.load.inspect.closed;
@@ -86,6 +83,19 @@ export function grpcVerdicts(r: GrpcBenchResult): { rps: boolean; p99: boolean }
     // The latency counts only if the rate was actually served.
     p99: open.p99 <= GRPC_TARGETS.inspectP99Ms && open.rps >= 0.99 * r.options.rate,
   };
+}
+
+/**
+ * InspectWorkload's p99 target, beside the bare grpc-js server under the same open-loop load in
+ * the same run: when the library alone misses it, no grpc-js server meets it here.
+ */
+export function inspectP99Verdict(r: GrpcBenchResult): string {
+  const bare = r.load.bare.open;
+  const target = GRPC_TARGETS.inspectP99Ms;
+  return verdictBeside(grpcVerdicts(r).p99, {
+    above: bare.p99 > target || bare.rps < 0.99 * r.options.rate,
+    text: `the bare grpc-js server's p99 at the same load is ${fixed(bare.p99, 2)} ms in the same run`,
+  });
 }
 
 function renderIntro(r: GrpcBenchResult): string[] {
@@ -149,7 +159,7 @@ function renderUnary(r: GrpcBenchResult): string[] {
       'Open loop: latency p99',
       (x) => `${fixed(x.p99, 2)} ms`,
       `${fixed(inspect.open.p99 / bare.open.p99)}×`,
-      `≤ ${GRPC_TARGETS.inspectP99Ms} ms — ${verdict(ok.p99)}`,
+      `≤ ${GRPC_TARGETS.inspectP99Ms} ms — ${inspectP99Verdict(r)}`,
     ),
     open('Open loop: latency p99.9 / max', (x) => `${fixed(x.p999, 2)} / ${fixed(x.max, 1)} ms`),
     closed(

@@ -4,9 +4,9 @@ import type { CpuUse } from './process-cpu.ts';
 export interface WorkloadBenchOptions {
   n: number;
   concurrency: number;
-  /** WorkloadController workers (src/main.ts default: 4). */
+  /** WorkloadController workers (default DEFAULT_WORKLOAD_WORKERS, src/workload/controller.ts). */
   workers: number;
-  /** The operator client's client-side limit (src/kube/client.ts default: 200 qps, burst 400). */
+  /** The operator client's client-side limit (src/kube/client.ts: DEFAULT_QPS, DEFAULT_BURST). */
   qps: number;
   burst: number;
   idleMs: number;
