@@ -179,17 +179,19 @@ describe('the reactive floor', () => {
   const withReactive = {
     ...result,
     floor: phase(1),
+    statusFloor: phase(1.3),
     reactiveFloor: phase(1.25),
     operator: phase(1.3),
   };
 
-  it('gets its rows, and the verdict of a miss names its ratio to the floor when it is above the target too', () => {
+  it('gets its rows; a miss of all Running is impossible when both floors that send its writes are above the target', () => {
     const lines = renderWorkloadReport(withReactive).split('\n');
     expect(lines).toEqual(
       expect.arrayContaining([
         '| Reactive floor ÷ floor: time until all Pods exist / all Running (what reacting to watch events costs any controller here) | 25.43 / 39.04 s | 20.34 / 31.23 s (floor) | 1.25× / 1.25× | |',
         "| Operator ÷ reactive floor: time until all Pods exist / all Running (what the operator's own logic adds) | 26.45 / 40.60 s | 25.43 / 39.04 s (reactive floor) | 1.04× / 1.04× | |",
-        '| Operator ÷ floor: time until all Running (operator: status.phase written; floor: Pod phase) | 40.60 s | 31.23 s (floor) | 1.30× | ≤ 1.2× at N=1000 — **misses**; the reactive floor (watch-driven writes, no controller logic) is 1.25× the floor in the same run |',
+        "| Operator ÷ floor: time until all Running (operator: status.phase written; floor: Pod phase) | 40.60 s | 31.23 s (floor) | 1.30× | ≤ 1.2× at N=1000 — **impossible here**: the status floor (the operator's writes, no controller) is 1.30× and the reactive floor (the same, watch-driven) 1.25× the floor in the same run |",
+        '| Operator ÷ floor: time until all Pods exist (what the controller itself adds) | 26.45 s | 20.34 s (floor) | 1.30× | ≤ 1.2× at N=1000 — **misses**; the reactive floor (watch-driven writes, no controller logic) is 1.25× the floor in the same run |',
       ]),
     );
     expect(lines.at(-1)).toContain(
@@ -199,7 +201,16 @@ describe('the reactive floor', () => {
 
   it('is not named in a miss when it is within the target itself', () => {
     const text = renderWorkloadReport({ ...withReactive, reactiveFloor: phase(1.1) });
-    expect(text).toContain('1.30× | ≤ 1.2× at N=1000 — **misses** |');
+    expect(text).toContain('40.60 s | 31.23 s (floor) | 1.30× | ≤ 1.2× at N=1000 — **misses** |');
+    expect(text).toContain('26.45 s | 20.34 s (floor) | 1.30× | ≤ 1.2× at N=1000 — **misses** |');
     expect(text).not.toContain('the reactive floor (watch-driven writes');
+    expect(text).not.toContain('impossible');
+  });
+
+  it('without a reactive floor, judges all Running beside the status floor alone', () => {
+    const text = renderWorkloadReport({ ...withReactive, reactiveFloor: undefined });
+    expect(text).toContain(
+      "1.30× | ≤ 1.2× at N=1000 — **impossible here**: the status floor (the operator's writes, no controller) is 1.30× the floor in the same run |",
+    );
   });
 });
