@@ -1,11 +1,12 @@
 /**
- * npm run bench:grpc [-- --start-n 200,500 --start-c 16 --start-shape simple --c 32 --duration 10s --rounds 2 --grpc-warmup 2s --rate 5000 --workers 16 --qps 200]
+ * npm run bench:grpc [-- --start-n 200,500 --start-rounds 3 --start-c 16 --start-shape simple --c 32 --duration 10s --rounds 2 --grpc-warmup 2s --rate 5000 --workers 16 --qps 200]
  *
  * The operator (src/main.ts itself, standalone: the gRPC shim and the WorkloadController
  * sharing their caches) in a process of its own (bench/lib/operator-child.ts), compiled, on
  * plain node with the image's NODE_OPTIONS. For each N of --start-n, StartWorkload until
  * Running against the direct phase (the Go runner's path, bench/lib/direct-runner.ts, in a
- * process of its own too) and then the operator, with ratios (bench/lib/start-phase.ts);
+ * process of its own too), the CR design's floor and then the operator, in --start-rounds
+ * interleaved rounds whose medians give the ratios (bench/lib/start-phase.ts, start-rounds.ts);
  * then, on the last N's workloads, with the Go load generator (bench/grpc-load-go),
  * InspectWorkload at C concurrent callers beside same-run baselines: the shim's trivial
  * Ready (the shim's per-call stack without a cache read) and two floors for throughput and
@@ -59,7 +60,8 @@ import type { ServerProcessConfig } from './lib/server-process.ts';
 import type { DirectMode } from './lib/direct-runner.ts';
 import { standaloneRunner } from './lib/shapes.ts';
 import { runStartPhase, type StartPhase } from './lib/start-phase.ts';
-import type { StartComparison } from './lib/start-report.ts';
+import type { StartComparison, StartRound } from './lib/start-report.ts';
+import { comparisonOf } from './lib/start-rounds.ts';
 import { mib, nowMs, percentilesOf, seconds } from './lib/stats.ts';
 
 export { GRPC_TARGETS, grpcOptions, type GrpcBenchResult } from './lib/grpc-options.ts';
@@ -228,33 +230,41 @@ export async function runGrpcBench(
     let ns = '';
     let lastIds: string[] = [];
     let started: ChildMemory | undefined;
+    let lastShim: StartPhase | undefined;
     for (const n of opts.startNs) {
-      await op?.stop();
-      if (ns) await deleteNamespace(kube, ns, 120_000);
       const phase = { n, concurrency: opts.startConcurrency, shape: opts.shape, loadgen };
-      const d = await directPhase(kube, cluster.kubeconfig, opts, phase);
-      const floor = await directPhase(kube, cluster.kubeconfig, opts, phase, 'cr');
-      ns = await createNamespace(kube, 'bench-grpc');
-      op = await startOperatorChild({ kubeconfig: cluster.kubeconfig, namespace: ns, ...opts });
-      started = await op.child.memory();
-      log(`operator started (pid ${op.child.pid}, RSS ${mib(started.rss)} MiB); log ${op.logFile}`);
-      const s = await runStartPhase({
-        ...phase,
-        target: 'shim',
-        address: op.address,
-        process: op.child,
-        observer: kube,
-        namespace: ns,
-        statusRunning: true,
-        log,
-      });
-      start.push({ n, direct: d, crFloor: floor, shim: s });
-      lastIds = s.rpc.ids;
+      const rounds: StartRound[] = [];
+      for (let round = 1; round <= opts.startRounds; round++) {
+        log(`N = ${n}, round ${round}/${opts.startRounds}`);
+        await op?.stop();
+        if (ns) await deleteNamespace(kube, ns, 120_000);
+        const d = await directPhase(kube, cluster.kubeconfig, opts, phase);
+        const floor = await directPhase(kube, cluster.kubeconfig, opts, phase, 'cr');
+        ns = await createNamespace(kube, 'bench-grpc');
+        op = await startOperatorChild({ kubeconfig: cluster.kubeconfig, namespace: ns, ...opts });
+        started = await op.child.memory();
+        log(
+          `operator started (pid ${op.child.pid}, RSS ${mib(started.rss)} MiB); log ${op.logFile}`,
+        );
+        lastShim = await runStartPhase({
+          ...phase,
+          target: 'shim',
+          address: op.address,
+          process: op.child,
+          observer: kube,
+          namespace: ns,
+          statusRunning: true,
+          log,
+        });
+        rounds.push({ direct: d, crFloor: floor, shim: lastShim });
+        lastIds = lastShim.rpc.ids;
+      }
+      start.push(comparisonOf(n, rounds));
     }
-    if (!op || !started) throw new Error('--start-n: at least one N');
+    if (!op || !started || !lastShim) throw new Error('--start-n: at least one N');
     const idle = await op.child.memory();
     const idleAfterGc = await op.child.memory({ gc: true, resetPeak: true });
-    const startPeak = Math.max(...start.slice(-1).map((c) => c.shim.rssPeak), idle.peakRss);
+    const startPeak = Math.max(lastShim.rssPeak, idle.peakRss);
 
     goLoadBinary();
     const { bare, bareModules } = await startBareFloors(await writeObjects(kube, ns), floors);

@@ -9,8 +9,10 @@ import { START_SHAPES, type StartShape } from './shapes.ts';
 import type { StartComparison } from './start-report.ts';
 
 export interface GrpcBenchOptions {
-  /** Each N gets a direct and a shim StartWorkload phase; the Inspect load uses the last. */
+  /** Each N gets direct, CR floor and shim StartWorkload phases; the Inspect load uses the last. */
   startNs: number[];
+  /** Interleaved rounds of those three phases per N; the report gives their medians. */
+  startRounds: number;
   startConcurrency: number;
   shape: StartShape;
   concurrency: number;
@@ -41,6 +43,7 @@ export function grpcOptions(args: Args): GrpcBenchOptions {
       .split(',')
       .map((v) => Number.parseInt(v, 10))
       .filter((v) => v > 0),
+    startRounds: Math.max(1, args.int('start-rounds', 3)),
     startConcurrency: args.int('start-c', 16),
     shape: startShape(args.string('start-shape', 'simple')),
     concurrency: args.int('c', 32),

@@ -2,12 +2,18 @@ import type { StartPhase } from './start-phase.ts';
 import { fixed, mib, seconds } from './stats.ts';
 import { ratioFloor, verdict, verdictBeside } from './verdict.ts';
 
-export interface StartComparison {
-  n: number;
+/** One interleaved round of an N: the direct phase, the CR floor, then the shim. */
+export interface StartRound {
   direct: StartPhase;
   /** The CR design's floor (bench/lib/cr-floor.ts): its writes with no controller logic. */
   crFloor?: StartPhase;
   shim: StartPhase;
+}
+
+/** An N's phases: each the median of its rounds (bench/lib/start-rounds.ts), which it keeps. */
+export interface StartComparison extends StartRound {
+  n: number;
+  rounds?: StartRound[];
 }
 
 /**
@@ -84,6 +90,22 @@ function ratio(shim: number, direct: number): string {
   return direct > 0 ? `${fixed(shim / direct)}×` : 'n/a';
 }
 
+function roundsSentence(runs: StartComparison[]): string {
+  const rounds = runs[0]?.rounds?.length ?? 1;
+  if (rounds < 2) return '';
+  return (
+    ` Each N ran in ${rounds} interleaved rounds (direct, CR floor, shim, then again); every figure is the ` +
+    `median of its rounds, errors are summed over them and the RSS peak is their highest.`
+  );
+}
+
+/** Each round's shim ÷ direct for all Pods Running, to show what one round alone would say. */
+export function roundSpread(run: StartComparison): string | undefined {
+  const rounds = run.rounds ?? [];
+  if (rounds.length < 2) return undefined;
+  return rounds.map((r) => ratio(r.shim.allRunningMs, r.direct.allRunningMs)).join(', ');
+}
+
 export function renderStartComparison(
   runs: StartComparison[],
   o: { startConcurrency: number; shape: string; qps: number; burst: number },
@@ -101,7 +123,7 @@ export function renderStartComparison(
       `the same ${o.startConcurrency} grpc-js callers in the forked load generator, and the same observer informer on ` +
       `the namespace's Pods (and AgentWorkloads) in the benchmark's process. CPU is the target process's own from the ` +
       `first call until everything was Running; RSS peak is its VmHWM over the phase; API requests are the target's, ` +
-      `counted until 2 s after.`,
+      `counted until 2 s after.${roundsSentence(runs)}`,
   );
   lines.push('');
   lines.push('| N | Figure | Direct | Shim | Shim ÷ direct | Target |');
@@ -126,6 +148,8 @@ export function renderStartComparison(
         `${seconds(s.statusRunningMs)} s`,
         ratio(s.statusRunningMs, d.allRunningMs),
       );
+    const spread = roundSpread(run);
+    if (spread) row('Rounds: first call → all Pods Running, shim ÷ direct', '', '', spread);
     row(
       'StartWorkload p50 / p99',
       `${fixed(d.rpc.p50, 1)} / ${fixed(d.rpc.p99, 1)} ms`,
