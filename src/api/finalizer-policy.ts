@@ -15,8 +15,10 @@ const addFinalizer = [
  * is created, so the controller need not PATCH it in afterwards (one API write less per
  * workload created with kubectl or GitOps). It only saves a write: failures are ignored and
  * the controller adds a missing finalizer as before, except the API server's own 503 while it
- * lacks the resource's schema, which no failurePolicy covers (hence opt-in in the chart). The binding scopes it to the one
- * workload namespace an operator serves: a finalizer nobody removes would block deletion.
+ * lacks the resource's schema (for seconds after each API server start, until its 5 s poll
+ * of /openapi/v3 has run), which no failurePolicy covers (hence opt-in in the chart). The
+ * binding scopes it to the one workload namespace an operator serves: a finalizer nobody
+ * removes would block deletion.
  */
 export function workloadFinalizerPolicy(name: string) {
   return {

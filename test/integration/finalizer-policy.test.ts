@@ -34,8 +34,8 @@ let removePolicy: (() => Promise<void>) | undefined;
 
 /**
  * Creates a workload, retrying the API server's 503 "Resource kind ... not found" that a
- * policy gets while its OpenAPI schema of the kind is being refreshed (the reason the chart's
- * policy is opt-in); any other error fails at once.
+ * policy gets until the API server's poll of its own OpenAPI index has seen the kind (the
+ * reason the chart's policy is opt-in); any other error fails at once.
  */
 const refusals = { count: 0, longestMs: 0 };
 async function create(namespace: string, manifest: Record<string, unknown>) {
