@@ -64,6 +64,23 @@ interface CrdDefinition {
   }>;
 }
 
+/**
+ * An object the controller has not written yet reads `status: {observedGeneration: 0}` (the
+ * API server applies schema defaults on every read), so kstatus (Flux) computes InProgress,
+ * "generation 1, observed 0", instead of the Current it gives an object with no status.
+ */
+function unobservedByDefault(status: JsonSchema): JsonSchema {
+  const properties = status.properties as Record<string, JsonSchema>;
+  return {
+    ...status,
+    default: {},
+    properties: {
+      ...properties,
+      observedGeneration: { ...properties.observedGeneration, default: 0 },
+    },
+  };
+}
+
 export function buildCrd(def: CrdDefinition): JsonSchema {
   const openAPIV3Schema: JsonSchema = {
     type: 'object',
@@ -74,7 +91,7 @@ export function buildCrd(def: CrdDefinition): JsonSchema {
       kind: { type: 'string' },
       metadata: { type: 'object' },
       spec: schemaOf(def.spec, 'input'),
-      status: schemaOf(def.status, 'output'),
+      status: unobservedByDefault(schemaOf(def.status, 'output')),
     },
   };
   describeSchema(openAPIV3Schema, def.descriptions);

@@ -69,10 +69,10 @@ async function closedLoopbackPort(): Promise<number> {
   return port;
 }
 
-function kubectlList(resource: string): string {
+function kubectlList(resource: string, namespace = ns.name): string {
   return execFileSync(
     path.join(binDir(), 'kubectl'),
-    ['get', resource, '-n', ns.name, '-o', 'json'],
+    ['get', resource, '-n', namespace, '-o', 'json'],
     {
       encoding: 'utf8',
     },
@@ -226,4 +226,46 @@ test('Runners ready, retrying and needing a person read as kstatus and Argo CD s
     retrying: 'InProgress / Progressing',
     'needs-person': 'Failed / Degraded',
   });
+});
+
+test('an AgentWorkload and a Runner no controller has written yet read InProgress, not Current', async () => {
+  // kstatus reads an object without status as Current: a Kustomization with `wait: true`
+  // would pass before the operator has seen it. The CRDs default status.observedGeneration
+  // to 0, so until the controller writes status the generation reads as not observed.
+  const unwatched = await createTestNamespace(client, 'it-gitops-new');
+  try {
+    await client.resource(AGENT_WORKLOADS).create(unwatched.name, workloadManifest('new') as never);
+    await client.resource<Runner>(RUNNERS).create(unwatched.name, {
+      apiVersion: 'agyn.io/v1alpha1',
+      kind: 'Runner',
+      metadata: { name: 'new', namespace: unwatched.name },
+      spec: {
+        gateway: testGateway({ url: gateway.url }),
+        serviceToken: { secretRef: { name: 'gitops-token', key: 'token' } },
+        workloadNamespace: unwatched.name,
+      },
+    } as never);
+    const got: Record<string, string> = {};
+    const statuses: Record<string, unknown> = {};
+    for (const [kind, resource] of [
+      ['agentworkload', 'agentworkloads.agyn.io'],
+      ['runner', 'runners.agyn.io'],
+    ] as const) {
+      const list = kubectlList(resource, unwatched.name);
+      const [item] = (JSON.parse(list) as { items: Array<AgentWorkload | Runner> }).items;
+      if (!item) throw new Error(`no ${kind} listed`);
+      got[kind] = `${kstatus(list).new?.status} / ${argoHealth(luaScript(kind), item).status}`;
+      statuses[kind] = item.status;
+    }
+    expect(got).toEqual({
+      agentworkload: 'InProgress / Progressing',
+      runner: 'InProgress / Progressing',
+    });
+    expect(statuses).toEqual({
+      agentworkload: { observedGeneration: 0 },
+      runner: { observedGeneration: 0 },
+    });
+  } finally {
+    await unwatched.cleanup();
+  }
 });
