@@ -81,6 +81,7 @@ export class WorkloadController {
       new WorkloadCaches(new InformerCache(options.client, this.logger), options.namespace);
     this.access = new AccessGate(this.informers.secrets, this.client.resource<Secret>(SECRETS));
     this.executor = new WorkloadExecutor(this.client, this.informers);
+    const workers = options.workers ?? DEFAULT_WORKLOAD_WORKERS;
     this.statusWriter = new StatusWriter({
       client: this.client,
       logger: this.logger,
@@ -88,6 +89,7 @@ export class WorkloadController {
       now: this.now,
       stateSink: options.stateSink,
       coalesceMs: options.statusCoalesceMs,
+      backlogged: () => (this.controller.queue?.len() ?? 0) >= workers,
     });
     this.orphans = new OrphanSecretCollector({
       client: this.client,
@@ -98,7 +100,7 @@ export class WorkloadController {
     });
     this.controller = new TriggeredController({
       name: 'agentworkload',
-      workers: options.workers ?? DEFAULT_WORKLOAD_WORKERS,
+      workers,
       logger: this.logger,
       reconcile: (key, signal) => this.reconcile(key, signal),
       triggers: this.triggers(),

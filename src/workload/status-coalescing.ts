@@ -11,6 +11,41 @@ export const STATUS_PROGRESS_COALESCE_MS = 1_000;
 export const FIRST_STATUS_COALESCE_MS = 5_000;
 
 /**
+ * How long, at most, a first Pending or Starting may keep waiting under a backlog. A new
+ * object reads InProgress meanwhile (its CRD defaults status.observedGeneration to 0).
+ */
+export const FIRST_STATUS_BACKLOG_MAX_MS = 30_000;
+
+/** The first Pending or Starting of a workload that has shown no more than Pending. */
+function isFirstStatus(previous: AgentWorkloadStatus, next: AgentWorkloadStatus): boolean {
+  const early = previous.phase === undefined || previous.phase === 'Pending';
+  return (
+    early &&
+    previous.phase !== next.phase &&
+    (next.phase === 'Pending' || next.phase === 'Starting')
+  );
+}
+
+/**
+ * How much longer a first Pending or Starting whose window has passed waits (0: written now)
+ * while the controller has a backlog (more workloads queued than it has workers): in steps
+ * of its window, up to FIRST_STATUS_BACKLOG_MAX_MS from when it began to wait. Under a burst
+ * the API server's time goes to the Pods still to be created first; a Pod that runs in the
+ * meantime costs one status write (Running) instead of two.
+ */
+export function backlogWaitMs(
+  previous: AgentWorkloadStatus,
+  next: AgentWorkloadStatus,
+  waitedMs: number,
+  windowMs: number,
+  backlogged: boolean,
+): number {
+  if (!backlogged || windowMs <= 0 || !isFirstStatus(previous, next)) return 0;
+  const left = FIRST_STATUS_BACKLOG_MAX_MS - waitedMs;
+  return left > 0 ? Math.min(windowMs, left) : 0;
+}
+
+/**
  * How long a status change may wait (0: written at once) for the next one: progress within
  * a transitional phase (same phase, reason and generation), and the first Pending or
  * Starting of a workload that has shown no more than Pending, so that a Pod running within
@@ -21,12 +56,7 @@ export function coalesceWindowMs(
   next: AgentWorkloadStatus,
   windowMs?: number,
 ): number {
-  const early = previous.phase === undefined || previous.phase === 'Pending';
-  const first =
-    early &&
-    previous.phase !== next.phase &&
-    (next.phase === 'Pending' || next.phase === 'Starting');
-  if (first) return windowMs ?? FIRST_STATUS_COALESCE_MS;
+  if (isFirstStatus(previous, next)) return windowMs ?? FIRST_STATUS_COALESCE_MS;
   const progress =
     previous.phase === next.phase &&
     (next.phase === 'Pending' || next.phase === 'Starting' || next.phase === 'Stopping') &&

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { Workload } from './caches.ts';
 import { desiredStatus, type StatusFacts } from './desired-status.ts';
 import type { WorkloadStateSink } from './seams.ts';
-import { coalesceWindowMs } from './status-coalescing.ts';
+import { backlogWaitMs, coalesceWindowMs } from './status-coalescing.ts';
 
 export const TOUCHED_AT_ANNOTATION = ANNOTATIONS.touchedAt;
 /**
@@ -46,13 +46,16 @@ export interface StatusWriterOptions {
   stateSink?: WorkloadStateSink;
   /** Overrides both coalescing windows (status-coalescing.ts). */
   coalesceMs?: number;
+  /** Whether the controller has more workloads queued than workers (backlogWaitMs). */
+  backlogged?: () => boolean;
 }
 
 /**
  * Writes a workload's status unless it is unchanged, records an Event when recordsEvent
  * says so, and tells the state sink. A change that may coalesce (container states while a
- * Pod starts, a first Starting: coalesceWindowMs) waits for the next one, so a Pod that
- * starts quickly costs one status write, not one per step.
+ * Pod starts, a first Starting: coalesceWindowMs, longer under a backlog: backlogWaitMs)
+ * waits for the next one, so a Pod that starts quickly costs one status write, not one per
+ * step.
  */
 export class StatusWriter {
   private readonly workloads: ResourceClient<Workload>;
@@ -80,8 +83,11 @@ export class StatusWriter {
     if (window > 0) {
       const since = this.progressSince.get(key) ?? now.getTime();
       this.progressSince.set(key, since);
-      const leftMs = since + window - now.getTime();
-      if (leftMs > 0) return leftMs;
+      const waitedMs = now.getTime() - since;
+      if (waitedMs < window) return window - waitedMs;
+      const backlogged = this.options.backlogged?.() ?? false;
+      const moreMs = backlogWaitMs(previous, next, waitedMs, window, backlogged);
+      if (moreMs > 0) return moreMs;
     }
     this.progressSince.delete(key);
 

@@ -1,8 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
 import type { AgentWorkloadStatus } from '../../src/api/agentworkload.ts';
 import {
+  FIRST_STATUS_BACKLOG_MAX_MS,
   FIRST_STATUS_COALESCE_MS,
   STATUS_PROGRESS_COALESCE_MS,
+  backlogWaitMs,
   coalesceWindowMs,
 } from '../../src/workload/status-coalescing.ts';
 
@@ -52,5 +54,38 @@ describe('coalesceWindowMs', () => {
     expect(coalesceWindowMs({}, starting, 7)).toBe(7);
     expect(coalesceWindowMs(starting, { ...starting, message: 'm' }, 7)).toBe(7);
     expect(coalesceWindowMs(starting, { ...starting, phase: 'Running' }, 7)).toBe(0);
+  });
+});
+
+describe('backlogWaitMs', () => {
+  const window = FIRST_STATUS_COALESCE_MS;
+
+  it('lets a first Pending or Starting wait on, a window at a time, while the controller has a backlog', () => {
+    expect(backlogWaitMs({}, starting, window, window, true)).toBe(window);
+    expect(
+      backlogWaitMs({}, { phase: 'Pending', observedGeneration: 1 }, window, window, true),
+    ).toBe(window);
+    expect(backlogWaitMs({ phase: 'Pending' }, starting, 2 * window, window, true)).toBe(window);
+  });
+
+  it('writes it once the backlog is gone', () => {
+    expect(backlogWaitMs({}, starting, window, window, false)).toBe(0);
+  });
+
+  it('never lets it wait longer than FIRST_STATUS_BACKLOG_MAX_MS in all', () => {
+    expect(backlogWaitMs({}, starting, FIRST_STATUS_BACKLOG_MAX_MS - 1_000, window, true)).toBe(
+      1_000,
+    );
+    expect(backlogWaitMs({}, starting, FIRST_STATUS_BACKLOG_MAX_MS, window, true)).toBe(0);
+  });
+
+  it('holds back no other change, and nothing when coalescing is off', () => {
+    expect(backlogWaitMs(starting, { ...starting, phase: 'Running' }, window, window, true)).toBe(
+      0,
+    );
+    expect(backlogWaitMs({}, { ...starting, phase: 'Running' }, window, window, true)).toBe(0);
+    expect(backlogWaitMs(starting, { ...starting, message: 'm' }, window, window, true)).toBe(0);
+    expect(backlogWaitMs({ phase: 'Failed' }, starting, window, window, true)).toBe(0);
+    expect(backlogWaitMs({}, starting, 0, 0, true)).toBe(0);
   });
 });
