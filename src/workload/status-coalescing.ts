@@ -28,7 +28,7 @@ function isFirstStatus(previous: AgentWorkloadStatus, next: AgentWorkloadStatus)
 
 /**
  * How much longer a first Pending or Starting whose window has passed waits (0: written now)
- * while the controller has a backlog (more workloads queued than it has workers): in steps
+ * while the controller has a backlog (as many workloads queued as it has workers): in steps
  * of its window, up to FIRST_STATUS_BACKLOG_MAX_MS from when it began to wait. Under a burst
  * the API server's time goes to the Pods still to be created first; a Pod that runs in the
  * meantime costs one status write (Running) instead of two.
