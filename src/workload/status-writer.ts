@@ -46,7 +46,7 @@ export interface StatusWriterOptions {
   stateSink?: WorkloadStateSink;
   /** Overrides both coalescing windows (status-coalescing.ts). */
   coalesceMs?: number;
-  /** Whether the controller has at least as many workloads queued as workers (backlogWaitMs). */
+  /** Whether as many workloads are queued as the controller has workers (backlogWaitMs). */
   backlogged?: () => boolean;
 }
 
