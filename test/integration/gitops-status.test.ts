@@ -27,6 +27,7 @@ import {
   testLogger,
   type TestNamespace,
 } from '../support/kube.ts';
+import { createRunner } from '../support/operator-process.ts';
 import { startTestGateway, testGateway, type TestGateway } from '../support/test-gateway.ts';
 import {
   fastRunner,
@@ -235,16 +236,7 @@ test('an AgentWorkload and a Runner no controller has written yet read InProgres
   const unwatched = await createTestNamespace(client, 'it-gitops-new');
   try {
     await client.resource(AGENT_WORKLOADS).create(unwatched.name, workloadManifest('new') as never);
-    await client.resource<Runner>(RUNNERS).create(unwatched.name, {
-      apiVersion: 'agyn.io/v1alpha1',
-      kind: 'Runner',
-      metadata: { name: 'new', namespace: unwatched.name },
-      spec: {
-        gateway: testGateway({ url: gateway.url }),
-        serviceToken: { secretRef: { name: 'gitops-token', key: 'token' } },
-        workloadNamespace: unwatched.name,
-      },
-    } as never);
+    await createRunner(client, unwatched.name, 'new', gateway.url, TOKEN);
     const got: Record<string, string> = {};
     const statuses: Record<string, unknown> = {};
     for (const [kind, resource] of [
