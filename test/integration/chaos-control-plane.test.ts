@@ -299,7 +299,7 @@ test(`kube-apiserver and etcd SIGKILLed and restarted while ${WORKLOADS} workloa
 });
 
 test('the opt-in finalizer policy after a kube-apiserver restart: creates are refused with 503 only until the API server has the kind schema again, then carry the finalizer', async () => {
-  // The reason the chart's policy is opt-in (README, "Finalizer"): the API server applies a
+  // The reason the chart's policy is opt-in (README, "Status writes"): the API server applies a
   // MutatingAdmissionPolicy only with the kind's OpenAPI schema, which it learns by polling
   // its own /openapi/v3 every 5 s; until then it refuses the create whatever the failurePolicy.
   const wns = await createTestNamespace(cluster.client, 'chaos-fpol');
