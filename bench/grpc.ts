@@ -228,7 +228,6 @@ export async function runGrpcBench(
     const modulesLoaded = runMemoryProbe(cluster.kubeconfig)[0]?.rss ?? Number.NaN;
     const start: StartComparison[] = [];
     let ns = '';
-    let lastIds: string[] = [];
     let started: ChildMemory | undefined;
     let lastShim: StartPhase | undefined;
     for (const n of opts.startNs) {
@@ -257,7 +256,6 @@ export async function runGrpcBench(
           log,
         });
         rounds.push({ direct: d, crFloor: floor, shim: lastShim });
-        lastIds = lastShim.rpc.ids;
       }
       start.push(comparisonOf(n, rounds));
     }
@@ -269,7 +267,7 @@ export async function runGrpcBench(
     goLoadBinary();
     const { bare, bareModules } = await startBareFloors(await writeObjects(kube, ns), floors);
     const poller = new MemoryPoller(op.child).start();
-    const load = await unaryLoad(opts, loadTargets(op, { bare, bareModules }, lastIds));
+    const load = await unaryLoad(opts, loadTargets(op, { bare, bareModules }, lastShim.rpc.ids));
     const loadMax = poller.stop();
     const after = await op.child.memory();
     if (!cluster.dedicated) await deleteNamespace(kube, ns);
