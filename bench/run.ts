@@ -7,7 +7,7 @@
  *
  *   --only workloads,grpc,memory,soak   which to run (default: the three; soak when --soak is given)
  *   --n 1000 --c 32 --idle 60s --warmup 20           workloads (bench/workloads.ts; also
- *     --finalizer-policy, --status-coalesce-ms 0)
+ *     --finalizer-policy, --status-coalesce-ms 0, --floor-rounds 3)
  *   --start-n 200,500 --start-c 16 --start-shape simple --duration 10s --rounds 2 --grpc-warmup 2s   gRPC (bench/grpc.ts; --c shared)
  *   --memory-n 5000 --memory-rate 8                   memory (bench/memory.ts)
  *   --soak 30m --soak-rate 1 --soak-lifetime 20s      soak (bench/soak.ts)
@@ -106,8 +106,8 @@ await step(
       `| Workloads (N=${r.options.n}, C=${r.options.concurrency}): time until all Running, operator ÷ raw Pods | ${seconds(r.operator.allRunningMs)} s ÷ ${seconds(r.baseline.allRunningMs)} s = ${fixed(ratio)}× | ≤ ${WORKLOAD_TARGETS.ratio}× | ${raw.running} |`,
       `| Workloads: time until all Pods exist, operator ÷ raw Pods | ${seconds(r.operator.allExistMs)} s ÷ ${seconds(r.baseline.allExistMs)} s = ${fixed(existRatio)}× | ≤ ${WORKLOAD_TARGETS.ratio}× | ${raw.exist} |`,
       `| Workloads: floor, time until all Pods exist with no controller (the load generator sends each AgentWorkload, its PATCH, PVC and Pod) ÷ raw Pods | ${seconds(r.floor.allExistMs)} s ÷ ${seconds(r.baseline.allExistMs)} s = ${fixed(r.floor.allExistMs / r.baseline.allExistMs)}× | | |`,
-      `| Workloads (kubectl path): time until all Pods exist, operator ÷ no-controller floor | ${fixed(fr.exist)}× (${seconds(r.operator.allExistMs)} s ÷ ${seconds(r.floor.allExistMs)} s) | ≤ ${FLOOR_TARGETS.ratio}× at N=${FLOOR_TARGETS.atN} | ${floorVerdict(fr.existOk, r, 'allExistMs')} |`,
-      `| Workloads (kubectl path): time until all Running, operator ÷ no-controller floor | ${fixed(fr.running)}× (${seconds(r.operator.allRunningMs)} s ÷ ${seconds(r.floor.allRunningMs)} s) | ≤ ${FLOOR_TARGETS.ratio}× at N=${FLOOR_TARGETS.atN} | ${floorVerdict(fr.runningOk, r, 'allRunningMs')} |`,
+      `| Workloads (kubectl path): time until all Pods exist, operator ÷ no-controller floor | ${fr.existText} (round 1: ${seconds(r.operator.allExistMs)} s ÷ ${seconds(r.floor.allExistMs)} s) | ≤ ${FLOOR_TARGETS.ratio}× at N=${FLOOR_TARGETS.atN} | ${floorVerdict(fr.existOk, r, 'allExistMs')} |`,
+      `| Workloads (kubectl path): time until all Running, operator ÷ no-controller floor | ${fr.runningText} (round 1: ${seconds(r.operator.allRunningMs)} s ÷ ${seconds(r.floor.allRunningMs)} s) | ≤ ${FLOOR_TARGETS.ratio}× at N=${FLOOR_TARGETS.atN} | ${floorVerdict(fr.runningOk, r, 'allRunningMs')} |`,
       `| Workloads (kubectl path): status floor (the floor plus owner references, a Starting status with the Pod and a Running status when it runs) ÷ floor, all Running | ${fixed(r.statusFloor.allRunningMs / r.floor.allRunningMs)}× (${seconds(r.statusFloor.allRunningMs)} s); operator ÷ status floor ${fixed(r.operator.allRunningMs / r.statusFloor.allRunningMs)}× | | |`,
       ...(r.reactiveFloor
         ? [

@@ -15,6 +15,8 @@ export interface WorkloadBenchOptions {
   finalizerPolicy: boolean;
   /** The controller's status coalescing window (--status-coalesce-ms); its default when absent. */
   statusCoalesceMs?: number;
+  /** Interleaved floor and operator rounds whose median ratios judge the kubectl path (floor-rounds.ts). */
+  floorRounds: number;
   /** Set by runWorkloadBench: the dedicated cluster's state dir, whose processes' CPU each phase reports. */
   stateDir?: string;
 }
@@ -23,6 +25,12 @@ export const WORKLOAD_TARGETS = { ratio: 1.3, rssMiB: 150, rssAtN: 1000, idleWri
 
 /** Issue 15 (the kubectl path): operator ÷ the no-controller floor of the same run, at N = 1,000. */
 export const FLOOR_TARGETS = { ratio: 1.2, atN: 1000 };
+
+/** One interleaved round of the kubectl path's floor and operator phases. */
+export interface FloorRound {
+  floor: PhaseTiming;
+  operator: PhaseTiming;
+}
 
 export interface SchedulingFailures {
   pods: number;
@@ -100,6 +108,8 @@ export interface WorkloadBenchResult extends OperatorPhaseResult {
   statusFloor: PhaseTiming;
   /** reactiveFloorPhase: the status floor's writes sent in reaction to each watch event. */
   reactiveFloor?: PhaseTiming;
+  /** The interleaved rounds after the first (whose floor and operator are `floor`, `operator`). */
+  extraFloorRounds: FloorRound[];
   /** RSS of a fresh process on the compiled operator code with its modules loaded (no tsx). */
   emptyOperatorRss: number;
   baselineNamespaceGone: boolean;

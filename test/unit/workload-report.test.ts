@@ -37,6 +37,7 @@ const result: WorkloadBenchResult = {
     idleMs: 60_000,
     warmup: 20,
     finalizerPolicy: false,
+    floorRounds: 1,
   },
   baseline: phase(1, { schedulingFailures: { pods: 3, attempts: 7 }, allBoundMs: 18_000 }),
   floor: phase(1.1, { schedulingFailures: { pods: 0, attempts: 0 }, allBoundMs: 19_000 }),
@@ -72,6 +73,7 @@ const result: WorkloadBenchResult = {
     byResource: [],
   },
   baselineNamespaceGone: true,
+  extraFloorRounds: [],
 };
 
 describe('renderWorkloadReport', () => {
@@ -211,6 +213,26 @@ describe('the reactive floor', () => {
     const text = renderWorkloadReport({ ...withReactive, reactiveFloor: undefined });
     expect(text).toContain(
       "1.30× | ≤ 1.2× at N=1000 — **impossible here**: the status floor (the operator's writes, no controller) is 1.30× the floor in the same run |",
+    );
+  });
+});
+
+describe('interleaved floor rounds', () => {
+  const rounds = (...operatorK: number[]) =>
+    operatorK.map((k) => ({ floor: phase(1), operator: phase(k) }));
+
+  it("judge operator ÷ floor by the median of the rounds, the first being the rows' own", () => {
+    const text = renderWorkloadReport({ ...result, extraFloorRounds: rounds(1.3, 1.1) });
+    expect(text).toContain(
+      '| 26.45 s | 22.38 s (floor) | 1.18×, the median of 3 interleaved rounds: 1.18, 1.30, 1.10× | ≤ 1.2× at N=1000 — meets |',
+    );
+    expect(text).toContain('judged by the median of 3 interleaved rounds');
+  });
+
+  it('miss when the median is above the target, whichever round met it', () => {
+    const text = renderWorkloadReport({ ...result, extraFloorRounds: rounds(1.3, 1.25) });
+    expect(text).toContain(
+      '| 26.45 s | 22.38 s (floor) | 1.25×, the median of 3 interleaved rounds: 1.18, 1.30, 1.25× | ≤ 1.2× at N=1000 — **misses** |',
     );
   });
 });
