@@ -6,7 +6,7 @@
  */
 import type { KubeClient } from '../../src/kube/client.ts';
 import { deleteNamespace } from './cluster.ts';
-import { fixed, percentile } from './stats.ts';
+import { fixed } from './stats.ts';
 import { operatorPhase } from './workload-operator-phase.ts';
 import {
   FLOOR_TARGETS,
@@ -35,11 +35,18 @@ export async function extraFloorRounds(
   return rounds;
 }
 
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  if (sorted.length === 0) return Number.NaN;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 export interface RoundRatios {
   /** Operator ÷ floor of each round, in order. */
   exist: number[];
   running: number[];
-  /** Their medians (nearest rank). */
+  /** Their medians (of an even count, the mean of the middle two). */
   existMedian: number;
   runningMedian: number;
 }
@@ -50,8 +57,8 @@ export function roundRatios(rounds: FloorRound[]): RoundRatios {
   return {
     exist,
     running,
-    existMedian: percentile(exist, 50),
-    runningMedian: percentile(running, 50),
+    existMedian: median(exist),
+    runningMedian: median(running),
   };
 }
 
@@ -59,7 +66,7 @@ export function roundRatios(rounds: FloorRound[]): RoundRatios {
 export function roundsText(ratios: number[]): string {
   if (ratios.length < 2) return `${fixed(ratios[0] ?? Number.NaN)}×`;
   const each = ratios.map((v) => fixed(v)).join(', ');
-  return `${fixed(percentile(ratios, 50))}×, the median of ${ratios.length} interleaved rounds: ${each}×`;
+  return `${fixed(median(ratios))}×, the median of ${ratios.length} interleaved rounds: ${each}×`;
 }
 
 /**

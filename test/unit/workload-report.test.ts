@@ -1,6 +1,7 @@
 /** bench:workloads' report (bench/lib/workload-report.ts) and options, on a fixed result. */
 import { describe, expect, it } from '@jest/globals';
 import { parseArgs } from '../../bench/lib/args.ts';
+import { median } from '../../bench/lib/floor-rounds.ts';
 import { controllerConfig } from '../../bench/lib/workload-operator-phase.ts';
 import {
   renderWorkloadReport,
@@ -234,5 +235,13 @@ describe('interleaved floor rounds', () => {
     expect(text).toContain(
       '| 26.45 s | 22.38 s (floor) | 1.25×, the median of 3 interleaved rounds: 1.18, 1.30, 1.25× | ≤ 1.2× at N=1000 — **misses** |',
     );
+  });
+});
+
+describe('median', () => {
+  it('is the middle value, or the mean of the middle two', () => {
+    expect(median([1.3, 1.1, 1.2])).toBe(1.2);
+    expect(median([1.3, 1.1])).toBeCloseTo(1.2);
+    expect(median([])).toBeNaN();
   });
 });
