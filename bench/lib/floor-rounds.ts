@@ -6,7 +6,7 @@
  */
 import type { KubeClient } from '../../src/kube/client.ts';
 import { deleteNamespace } from './cluster.ts';
-import { fixed } from './stats.ts';
+import { fixed, median } from './stats.ts';
 import { operatorPhase } from './workload-operator-phase.ts';
 import {
   FLOOR_TARGETS,
@@ -33,13 +33,6 @@ export async function extraFloorRounds(
     rounds.push({ floor: floor.timing, operator: operator.result.operator });
   }
   return rounds;
-}
-
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  if (sorted.length === 0) return Number.NaN;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 export interface RoundRatios {

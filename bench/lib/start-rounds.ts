@@ -5,11 +5,7 @@
  */
 import type { StartPhase } from './start-phase.ts';
 import type { StartComparison, StartRound } from './start-report.ts';
-import { percentile } from './stats.ts';
-
-function median(values: number[]): number {
-  return percentile(values, 50);
-}
+import { median } from './stats.ts';
 
 /**
  * One phase from its rounds: times, latencies, requests and CPU are medians; errors are

@@ -57,7 +57,7 @@ describe('medianPhase', () => {
     expect(
       medianPhase([phase(1, { statusRunningMs: 5 }), phase(2, { statusRunningMs: 9 })])
         .statusRunningMs,
-    ).toBe(5);
+    ).toBe(7);
   });
 });
 

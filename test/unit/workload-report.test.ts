@@ -1,7 +1,7 @@
 /** bench:workloads' report (bench/lib/workload-report.ts) and options, on a fixed result. */
 import { describe, expect, it } from '@jest/globals';
 import { parseArgs } from '../../bench/lib/args.ts';
-import { median } from '../../bench/lib/floor-rounds.ts';
+import { median } from '../../bench/lib/stats.ts';
 import { controllerConfig } from '../../bench/lib/workload-operator-phase.ts';
 import {
   renderWorkloadReport,
