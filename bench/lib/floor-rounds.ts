@@ -6,7 +6,7 @@
  */
 import type { KubeClient } from '../../src/kube/client.ts';
 import { deleteNamespace } from './cluster.ts';
-import { fixed, median } from './stats.ts';
+import { fixed, median, seconds } from './stats.ts';
 import { operatorPhase } from './workload-operator-phase.ts';
 import {
   FLOOR_TARGETS,
@@ -26,6 +26,9 @@ export async function extraFloorRounds(
   for (let round = 2; round <= opts.floorRounds; round++) {
     log(`round ${round} of ${opts.floorRounds}: the floor, then the operator`);
     const floor = await floorPhase(kube, opts);
+    log(
+      `floor: all Pods exist after ${seconds(floor.timing.allExistMs)} s, all Running after ${seconds(floor.timing.allRunningMs)} s`,
+    );
     await clearPhase(kube, floor.ns, 180_000);
     const operator = await operatorPhase(kube, kubeconfig, { ...opts, idleMs: 0 });
     await deleteNamespace(kube, operator.ns, 180_000);
