@@ -1,8 +1,8 @@
 /**
- * The kubectl path's targets are ratios of two phases of ±15 % spread each on this shared
- * machine (a 1.15× and a 1.28× on the same code), so bench:workloads measures the floor and the
- * operator in interleaved rounds and judges the medians of the rounds' ratios, as bench:grpc
- * does for the start path.
+ * The kubectl path's targets are ratios of two phases that each move with this shared machine's
+ * load (one pair of phases of the same code gave 0.99× to 1.33×), so bench:workloads measures the
+ * floor and the operator in interleaved rounds and judges the medians of the rounds' ratios,
+ * as bench:grpc does for the start path.
  */
 import type { KubeClient } from '../../src/kube/client.ts';
 import { deleteNamespace } from './cluster.ts';

@@ -365,8 +365,8 @@ function notes(r: WorkloadBenchResult): string[] {
           `decision or queue in between; "operator ÷ reactive floor" is what the operator's own logic adds. `
         : '') +
       `"Operator ÷ floor" is judged by the median of ${1 + r.extraFloorRounds.length} interleaved rounds of the floor and the ` +
-      `operator (bench/lib/floor-rounds.ts; the first is the one in the rows): two phases of the same code differ by ` +
-      `up to 15 % from one run to the next on this shared machine. ` +
+      `operator (bench/lib/floor-rounds.ts; the first is the one in the rows): on this shared machine one pair of ` +
+      `phases of the same code gave ratios from 0.99× to 1.33×. ` +
       `Each phase starts once the previous one's namespace and the volumes ` +
       `its claims were bound to are gone. ` +
       (r.baselineNamespaceGone
