@@ -163,6 +163,7 @@ describe('floorRatios (the kubectl path against its no-controller floor)', () =>
       options: { n },
       operator: { allExistMs: op[0], allRunningMs: op[1] },
       floor: { allExistMs: floor[0], allRunningMs: floor[1] },
+      extraFloorRounds: [],
     }) as unknown as WorkloadBenchResult;
 
   it('divides the operator by the floor and judges each against 1.2×', () => {
@@ -172,6 +173,21 @@ describe('floorRatios (the kubectl path against its no-controller floor)', () =>
     expect(f.running).toBeCloseTo(1.3);
     expect([f.existOk, f.runningOk, f.judged]).toEqual([true, false, true]);
     expect(floorVerdict(f.runningOk, r)).toBe('**misses**');
+  });
+
+  it('takes the median of the rounds, the first being the operator and floor of the rows', () => {
+    const round = (op: number, floor: number) => ({
+      operator: { allExistMs: op, allRunningMs: op },
+      floor: { allExistMs: floor, allRunningMs: floor },
+    });
+    const r = {
+      ...result(1000, [13_000, 13_000], [10_000, 10_000]),
+      extraFloorRounds: [round(11_000, 10_000), round(12_500, 10_000)],
+    } as unknown as WorkloadBenchResult;
+    const f = floorRatios(r);
+    expect(f.exist).toBeCloseTo(1.25);
+    expect(f.existOk).toBe(false);
+    expect(f.existText).toBe('1.25×, the median of 3 interleaved rounds: 1.30, 1.10, 1.25×');
   });
 
   it('says at which N a smaller run was measured', () => {
