@@ -98,9 +98,6 @@ export async function runWorkloadBench(
     let baselineNamespaceGone = await clearPhase(kube, base.ns, 180_000);
 
     const floor = await floorPhase(kube, opts);
-    log(
-      `floor: all Pods exist after ${seconds(floor.timing.allExistMs)} s, all Running after ${seconds(floor.timing.allRunningMs)} s`,
-    );
     log('floor: deleting its namespace and volumes (waiting up to 180 s) before the next phase');
     baselineNamespaceGone = (await clearPhase(kube, floor.ns, 180_000)) && baselineNamespaceGone;
 
@@ -130,7 +127,6 @@ export async function runWorkloadBench(
       log(
         'operator: deleting its namespace and volumes (waiting up to 180 s) before the next round',
       );
-      await deleteNamespace(kube, operator.ns, 180_000);
       await clearPhase(kube, operator.ns, 180_000);
       extraRounds = await extraFloorRounds(kube, cluster.kubeconfig, opts);
     } else if (!cluster.dedicated) await deleteNamespace(kube, operator.ns);

@@ -5,8 +5,7 @@
  * as bench:grpc does for the start path.
  */
 import type { KubeClient } from '../../src/kube/client.ts';
-import { deleteNamespace } from './cluster.ts';
-import { fixed, median, seconds } from './stats.ts';
+import { fixed, median } from './stats.ts';
 import { operatorPhase } from './workload-operator-phase.ts';
 import {
   FLOOR_TARGETS,
@@ -26,12 +25,8 @@ export async function extraFloorRounds(
   for (let round = 2; round <= opts.floorRounds; round++) {
     log(`round ${round} of ${opts.floorRounds}: the floor, then the operator`);
     const floor = await floorPhase(kube, opts);
-    log(
-      `floor: all Pods exist after ${seconds(floor.timing.allExistMs)} s, all Running after ${seconds(floor.timing.allRunningMs)} s`,
-    );
     await clearPhase(kube, floor.ns, 180_000);
     const operator = await operatorPhase(kube, kubeconfig, { ...opts, idleMs: 0 });
-    await deleteNamespace(kube, operator.ns, 180_000);
     await clearPhase(kube, operator.ns, 180_000);
     rounds.push({ floor: floor.timing, operator: operator.result.operator });
   }
@@ -42,20 +37,12 @@ export interface RoundRatios {
   /** Operator ÷ floor of each round, in order. */
   exist: number[];
   running: number[];
-  /** Their medians (of an even count, the mean of the middle two). */
-  existMedian: number;
-  runningMedian: number;
 }
 
 export function roundRatios(rounds: FloorRound[]): RoundRatios {
   const exist = rounds.map((r) => r.operator.allExistMs / r.floor.allExistMs);
   const running = rounds.map((r) => r.operator.allRunningMs / r.floor.allRunningMs);
-  return {
-    exist,
-    running,
-    existMedian: median(exist),
-    runningMedian: median(running),
-  };
+  return { exist, running };
 }
 
 /** "1.19×, the median of 3 interleaved rounds: 1.19, 1.27, 1.15×" (one round: its ratio). */
@@ -80,8 +67,8 @@ export function floorRatios(r: WorkloadBenchResult): {
   runningOk: boolean;
 } {
   const rounds = roundRatios([r, ...r.extraFloorRounds]);
-  const exist = rounds.existMedian;
-  const running = rounds.runningMedian;
+  const exist = median(rounds.exist);
+  const running = median(rounds.running);
   return {
     exist,
     running,

@@ -13,7 +13,7 @@ import { ownerReference } from '../../src/api/common.ts';
 import { createNamespace, deleteNamespace } from './cluster.ts';
 import { runPool } from './pool.ts';
 import { agentWorkload, benchRunner, rawObjectsFor } from './shapes.ts';
-import { nowMs, percentile, sleep } from './stats.ts';
+import { nowMs, percentile, seconds, sleep } from './stats.ts';
 import { Tracker } from './tracker.ts';
 import { PhaseCpuMeter } from './process-cpu.ts';
 import type { PhaseTiming, SchedulingFailures, WorkloadBenchOptions } from './workload-options.ts';
@@ -247,12 +247,12 @@ export function baselinePhase(
  * baseline is the floor of the "all Pods exist" ratio on this cluster; the operator's ratio
  * to it is what the controller itself costs.
  */
-export function floorPhase(
+export async function floorPhase(
   kube: KubeClient,
   opts: WorkloadBenchOptions,
 ): Promise<{ timing: PhaseTiming; ns: string }> {
   const workloads = kube.resource<Workload>(AGENT_WORKLOADS);
-  return directPhase(
+  const floor = await directPhase(
     kube,
     opts,
     'floor',
@@ -273,6 +273,10 @@ export function floorPhase(
       ]);
     },
   );
+  log(
+    `floor: all Pods exist after ${seconds(floor.timing.allExistMs)} s, all Running after ${seconds(floor.timing.allRunningMs)} s`,
+  );
+  return floor;
 }
 
 /**
